@@ -1,0 +1,94 @@
+// Package api is mcpidp's HTTP face: the gin router and its handlers for
+// tasks, public results and health. Handler logic lives in methods of API
+// that take plain arguments and return plain values, so it is tested
+// without the HTTP framework; gin stays at the edge (routes.go).
+package api
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/mcpidp/mcpidp/internal/secretbox"
+	"github.com/mcpidp/mcpidp/internal/store"
+)
+
+// Config holds the API's dependencies.
+type Config struct {
+	Store   *store.Store
+	River   *river.Client[*sql.Tx] // inserts jobs in our transactions
+	Keyring *secretbox.Keyring
+	// PublicURL is this deployment's external base URL, without a
+	// trailing slash; result URLs are built from it.
+	PublicURL string
+	// EnvKeys maps API keys given by MCPIDP_API_KEYS to tenant ids.
+	EnvKeys map[string]string
+	// Retention is how long store=false tasks are kept after they end.
+	Retention time.Duration
+	// ResultPollInterval is how often ?wait= re-reads a task; default 200ms.
+	ResultPollInterval time.Duration
+	Limits             Limits
+	// Ready reports whether the service can serve (database reachable,
+	// migrations current). Nil means always ready.
+	Ready  func(ctx context.Context) error
+	Logger *slog.Logger
+}
+
+// API implements the endpoints.
+type API struct {
+	cfg     Config
+	envKeys map[string]string // key hash → tenant
+}
+
+// New validates cfg and returns the API.
+func New(cfg Config) (*API, error) {
+	switch {
+	case cfg.Store == nil:
+		return nil, errors.New("api: store is required")
+	case cfg.River == nil:
+		return nil, errors.New("api: river client is required")
+	case cfg.Keyring == nil:
+		return nil, errors.New("api: keyring is required")
+	case cfg.PublicURL == "":
+		return nil, errors.New("api: public URL is required")
+	case cfg.Retention <= 0:
+		return nil, errors.New("api: retention must be positive")
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	if cfg.ResultPollInterval <= 0 {
+		cfg.ResultPollInterval = 200 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg.Limits.applyDefaults()
+	a := &API{cfg: cfg, envKeys: map[string]string{}}
+	for key, tenant := range cfg.EnvKeys {
+		a.envKeys[store.HashKey(key)] = tenant
+	}
+	return a, nil
+}
+
+// Authenticate maps a bearer API key to its tenant.
+func (a *API) Authenticate(ctx context.Context, authorization string) (string, error) {
+	key, ok := strings.CutPrefix(authorization, "Bearer ")
+	if !ok || strings.TrimSpace(key) == "" {
+		return "", &Error{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "missing_api_key",
+			Message: "missing API key: send Authorization: Bearer <key>"}
+	}
+	hash := store.HashKey(strings.TrimSpace(key))
+	if tenant, ok := a.envKeys[hash]; ok {
+		return tenant, nil
+	}
+	tenant, err := a.cfg.Store.TenantForKeyHash(ctx, a.cfg.Store.DB(), hash)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", &Error{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key", Message: "invalid API key"}
+	}
+	return tenant, err
+}

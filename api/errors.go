@@ -1,0 +1,75 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/mcpidp/mcpidp/internal/store"
+)
+
+// Error is an API error in OpenAI's shape:
+// {"error":{"type","code","message","param"}}.
+type Error struct {
+	Status  int    `json:"-"`
+	Type    string `json:"type"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Param   string `json:"param,omitempty"`
+}
+
+func (e *Error) Error() string { return e.Message }
+
+func invalid(param, message string) *Error {
+	return &Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_value", Param: param, Message: message}
+}
+
+func missing(param string) *Error {
+	return &Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "missing_required_parameter", Param: param, Message: "missing required parameter: " + param}
+}
+
+func notFound(what string) *Error {
+	return &Error{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "not_found", Message: what + " not found"}
+}
+
+// toError maps every error to the one we answer with. Sentinel errors of
+// the lower layers map to statuses here and nowhere else.
+func toError(err error) *Error {
+	var apiErr *Error
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &apiErr):
+		return apiErr
+	case errors.As(err, &tooLarge):
+		return &Error{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error", Code: "request_too_large",
+			Message: "request body is larger than the limit of " + formatBytes(tooLarge.Limit)}
+	case errors.Is(err, store.ErrNotFound):
+		return notFound("resource")
+	case errors.Is(err, store.ErrConflict):
+		return &Error{Status: http.StatusConflict, Type: "invalid_request_error", Code: "conflict", Message: err.Error()}
+	}
+	return &Error{Status: http.StatusInternalServerError, Type: "server_error", Code: "internal_error", Message: "internal error"}
+}
+
+func formatBytes(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return itoa(n>>20) + " MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return itoa(n>>10) + " KiB"
+	}
+	return itoa(n) + " bytes"
+}
+
+func itoa(n int64) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}

@@ -1,0 +1,114 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/mcpidp/mcpidp/internal/agentloop"
+	"github.com/mcpidp/mcpidp/internal/store"
+)
+
+// MaxResultWait caps ?wait= on result URLs.
+const MaxResultWait = 60 * time.Second
+
+// Result returns the task behind a public result token. With wait > 0 it
+// long-polls until the task's status differs from the one it had at the
+// first read (or it ends), or wait runs out.
+func (a *API) Result(ctx context.Context, token string, wait time.Duration) (*TaskObject, error) {
+	st := a.cfg.Store
+	load := func() (*store.Task, error) {
+		t, err := st.GetTaskByResultToken(ctx, st.DB(), token)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, notFound("result")
+		}
+		return t, err
+	}
+	t, err := load()
+	if err != nil {
+		return nil, err
+	}
+	if wait > MaxResultWait {
+		wait = MaxResultWait
+	}
+	if wait > 0 && !t.Status.Terminal() {
+		first := t.Status
+		deadline := time.NewTimer(wait)
+		defer deadline.Stop()
+		tick := time.NewTicker(a.cfg.ResultPollInterval)
+		defer tick.Stop()
+	poll:
+		for {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-deadline.C:
+				break poll
+			case <-tick.C:
+			}
+			if t, err = load(); err != nil {
+				return nil, err
+			}
+			if t.Status != first || t.Status.Terminal() {
+				break
+			}
+		}
+	}
+	steps, err := st.ListSteps(ctx, st.DB(), t.ID)
+	if err != nil {
+		return nil, err
+	}
+	return a.taskObject(t, steps), nil
+}
+
+// ResultMarkdown renders a task for people: status, the conversation, the
+// login links while it waits, and the answer.
+func ResultMarkdown(o *TaskObject) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Task %s\n\n**Status:** %s  \n**Model:** %s  \n**Created:** %s\n\n", o.ID, o.Status, o.Model, o.CreatedAt.Format(time.RFC3339))
+	var logins []struct {
+		ServerURL        string `json:"server_url"`
+		AuthorizationURL string `json:"authorization_url"`
+	}
+	_ = json.Unmarshal(o.AuthorizationRequired, &logins)
+	if o.Status == store.TaskAwaitingAuthorization && len(logins) > 0 {
+		b.WriteString("## Login required\n\n")
+		for _, l := range logins {
+			fmt.Fprintf(&b, "- [Log in to %s](%s)\n", agentloop.Host(l.ServerURL), l.AuthorizationURL)
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("## Conversation\n\n")
+	for _, raw := range o.initial {
+		var m struct {
+			Role    string          `json:"role"`
+			Content json.RawMessage `json:"content"`
+		}
+		if json.Unmarshal(raw, &m) != nil {
+			continue
+		}
+		var text string
+		if json.Unmarshal(m.Content, &text) != nil {
+			text = string(m.Content)
+		}
+		fmt.Fprintf(&b, "**%s:** %s\n\n", m.Role, strings.TrimSpace(text))
+	}
+	if len(o.Steps) > 0 {
+		b.WriteString(agentloop.Markdown(o.Steps))
+		b.WriteString("\n")
+	}
+	switch {
+	case o.Output != nil && o.Status == store.TaskCompleted:
+		b.WriteString("## Answer\n\n")
+		b.WriteString(strings.TrimSpace(o.Output.Content))
+		b.WriteString("\n")
+	case o.Error != nil:
+		fmt.Fprintf(&b, "## Error\n\n`%s`: %s\n", o.Error.Code, o.Error.Message)
+	case !o.Status.Terminal():
+		b.WriteString("_The task is not finished yet. Add `?wait=30` to this URL to wait for it._\n")
+	}
+	return b.String()
+}

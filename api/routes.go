@@ -1,0 +1,184 @@
+package api
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+const tenantKey = "mcpidp.tenant"
+
+// Handler returns the whole HTTP API. This function is the one place that
+// shows every route.
+func (a *API) Handler() http.Handler {
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.Use(a.recoverer())
+	r.NoRoute(func(c *gin.Context) { a.writeError(c, notFound("route "+c.Request.Method+" "+c.Request.URL.Path)) })
+	r.NoMethod(func(c *gin.Context) {
+		a.writeError(c, &Error{Status: http.StatusMethodNotAllowed, Type: "invalid_request_error", Code: "method_not_allowed", Message: "method not allowed"})
+	})
+
+	r.GET("/healthz", a.handleHealthz)
+	r.GET("/readyz", a.handleReadyz)
+	r.GET("/r/:file", a.handleResult)
+
+	v1 := r.Group("/v1", a.limitBody(), a.authenticate())
+	v1.POST("/tasks", a.handleCreateTask)
+	v1.GET("/tasks", a.handleListTasks)
+	v1.GET("/tasks/:id", a.handleGetTask)
+	v1.POST("/tasks/:id/cancel", a.handleCancelTask)
+	v1.DELETE("/tasks/:id", a.handleDeleteTask)
+	return r
+}
+
+func (a *API) writeError(c *gin.Context, err error) {
+	e := toError(err)
+	if e.Status >= 500 {
+		a.cfg.Logger.ErrorContext(c.Request.Context(), "request failed",
+			slog.String("method", c.Request.Method), slog.String("path", c.FullPath()), slog.String("error", err.Error()))
+	}
+	c.AbortWithStatusJSON(e.Status, gin.H{"error": e})
+}
+
+func (a *API) recoverer() gin.HandlerFunc {
+	return gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, rec any) {
+		a.cfg.Logger.ErrorContext(c.Request.Context(), "panic in handler", slog.Any("panic", rec), slog.String("path", c.FullPath()))
+		a.writeError(c, &Error{Status: http.StatusInternalServerError, Type: "server_error", Code: "internal_error", Message: "internal error"})
+	})
+}
+
+func (a *API) limitBody() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if c.Request.ContentLength > a.cfg.Limits.MaxBodyBytes {
+			a.writeError(c, &http.MaxBytesError{Limit: a.cfg.Limits.MaxBodyBytes})
+			return
+		}
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, a.cfg.Limits.MaxBodyBytes)
+		c.Next()
+	}
+}
+
+func (a *API) authenticate() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		tenant, err := a.Authenticate(c.Request.Context(), c.GetHeader("Authorization"))
+		if err != nil {
+			a.writeError(c, err)
+			return
+		}
+		c.Set(tenantKey, tenant)
+		c.Next()
+	}
+}
+
+func tenantOf(c *gin.Context) string { return c.GetString(tenantKey) }
+
+func (a *API) handleHealthz(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }
+
+func (a *API) handleReadyz(c *gin.Context) {
+	if a.cfg.Ready != nil {
+		if err := a.cfg.Ready(c.Request.Context()); err != nil {
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "error": err.Error()})
+			return
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}
+
+func (a *API) handleCreateTask(c *gin.Context) {
+	body, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		a.writeError(c, err)
+		return
+	}
+	task, created, err := a.CreateTask(c.Request.Context(), tenantOf(c), c.GetHeader("Idempotency-Key"), upstreamKey(c.GetHeader("X-Upstream-Authorization")), body)
+	if err != nil {
+		a.writeError(c, err)
+		return
+	}
+	if !created {
+		c.Header("Idempotent-Replayed", "true")
+	}
+	c.JSON(http.StatusAccepted, task)
+}
+
+// upstreamKey accepts "Bearer sk-…" or a bare key.
+func upstreamKey(h string) string {
+	return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(h), "Bearer "))
+}
+
+func (a *API) handleListTasks(c *gin.Context) {
+	list, err := a.ListTasks(c.Request.Context(), tenantOf(c), c.Query("user"), c.Query("status"), c.Query("after"), c.Query("limit"))
+	if err != nil {
+		a.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, list)
+}
+
+func (a *API) handleGetTask(c *gin.Context) {
+	task, err := a.GetTask(c.Request.Context(), tenantOf(c), c.Param("id"))
+	if err != nil {
+		a.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, task)
+}
+
+func (a *API) handleCancelTask(c *gin.Context) {
+	task, err := a.CancelTask(c.Request.Context(), tenantOf(c), c.Param("id"))
+	if err != nil {
+		a.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, task)
+}
+
+func (a *API) handleDeleteTask(c *gin.Context) {
+	res, err := a.DeleteTask(c.Request.Context(), tenantOf(c), c.Param("id"))
+	if err != nil {
+		a.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, res)
+}
+
+func (a *API) handleResult(c *gin.Context) {
+	file := c.Param("file")
+	token, format := file, ""
+	switch {
+	case strings.HasSuffix(file, ".json"):
+		token, format = strings.TrimSuffix(file, ".json"), "json"
+	case strings.HasSuffix(file, ".md"):
+		token, format = strings.TrimSuffix(file, ".md"), "md"
+	default:
+		a.writeError(c, notFound("result"))
+		return
+	}
+	var wait time.Duration
+	if w := c.Query("wait"); w != "" {
+		secs, err := strconv.ParseFloat(w, 64)
+		if err != nil || secs < 0 {
+			a.writeError(c, invalid("wait", "wait must be a number of seconds (at most 60)"))
+			return
+		}
+		wait = time.Duration(secs * float64(time.Second))
+	}
+	task, err := a.Result(c.Request.Context(), token, wait)
+	if err != nil {
+		a.writeError(c, err)
+		return
+	}
+	c.Header("Cache-Control", "no-store")
+	c.Header("X-Robots-Tag", "noindex")
+	if format == "md" {
+		c.Data(http.StatusOK, "text/markdown; charset=utf-8", []byte(ResultMarkdown(task)))
+		return
+	}
+	c.JSON(http.StatusOK, task)
+}

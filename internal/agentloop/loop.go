@@ -1,0 +1,385 @@
+// Package agentloop owns the step loop shared by tasks and the chat proxy:
+// call the model, execute the MCP tool calls it asks for, feed the results
+// back, and stop at a final answer, max_steps or a stop_when condition.
+//
+// Every step is handed to a Recorder before the next one starts. A task's
+// recorder commits it to the database, which is what lets a resumed run
+// rebuild the conversation from recorded steps and never execute a recorded
+// tool call again.
+package agentloop
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mcpidp/mcpidp/internal/llm"
+)
+
+// Step types.
+const (
+	StepModel = "model"
+	StepTool  = "tool"
+)
+
+// Step is one model turn or one tool call. Its JSON is what the task object
+// shows in "steps" and what the store keeps.
+type Step struct {
+	Type string `json:"type"`
+
+	// Model turn.
+	Content      string         `json:"content,omitempty"`
+	ToolCalls    []llm.ToolCall `json:"tool_calls,omitempty"`
+	FinishReason string         `json:"finish_reason,omitempty"`
+	Usage        *llm.Usage     `json:"usage,omitempty"`
+
+	// Tool call.
+	ToolCallID string          `json:"tool_call_id,omitempty"`
+	Function   string          `json:"function,omitempty"`
+	ServerURL  string          `json:"server_url,omitempty"`
+	Tool       string          `json:"tool,omitempty"`
+	Arguments  json.RawMessage `json:"arguments,omitempty"`
+	Output     string          `json:"output,omitempty"`
+	IsError    bool            `json:"is_error,omitempty"`
+	DurationMS int64           `json:"duration_ms,omitempty"`
+}
+
+// StopCondition ends a run early. Type "tool_called" stops once the named
+// tool has run; Name may be the function name the model sees
+// ("notion__create_page") or the MCP tool name ("create_page").
+type StopCondition struct {
+	Type string `json:"type"`
+	Name string `json:"name"`
+}
+
+// Stop reasons reported in Outcome.Reason.
+const (
+	ReasonFinal           = "final"
+	ReasonMaxSteps        = "max_steps"
+	ReasonStopWhen        = "stop_when"
+	ReasonClientToolCalls = "client_tool_calls"
+)
+
+// CompleteFunc calls the model with a whole request body. Tasks use
+// llm.Client.Complete; the streaming proxy passes a function that streams.
+type CompleteFunc func(ctx context.Context, body []byte) (*llm.Completion, error)
+
+// Tools executes the MCP tools of a run.
+type Tools interface {
+	// FunctionTools are the OpenAI function tools offered to the model.
+	FunctionTools() []json.RawMessage
+	// Resolve maps a function name to its server and MCP tool name.
+	Resolve(function string) (serverURL, tool string, ok bool)
+	// Call runs an MCP tool. An error is a failure to run it at all; a
+	// tool that ran and reported an error returns IsError in its result.
+	Call(ctx context.Context, function string, arguments json.RawMessage) (*ToolResult, error)
+}
+
+// ToolResult is the outcome of one tool call.
+type ToolResult struct {
+	Text    string
+	IsError bool
+}
+
+// RecordFunc persists a step before the loop goes on. Returning an error
+// stops the run with that error.
+type RecordFunc func(ctx context.Context, index int, step Step) error
+
+// ErrorIsFatalFunc tells whether an error from Tools.Call must end the run
+// (an authorization challenge) instead of being shown to the model.
+type ErrorIsFatalFunc func(err error) bool
+
+// Run is one execution of the loop.
+type Run struct {
+	// Body is the request body without "messages" and "tools": model and
+	// every pass-through field.
+	Body json.RawMessage
+	// Messages is the conversation the run starts from.
+	Messages []json.RawMessage
+	// ClientTools are the caller's own function tools (chat proxy). When
+	// the model calls one, the run stops and returns the calls.
+	ClientTools []json.RawMessage
+	// MaxSteps bounds model turns (counting recorded ones).
+	MaxSteps int
+	StopWhen []StopCondition
+	// Steps already recorded by an earlier segment of this run.
+	Steps []Step
+
+	Complete     CompleteFunc
+	Tools        Tools // may be nil when no MCP server is used
+	Record       RecordFunc
+	ErrorIsFatal ErrorIsFatalFunc
+	// Now is the clock used for tool durations; default time.Now.
+	Now func() time.Time
+}
+
+// Outcome is how a run ended.
+type Outcome struct {
+	Reason  string
+	Content string
+	Steps   []Step
+	Usage   llm.Usage
+	// Last is the model's last completion in this segment (nil when the
+	// run only finished recorded work).
+	Last *llm.Completion
+	// ClientToolCalls are the calls to the caller's own tools that ended
+	// the run (ReasonClientToolCalls).
+	ClientToolCalls []llm.ToolCall
+}
+
+// ErrModel wraps failures of the upstream model so callers can tell them
+// from tool or storage failures.
+var ErrModel = errors.New("model call failed")
+
+// Execute runs the loop until it ends or fails.
+func (r *Run) Execute(ctx context.Context) (*Outcome, error) {
+	if r.Complete == nil || r.Record == nil {
+		return nil, errors.New("agentloop: Complete and Record are required")
+	}
+	now := r.Now
+	if now == nil {
+		now = time.Now
+	}
+	maxSteps := r.MaxSteps
+	if maxSteps <= 0 {
+		maxSteps = 10
+	}
+	out := &Outcome{Steps: append([]Step(nil), r.Steps...)}
+	for _, st := range out.Steps {
+		out.Usage.Add(st.Usage)
+	}
+	record := func(st Step) error {
+		if err := r.Record(ctx, len(out.Steps), st); err != nil {
+			return err
+		}
+		out.Steps = append(out.Steps, st)
+		return nil
+	}
+
+	for {
+		// Finish the tool calls of the last model turn that were not
+		// recorded yet (a crash or pause between them), then decide.
+		last := lastModel(out.Steps)
+		if last != nil {
+			done := doneCalls(out.Steps)
+			var stop bool
+			for _, call := range last.ToolCalls {
+				if done[call.ID] {
+					if r.stopsOn(call.Function.Name) {
+						stop = true
+					}
+					continue
+				}
+				if r.isClientTool(call.Function.Name) {
+					continue
+				}
+				st, err := r.runTool(ctx, now, call)
+				if err != nil {
+					return out, err
+				}
+				if err := record(*st); err != nil {
+					return out, err
+				}
+				if r.stopsOn(call.Function.Name) {
+					stop = true
+				}
+			}
+			if client := r.clientCalls(last); len(client) > 0 {
+				out.Reason, out.Content, out.ClientToolCalls = ReasonClientToolCalls, last.Content, client
+				return out, nil
+			}
+			if stop {
+				out.Reason, out.Content = ReasonStopWhen, last.Content
+				return out, nil
+			}
+			if len(last.ToolCalls) == 0 {
+				out.Reason, out.Content = ReasonFinal, last.Content
+				return out, nil
+			}
+			if countModel(out.Steps) >= maxSteps {
+				out.Reason, out.Content = ReasonMaxSteps, last.Content
+				return out, nil
+			}
+		}
+
+		body, err := r.requestBody(out.Steps)
+		if err != nil {
+			return out, err
+		}
+		completion, err := r.Complete(ctx, body)
+		if err != nil {
+			return out, fmt.Errorf("%w: %w", ErrModel, err)
+		}
+		if len(completion.Choices) == 0 {
+			return out, fmt.Errorf("%w: the model returned no choices", ErrModel)
+		}
+		out.Last = completion
+		msg := completion.Choices[0].Message
+		st := Step{Type: StepModel, Content: msg.Content, ToolCalls: msg.ToolCalls, FinishReason: completion.Choices[0].FinishReason, Usage: completion.Usage}
+		for i := range st.ToolCalls {
+			if st.ToolCalls[i].ID == "" {
+				st.ToolCalls[i].ID = fmt.Sprintf("call_%d_%d", len(out.Steps), i)
+			}
+			if st.ToolCalls[i].Type == "" {
+				st.ToolCalls[i].Type = "function"
+			}
+		}
+		if err := record(st); err != nil {
+			return out, err
+		}
+		out.Usage.Add(completion.Usage)
+	}
+}
+
+func (r *Run) runTool(ctx context.Context, now func() time.Time, call llm.ToolCall) (*Step, error) {
+	st := &Step{Type: StepTool, ToolCallID: call.ID, Function: call.Function.Name}
+	args := json.RawMessage(call.Function.Arguments)
+	if len(args) == 0 {
+		args = json.RawMessage(`{}`)
+	}
+	if !json.Valid(args) {
+		st.Arguments, _ = json.Marshal(call.Function.Arguments)
+		st.Output, st.IsError = "error: the tool arguments are not valid JSON", true
+		return st, nil
+	}
+	st.Arguments = args
+	if r.Tools == nil {
+		st.Output, st.IsError = fmt.Sprintf("error: there is no tool named %q", call.Function.Name), true
+		return st, nil
+	}
+	serverURL, tool, ok := r.Tools.Resolve(call.Function.Name)
+	if !ok {
+		st.Output, st.IsError = fmt.Sprintf("error: there is no tool named %q", call.Function.Name), true
+		return st, nil
+	}
+	st.ServerURL, st.Tool = serverURL, tool
+	start := now()
+	res, err := r.Tools.Call(ctx, call.Function.Name, args)
+	st.DurationMS = now().Sub(start).Milliseconds()
+	if err != nil {
+		if r.ErrorIsFatal != nil && r.ErrorIsFatal(err) || ctx.Err() != nil {
+			return nil, err
+		}
+		st.Output, st.IsError = "error: "+err.Error(), true
+		return st, nil
+	}
+	st.Output, st.IsError = res.Text, res.IsError
+	return st, nil
+}
+
+func (r *Run) stopsOn(function string) bool {
+	for _, c := range r.StopWhen {
+		if c.Type != "tool_called" {
+			continue
+		}
+		if c.Name == function {
+			return true
+		}
+		if r.Tools != nil {
+			if _, tool, ok := r.Tools.Resolve(function); ok && tool == c.Name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (r *Run) isClientTool(name string) bool {
+	for _, raw := range r.ClientTools {
+		var t struct {
+			Function struct {
+				Name string `json:"name"`
+			} `json:"function"`
+		}
+		if json.Unmarshal(raw, &t) == nil && t.Function.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *Run) clientCalls(st *Step) []llm.ToolCall {
+	var out []llm.ToolCall
+	for _, c := range st.ToolCalls {
+		if r.isClientTool(c.Function.Name) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// requestBody is Body plus the conversation so far and the offered tools.
+func (r *Run) requestBody(steps []Step) ([]byte, error) {
+	msgs := Messages(r.Messages, steps)
+	fields := map[string]any{"messages": msgs}
+	var tools []json.RawMessage
+	if r.Tools != nil {
+		tools = append(tools, r.Tools.FunctionTools()...)
+	}
+	tools = append(tools, r.ClientTools...)
+	if len(tools) > 0 {
+		fields["tools"] = tools
+	} else {
+		fields["tools"] = nil
+	}
+	body := r.Body
+	if len(body) == 0 {
+		body = json.RawMessage(`{}`)
+	}
+	out, err := llm.SetFields(body, fields)
+	if err != nil {
+		return nil, fmt.Errorf("error building model request: %w", err)
+	}
+	return out, nil
+}
+
+// Messages rebuilds the chat conversation from the initial messages and the
+// recorded steps.
+func Messages(initial []json.RawMessage, steps []Step) []json.RawMessage {
+	out := append([]json.RawMessage(nil), initial...)
+	for _, st := range steps {
+		var m llm.Message
+		switch st.Type {
+		case StepModel:
+			m = llm.Message{Role: "assistant", Content: st.Content, ToolCalls: st.ToolCalls}
+		case StepTool:
+			m = llm.Message{Role: "tool", ToolCallID: st.ToolCallID, Content: st.Output}
+		default:
+			continue
+		}
+		raw, _ := json.Marshal(m)
+		out = append(out, raw)
+	}
+	return out
+}
+
+func lastModel(steps []Step) *Step {
+	for i := len(steps) - 1; i >= 0; i-- {
+		if steps[i].Type == StepModel {
+			return &steps[i]
+		}
+	}
+	return nil
+}
+
+func doneCalls(steps []Step) map[string]bool {
+	done := map[string]bool{}
+	for _, st := range steps {
+		if st.Type == StepTool {
+			done[st.ToolCallID] = true
+		}
+	}
+	return done
+}
+
+func countModel(steps []Step) int {
+	n := 0
+	for _, st := range steps {
+		if st.Type == StepModel {
+			n++
+		}
+	}
+	return n
+}

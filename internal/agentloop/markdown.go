@@ -1,0 +1,94 @@
+package agentloop
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// Markdown renders steps as a transcript: the model's text as it is, and
+// each tool call as a collapsible <details> block with its arguments and
+// output.
+func Markdown(steps []Step) string {
+	var b strings.Builder
+	for _, st := range steps {
+		switch st.Type {
+		case StepModel:
+			if strings.TrimSpace(st.Content) != "" {
+				b.WriteString(strings.TrimSpace(st.Content))
+				b.WriteString("\n\n")
+			}
+		case StepTool:
+			b.WriteString(ToolMarkdown(st))
+		}
+	}
+	return strings.TrimRight(b.String(), "\n") + "\n"
+}
+
+// ToolMarkdown renders one tool step.
+func ToolMarkdown(st Step) string {
+	var b strings.Builder
+	name := st.Tool
+	if name == "" {
+		name = st.Function
+	}
+	icon := "🔧"
+	if st.IsError {
+		icon = "⚠️"
+	}
+	fmt.Fprintf(&b, "<details><summary>%s %s (%s)</summary>\n\n", icon, escapeHTML(name), escapeHTML(Host(st.ServerURL)))
+	b.WriteString("Arguments:\n\n")
+	b.WriteString(fence(prettyJSON(st.Arguments), "json"))
+	if st.IsError {
+		b.WriteString("Error:\n\n")
+	} else {
+		b.WriteString("Output:\n\n")
+	}
+	b.WriteString(fence(st.Output, ""))
+	b.WriteString("</details>\n\n")
+	return b.String()
+}
+
+// Host is how a server is named to people: its host name.
+func Host(serverURL string) string {
+	u, err := url.Parse(serverURL)
+	if err != nil || u.Host == "" {
+		return serverURL
+	}
+	return u.Host
+}
+
+// fence wraps s in a code fence longer than any backtick run inside it, so
+// tool output can never break out of its block.
+func fence(s, lang string) string {
+	longest, run := 0, 0
+	for _, r := range s {
+		if r == '`' {
+			run++
+			if run > longest {
+				longest = run
+			}
+		} else {
+			run = 0
+		}
+	}
+	f := strings.Repeat("`", max(3, longest+1))
+	return f + lang + "\n" + strings.TrimRight(s, "\n") + "\n" + f + "\n\n"
+}
+
+func prettyJSON(raw json.RawMessage) string {
+	if len(raw) == 0 {
+		return "{}"
+	}
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, raw, "", "  "); err != nil {
+		return string(raw)
+	}
+	return buf.String()
+}
+
+func escapeHTML(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}

@@ -1,0 +1,129 @@
+package agentloop
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/mcpidp/mcpidp/internal/mcpclient"
+)
+
+// ConnectFunc opens a session to one MCP server (with the user's
+// credentials, through the SSRF guard).
+type ConnectFunc func(ctx context.Context, server mcpclient.Server) (*mcpclient.Session, error)
+
+// ChallengesError reports every server of a run that asked for a login, so
+// that all login links can be sent at once.
+type ChallengesError struct {
+	Challenges []*mcpclient.AuthChallengeError
+}
+
+func (e *ChallengesError) Error() string {
+	urls := make([]string, len(e.Challenges))
+	for i, c := range e.Challenges {
+		urls[i] = c.ServerURL
+	}
+	return "authorization required by " + strings.Join(urls, ", ")
+}
+
+// MCPTools is the set of MCP servers of one run: one session per server,
+// reused across steps.
+type MCPTools struct {
+	sessions map[string]*mcpclient.Session
+	toolset  *mcpclient.Toolset
+}
+
+// ConnectMCP connects to all servers in parallel and lists their tools. When
+// servers answer with authorization challenges, the error is a
+// *ChallengesError naming all of them; other failures are returned as they
+// are (the first one, by server order).
+func ConnectMCP(ctx context.Context, connect ConnectFunc, servers []mcpclient.Server) (*MCPTools, error) {
+	type result struct {
+		session *mcpclient.Session
+		tools   []mcpclient.Tool
+		err     error
+	}
+	results := make([]result, len(servers))
+	var wg sync.WaitGroup
+	for i, srv := range servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := connect(ctx, srv)
+			if err != nil {
+				results[i].err = err
+				return
+			}
+			tools, err := s.Tools(ctx)
+			if err != nil {
+				_ = s.Close()
+				results[i].err = err
+				return
+			}
+			results[i] = result{session: s, tools: tools}
+		}()
+	}
+	wg.Wait()
+
+	m := &MCPTools{sessions: map[string]*mcpclient.Session{}}
+	var challenges []*mcpclient.AuthChallengeError
+	var firstErr error
+	var serverTools []mcpclient.ServerTools
+	for i, r := range results {
+		var ch *mcpclient.AuthChallengeError
+		switch {
+		case errors.As(r.err, &ch):
+			challenges = append(challenges, ch)
+		case r.err != nil && firstErr == nil:
+			firstErr = r.err
+		case r.err == nil:
+			m.sessions[servers[i].URL] = r.session
+			serverTools = append(serverTools, mcpclient.ServerTools{ServerURL: servers[i].URL, Tools: r.tools})
+		}
+	}
+	if len(challenges) > 0 || firstErr != nil {
+		m.Close()
+		if len(challenges) > 0 {
+			return nil, &ChallengesError{Challenges: challenges}
+		}
+		return nil, firstErr
+	}
+	ts, err := mcpclient.NewToolset(serverTools)
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("error naming MCP tools: %w", err)
+	}
+	m.toolset = ts
+	return m, nil
+}
+
+// FunctionTools implements Tools.
+func (m *MCPTools) FunctionTools() []json.RawMessage { return m.toolset.FunctionTools() }
+
+// Resolve implements Tools.
+func (m *MCPTools) Resolve(function string) (string, string, bool) {
+	return m.toolset.Resolve(function)
+}
+
+// Call implements Tools.
+func (m *MCPTools) Call(ctx context.Context, function string, arguments json.RawMessage) (*ToolResult, error) {
+	serverURL, tool, ok := m.toolset.Resolve(function)
+	if !ok {
+		return nil, fmt.Errorf("there is no tool named %q", function)
+	}
+	res, err := m.sessions[serverURL].CallTool(ctx, tool, arguments)
+	if err != nil {
+		return nil, err
+	}
+	return &ToolResult{Text: res.Text, IsError: res.IsError}, nil
+}
+
+// Close ends every session.
+func (m *MCPTools) Close() {
+	for _, s := range m.sessions {
+		_ = s.Close()
+	}
+}

@@ -1,0 +1,129 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything mcpidp reads from its environment.
+type Config struct {
+	Listen               string
+	PublicURL            string
+	DatabaseURL          string
+	EncryptionKey        string
+	AllowPrivateNetworks bool
+	APIKeys              map[string]string // key → tenant
+	WebhookSecret        string
+	UpstreamBaseURL      string
+	UpstreamAPIKey       string
+	Workers              int
+	TaskRetention        time.Duration
+	JobTimeout           time.Duration
+	RescueStuckJobsAfter time.Duration
+	CleanupInterval      time.Duration
+	MaxBodyBytes         int64
+	LogLevel             slog.Level
+	LogFormat            string
+}
+
+// envVar documents one environment variable; the list is what --help shows.
+type envVar struct {
+	Name, Default, Help string
+}
+
+var envVars = []envVar{
+	{"MCPIDP_LISTEN", ":8080", "address the HTTP server listens on"},
+	{"MCPIDP_PUBLIC_URL", "http://localhost:<port>", "external base URL used in result and OAuth callback URLs"},
+	{"MCPIDP_DATABASE_URL", "(unset: ./mcpidp.db)", "postgres://… for PostgreSQL, sqlite:PATH or unset for embedded SQLite"},
+	{"MCPIDP_ENCRYPTION_KEY", "(SQLite: generated into <db>.key)", "base64 32-byte key, or id1:key1,id2:key2 for rotation; required with PostgreSQL"},
+	{"MCPIDP_ALLOW_PRIVATE_NETWORKS", "false", "let caller-supplied URLs reach loopback/private/link-local addresses"},
+	{"MCPIDP_API_KEYS", "", "tenant:key,tenant2:key2 — API keys defined by environment"},
+	{"MCPIDP_WEBHOOK_SECRET", "", "whsec_… signing secret for tenants defined by MCPIDP_API_KEYS"},
+	{"MCPIDP_UPSTREAM_BASE_URL", "$OPENAI_BASE_URL or https://api.openai.com/v1", "OpenAI-compatible model API"},
+	{"MCPIDP_UPSTREAM_API_KEY", "$OPENAI_API_KEY", "key for the upstream model API"},
+	{"MCPIDP_WORKERS", "20", "task segments one worker process runs at once"},
+	{"MCPIDP_TASK_RETENTION", "24h", "how long store:false tasks are kept after they end"},
+	{"MCPIDP_JOB_TIMEOUT", "15m", "longest a task segment may run"},
+	{"MCPIDP_RESCUE_STUCK_JOBS_AFTER", "16m", "when a segment whose worker died is run again (must exceed MCPIDP_JOB_TIMEOUT)"},
+	{"MCPIDP_CLEANUP_INTERVAL", "1m", "how often expired tasks are deleted"},
+	{"MCPIDP_MAX_BODY_BYTES", "4194304", "largest request body accepted"},
+	{"MCPIDP_LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"MCPIDP_LOG_FORMAT", "text", "text or json"},
+}
+
+// LoadConfig reads the environment through getenv.
+func LoadConfig(getenv func(string) string) (*Config, error) {
+	get := func(name, def string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		return def
+	}
+	var errs []error
+	dur := func(name, def string) time.Duration {
+		d, err := time.ParseDuration(get(name, def))
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be a positive duration like 30s or 24h, got %q", name, get(name, def)))
+		}
+		return d
+	}
+	c := &Config{
+		Listen:          get("MCPIDP_LISTEN", ":8080"),
+		PublicURL:       strings.TrimRight(get("MCPIDP_PUBLIC_URL", ""), "/"),
+		DatabaseURL:     get("MCPIDP_DATABASE_URL", ""),
+		EncryptionKey:   get("MCPIDP_ENCRYPTION_KEY", ""),
+		WebhookSecret:   get("MCPIDP_WEBHOOK_SECRET", ""),
+		UpstreamBaseURL: get("MCPIDP_UPSTREAM_BASE_URL", get("OPENAI_BASE_URL", "https://api.openai.com/v1")),
+		UpstreamAPIKey:  get("MCPIDP_UPSTREAM_API_KEY", getenv("OPENAI_API_KEY")),
+		TaskRetention:   dur("MCPIDP_TASK_RETENTION", "24h"),
+		JobTimeout:      dur("MCPIDP_JOB_TIMEOUT", "15m"),
+		CleanupInterval: dur("MCPIDP_CLEANUP_INTERVAL", "1m"),
+		LogFormat:       get("MCPIDP_LOG_FORMAT", "text"),
+		APIKeys:         map[string]string{},
+	}
+	c.RescueStuckJobsAfter = dur("MCPIDP_RESCUE_STUCK_JOBS_AFTER", (c.JobTimeout + time.Minute).String())
+	if c.RescueStuckJobsAfter < c.JobTimeout {
+		errs = append(errs, fmt.Errorf("MCPIDP_RESCUE_STUCK_JOBS_AFTER (%s) must be at least MCPIDP_JOB_TIMEOUT (%s)", c.RescueStuckJobsAfter, c.JobTimeout))
+	}
+	var err error
+	if c.AllowPrivateNetworks, err = strconv.ParseBool(get("MCPIDP_ALLOW_PRIVATE_NETWORKS", "false")); err != nil {
+		errs = append(errs, fmt.Errorf("MCPIDP_ALLOW_PRIVATE_NETWORKS must be true or false"))
+	}
+	if c.Workers, err = strconv.Atoi(get("MCPIDP_WORKERS", "20")); err != nil || c.Workers < 1 || c.Workers > 10000 {
+		errs = append(errs, fmt.Errorf("MCPIDP_WORKERS must be a whole number from 1 to 10000"))
+	}
+	if c.MaxBodyBytes, err = strconv.ParseInt(get("MCPIDP_MAX_BODY_BYTES", "4194304"), 10, 64); err != nil || c.MaxBodyBytes < 1024 {
+		errs = append(errs, fmt.Errorf("MCPIDP_MAX_BODY_BYTES must be a number of bytes, at least 1024"))
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(get("MCPIDP_LOG_LEVEL", "info"))); err != nil {
+		errs = append(errs, fmt.Errorf("MCPIDP_LOG_LEVEL must be debug, info, warn or error"))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("MCPIDP_LOG_FORMAT must be text or json"))
+	}
+	for _, pair := range strings.Split(get("MCPIDP_API_KEYS", ""), ",") {
+		pair = strings.TrimSpace(pair)
+		if pair == "" {
+			continue
+		}
+		tenant, key, ok := strings.Cut(pair, ":")
+		if !ok || strings.TrimSpace(tenant) == "" || len(strings.TrimSpace(key)) < 16 {
+			errs = append(errs, fmt.Errorf("MCPIDP_API_KEYS: each entry must be tenant:key with a key of at least 16 characters"))
+			continue
+		}
+		c.APIKeys[strings.TrimSpace(key)] = strings.TrimSpace(tenant)
+	}
+	if c.PublicURL == "" {
+		_, port, err := net.SplitHostPort(c.Listen)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("MCPIDP_LISTEN must be host:port, got %q", c.Listen))
+		}
+		c.PublicURL = "http://localhost:" + port
+	}
+	return c, errors.Join(errs...)
+}

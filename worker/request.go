@@ -1,0 +1,61 @@
+// Package worker holds mcpidp's River jobs: task run segments and the
+// periodic cleanup of expired results. Jobs carry ids only; state lives in
+// our tables, so a job that runs twice finds the work already recorded.
+package worker
+
+import (
+	"encoding/json"
+
+	"github.com/mcpidp/mcpidp/internal/agentloop"
+)
+
+// TaskRequest is the normalized task request kept in mcpidp_task.request.
+// Secrets (MCP headers, upstream key) are not in it: they are sealed in
+// mcpidp_task.secrets.
+type TaskRequest struct {
+	// Body is the model request without messages and tools: "model" and
+	// every pass-through field the caller sent.
+	Body     json.RawMessage           `json:"body"`
+	Messages []json.RawMessage         `json:"messages"`
+	Servers  []TaskServer              `json:"servers,omitempty"`
+	MaxSteps int                       `json:"max_steps"`
+	StopWhen []agentloop.StopCondition `json:"stop_when,omitempty"`
+	// AuthorizationRequestCallback receives login links (signed POST).
+	AuthorizationRequestCallback string   `json:"authorization_request_callback,omitempty"`
+	Webhook                      *Webhook `json:"webhook,omitempty"`
+}
+
+// TaskServer is one MCP server of a task.
+type TaskServer struct {
+	URL          string   `json:"url"`
+	AllowedTools []string `json:"allowed_tools,omitempty"`
+	// HeaderNames lists the caller's extra headers; values are sealed.
+	HeaderNames []string `json:"header_names,omitempty"`
+}
+
+// Webhook is where task events are delivered.
+type Webhook struct {
+	URL string `json:"url"`
+}
+
+// TaskSecrets is sealed into mcpidp_task.secrets with the task id as
+// associated data, so a sealed blob cannot be moved to another task.
+type TaskSecrets struct {
+	// Headers by server URL.
+	Headers map[string]map[string]string `json:"headers,omitempty"`
+	// UpstreamAuthorization is the caller's own model key, if it sent one.
+	UpstreamAuthorization string `json:"upstream_authorization,omitempty"`
+}
+
+// TaskOutput is the task object's "output".
+type TaskOutput struct {
+	Content    string `json:"content"`
+	Markdown   string `json:"markdown"`
+	StopReason string `json:"stop_reason,omitempty"`
+}
+
+// TaskError is the task object's "error".
+type TaskError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}

@@ -1,0 +1,341 @@
+package worker
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/mcpidp/mcpidp/internal/agentloop"
+	"github.com/mcpidp/mcpidp/internal/llm"
+	"github.com/mcpidp/mcpidp/internal/mcpclient"
+	"github.com/mcpidp/mcpidp/internal/secretbox"
+	"github.com/mcpidp/mcpidp/internal/store"
+)
+
+// TaskRunArgs runs one segment of a task: from wherever its recorded steps
+// end until it finishes (or, later, pauses for a login).
+type TaskRunArgs struct {
+	TaskID string `json:"task_id"`
+	// Segment must equal the task's segment; a job of an older segment is
+	// stale and does nothing.
+	Segment int `json:"segment"`
+}
+
+// Kind implements river.JobArgs.
+func (TaskRunArgs) Kind() string { return "task_run" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (TaskRunArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: 5} }
+
+// TaskRunnerConfig configures a TaskRunner.
+type TaskRunnerConfig struct {
+	Store   *store.Store
+	Keyring *secretbox.Keyring
+	// Model calls the upstream model.
+	Model *llm.Client
+	// HTTPClient reaches MCP servers; in production the netguard client.
+	HTTPClient *http.Client
+	// Retention is how long store=false tasks are kept after they end.
+	Retention time.Duration
+	// CancelPollInterval is how often a running task checks whether it was
+	// canceled; default 250ms.
+	CancelPollInterval time.Duration
+	// JobTimeout bounds one segment; default 15 minutes.
+	JobTimeout time.Duration
+	Logger     *slog.Logger
+}
+
+// TaskRunner executes task segments.
+type TaskRunner struct {
+	river.WorkerDefaults[TaskRunArgs]
+	cfg TaskRunnerConfig
+}
+
+// NewTaskRunner validates cfg and returns a worker.
+func NewTaskRunner(cfg TaskRunnerConfig) (*TaskRunner, error) {
+	switch {
+	case cfg.Store == nil:
+		return nil, errors.New("task runner: store is required")
+	case cfg.Keyring == nil:
+		return nil, errors.New("task runner: keyring is required")
+	case cfg.Model == nil:
+		return nil, errors.New("task runner: model client is required")
+	case cfg.HTTPClient == nil:
+		return nil, errors.New("task runner: HTTP client is required")
+	case cfg.Retention <= 0:
+		return nil, fmt.Errorf("task runner: retention must be positive, got %s", cfg.Retention)
+	}
+	if cfg.CancelPollInterval <= 0 {
+		cfg.CancelPollInterval = 250 * time.Millisecond
+	}
+	if cfg.JobTimeout <= 0 {
+		cfg.JobTimeout = 15 * time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &TaskRunner{cfg: cfg}, nil
+}
+
+// Timeout implements river.Worker.
+func (w *TaskRunner) Timeout(*river.Job[TaskRunArgs]) time.Duration { return w.cfg.JobTimeout }
+
+var errTaskCanceled = errors.New("task was canceled")
+
+// Error codes of failed tasks.
+const (
+	CodeModelError            = "model_error"
+	CodeMCPServerError        = "mcp_server_error"
+	CodeAuthorizationRequired = "authorization_required"
+	CodeInternal              = "internal_error"
+	CodeBadRequest            = "invalid_task"
+)
+
+// Work implements river.Worker.
+func (w *TaskRunner) Work(ctx context.Context, job *river.Job[TaskRunArgs]) error {
+	st := w.cfg.Store
+	task, err := st.GetTaskByID(ctx, st.DB(), job.Args.TaskID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // deleted or expired: nothing to do
+	}
+	if err != nil {
+		return err
+	}
+	if task.Status.Terminal() || task.Segment != job.Args.Segment {
+		return nil
+	}
+	ok, err := st.TransitionTask(ctx, st.DB(), task.ID, []store.TaskStatus{store.TaskQueued, store.TaskRunning}, store.TaskRunning)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return nil
+	}
+	log := w.cfg.Logger.With(slog.String("task_id", task.ID), slog.Int("segment", task.Segment), slog.Int("attempt", job.Attempt))
+
+	err = w.run(ctx, task)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, errTaskCanceled), errors.Is(err, store.ErrNotFound):
+		log.InfoContext(ctx, "task run stopped: task canceled or deleted")
+		return nil
+	case errors.Is(err, store.ErrConflict):
+		// Another runner recorded the same step: it owns the task now.
+		log.WarnContext(ctx, "task run stopped: step already recorded by another run")
+		return nil
+	case ctx.Err() != nil:
+		return err // shutting down or timed out: River retries, recorded steps stay
+	}
+	var fail *taskFailure
+	if !errors.As(err, &fail) {
+		if job.Attempt < job.MaxAttempts {
+			log.ErrorContext(ctx, "task run failed, will retry", slog.String("error", err.Error()))
+			return err
+		}
+		fail = &taskFailure{code: CodeInternal, message: err.Error()}
+	}
+	log.InfoContext(ctx, "task failed", slog.String("code", fail.code))
+	return w.finish(context.WithoutCancel(ctx), task.ID, store.TaskFailed, nil, nil, &TaskError{Code: fail.code, Message: fail.message})
+}
+
+type taskFailure struct{ code, message string }
+
+func (f *taskFailure) Error() string { return f.code + ": " + f.message }
+
+func (w *TaskRunner) run(ctx context.Context, task *store.Task) error {
+	st := w.cfg.Store
+	var req TaskRequest
+	if err := json.Unmarshal(task.Request, &req); err != nil {
+		return &taskFailure{code: CodeBadRequest, message: "stored task request is unreadable: " + err.Error()}
+	}
+	secrets, err := w.openSecrets(task)
+	if err != nil {
+		return err
+	}
+	recorded, err := st.ListSteps(ctx, st.DB(), task.ID)
+	if err != nil {
+		return err
+	}
+	steps := make([]agentloop.Step, len(recorded))
+	for i, r := range recorded {
+		if err := json.Unmarshal(r.Data, &steps[i]); err != nil {
+			return fmt.Errorf("error reading step %d: %w", i, err)
+		}
+	}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go w.watchCancel(ctx, task.ID, cancel)
+
+	var tools agentloop.Tools
+	if len(req.Servers) > 0 {
+		servers := make([]mcpclient.Server, len(req.Servers))
+		for i, s := range req.Servers {
+			servers[i] = mcpclient.Server{URL: s.URL, AllowedTools: s.AllowedTools, Headers: secrets.Headers[s.URL]}
+		}
+		mcp, err := agentloop.ConnectMCP(ctx, w.connect, servers)
+		if err != nil {
+			return w.classify(ctx, err)
+		}
+		defer mcp.Close()
+		tools = mcp
+	}
+
+	callOpts := llm.CallOptions{APIKey: secrets.UpstreamAuthorization}
+	run := &agentloop.Run{
+		Body:     req.Body,
+		Messages: req.Messages,
+		MaxSteps: req.MaxSteps,
+		StopWhen: req.StopWhen,
+		Steps:    steps,
+		Complete: func(ctx context.Context, body []byte) (*llm.Completion, error) {
+			return w.cfg.Model.Complete(ctx, body, callOpts)
+		},
+		Tools: tools,
+		Record: func(ctx context.Context, index int, step agentloop.Step) error {
+			return w.record(ctx, task.ID, index, step)
+		},
+		ErrorIsFatal: func(err error) bool {
+			var ch *mcpclient.AuthChallengeError
+			return errors.As(err, &ch)
+		},
+		Now: st.Now,
+	}
+	outcome, err := run.Execute(ctx)
+	if err != nil {
+		return w.classify(ctx, err)
+	}
+	output, _ := json.Marshal(TaskOutput{Content: outcome.Content, Markdown: agentloop.Markdown(outcome.Steps), StopReason: outcome.Reason})
+	usage, _ := json.Marshal(outcome.Usage)
+	return w.finish(ctx, task.ID, store.TaskCompleted, output, usage, nil)
+}
+
+// classify turns a run error into a task failure, or passes it on when the
+// task was canceled or the process is stopping.
+func (w *TaskRunner) classify(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); errors.Is(cause, errTaskCanceled) {
+		return errTaskCanceled
+	}
+	if ctx.Err() != nil {
+		return err
+	}
+	var challenges *agentloop.ChallengesError
+	var challenge *mcpclient.AuthChallengeError
+	switch {
+	case errors.Is(err, store.ErrConflict), errors.Is(err, errTaskCanceled), errors.Is(err, store.ErrNotFound):
+		return err
+	case errors.As(err, &challenges), errors.As(err, &challenge):
+		return &taskFailure{code: CodeAuthorizationRequired, message: err.Error()}
+	case errors.Is(err, agentloop.ErrModel):
+		return &taskFailure{code: CodeModelError, message: err.Error()}
+	}
+	var ce *connectError
+	if errors.As(err, &ce) {
+		return &taskFailure{code: CodeMCPServerError, message: err.Error()}
+	}
+	return err
+}
+
+type connectError struct{ err error }
+
+func (e *connectError) Error() string { return e.err.Error() }
+func (e *connectError) Unwrap() error { return e.err }
+
+func (w *TaskRunner) connect(ctx context.Context, server mcpclient.Server) (*mcpclient.Session, error) {
+	s, err := mcpclient.Connect(ctx, mcpclient.Options{HTTPClient: w.cfg.HTTPClient, Logger: w.cfg.Logger}, server)
+	if err != nil {
+		var ch *mcpclient.AuthChallengeError
+		if errors.As(err, &ch) {
+			return nil, err
+		}
+		return nil, &connectError{err: err}
+	}
+	return s, nil
+}
+
+// record commits one step, but only while the task is still running: a
+// cancel that lands between two steps stops the run before the next one.
+func (w *TaskRunner) record(ctx context.Context, taskID string, index int, step agentloop.Step) error {
+	data, err := json.Marshal(step)
+	if err != nil {
+		return fmt.Errorf("error encoding step: %w", err)
+	}
+	st := w.cfg.Store
+	return st.InTx(ctx, func(tx *sql.Tx) error {
+		ok, err := st.TransitionTask(ctx, tx, taskID, []store.TaskStatus{store.TaskRunning}, store.TaskRunning)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errTaskCanceled
+		}
+		return st.AppendStep(ctx, tx, taskID, index, step.Type, data)
+	})
+}
+
+func (w *TaskRunner) finish(ctx context.Context, taskID string, status store.TaskStatus, output, usage json.RawMessage, taskErr *TaskError) error {
+	var errJSON json.RawMessage
+	if taskErr != nil {
+		errJSON, _ = json.Marshal(taskErr)
+	}
+	st := w.cfg.Store
+	return st.InTx(ctx, func(tx *sql.Tx) error {
+		_, err := st.FinishTask(ctx, tx, taskID, store.FinishParams{Status: status, Output: output, Usage: usage, Error: errJSON, Retention: w.cfg.Retention})
+		return err
+	})
+}
+
+// watchCancel cancels the run when the task is canceled or deleted, so a
+// canceled task stops in the middle of a model or tool call too.
+func (w *TaskRunner) watchCancel(ctx context.Context, taskID string, cancel context.CancelCauseFunc) {
+	t := time.NewTicker(w.cfg.CancelPollInterval)
+	defer t.Stop()
+	st := w.cfg.Store
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		task, err := st.GetTaskByID(ctx, st.DB(), taskID)
+		if errors.Is(err, store.ErrNotFound) || err == nil && task.Status == store.TaskCanceled {
+			cancel(errTaskCanceled)
+			return
+		}
+	}
+}
+
+func (w *TaskRunner) openSecrets(task *store.Task) (*TaskSecrets, error) {
+	var s TaskSecrets
+	if task.Secrets == "" {
+		return &s, nil
+	}
+	plain, err := w.cfg.Keyring.Open(task.Secrets, []byte(task.ID))
+	if err != nil {
+		return nil, &taskFailure{code: CodeInternal, message: "task secrets cannot be decrypted (was MCPIDP_ENCRYPTION_KEY changed?)"}
+	}
+	if err := json.Unmarshal(plain, &s); err != nil {
+		return nil, fmt.Errorf("error reading task secrets: %w", err)
+	}
+	return &s, nil
+}
+
+// SealSecrets seals s for the task.
+func SealSecrets(k *secretbox.Keyring, taskID string, s *TaskSecrets) (string, error) {
+	if s == nil || len(s.Headers) == 0 && s.UpstreamAuthorization == "" {
+		return "", nil
+	}
+	plain, err := json.Marshal(s)
+	if err != nil {
+		return "", fmt.Errorf("error encoding task secrets: %w", err)
+	}
+	return k.Seal(plain, []byte(taskID))
+}
