@@ -1,0 +1,505 @@
+// Package mcpclient owns the MCP sessions the agent loop talks to: connecting to a remote MCP
+// server over Streamable HTTP (falling back to the legacy HTTP+SSE transport), listing and calling
+// its tools, recognising when the server wants the user to log in (*AuthChallengeError), and naming
+// the tools of several servers as OpenAI function tools (Toolset).
+//
+// Sessions are built on github.com/mark3labs/mcp-go. Every HTTP request, including the legacy
+// transport's long-lived SSE stream, goes through the caller's http.Client (the SSRF guard), wrapped
+// by a RoundTripper that adds caller headers and credentials (Options.AuthorizeFunc) and records
+// 401/403 challenges from the wire, because mcp-go flattens most HTTP statuses into plain errors.
+//
+// The handshake is the initialize/initialized one of protocol revisions up to 2025-11-25; the
+// stateless 2026-07-28 core (server/discover) is not negotiated, which spares every connection a
+// probe that today's servers answer with an error.
+package mcpclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+const (
+	// TransportStreamableHTTP names the Streamable HTTP transport (MCP 2025-03-26 and later).
+	TransportStreamableHTTP = "streamable-http"
+	// TransportSSE names the legacy HTTP+SSE transport (MCP 2024-11-05).
+	TransportSSE = "sse"
+
+	// maxToolPages and maxTools bound what one tools/list may bring in.
+	maxToolPages = 100
+	maxTools     = 1000
+)
+
+// Server is one MCP server as a task or request names it.
+type Server struct {
+	// URL is the http(s) URL of the MCP server's endpoint.
+	URL string
+	// AllowedTools, when non-empty, is the only tools offered (Tools) and callable (CallTool).
+	AllowedTools []string
+	// Headers are sent on every request to the server. Transport headers (Accept, Content-Type,
+	// Mcp-Session-Id, Mcp-Protocol-Version, …) cannot be overridden; Authorization may be set here
+	// for servers using a static key, and is replaced by AuthorizeFunc's when that sets one.
+	Headers map[string]string
+}
+
+// Options configures how sessions reach servers.
+type Options struct {
+	// HTTPClient carries every request, including the legacy SSE stream. Required: in production it
+	// is the SSRF-guarded client from internal/netguard. Its Transport, CheckRedirect and Jar are
+	// kept; its Timeout bounds each Streamable HTTP request but is dropped for the legacy SSE stream,
+	// which lives as long as the session. Bound calls with their ctx.
+	HTTPClient *http.Client
+	// ClientName and ClientVersion identify mcpidp in the initialize handshake. Defaults: "mcpidp",
+	// "0.1.0".
+	ClientName    string
+	ClientVersion string
+	// AuthorizeFunc, when set, adds credentials to every request (see AuthorizeFunc).
+	AuthorizeFunc AuthorizeFunc
+	// Logger receives the transports' diagnostics. Default: discard.
+	Logger *slog.Logger
+}
+
+func (o *Options) validate() error {
+	if o.HTTPClient == nil {
+		return errors.New("http client is required")
+	}
+	return nil
+}
+
+// Tool is one tool an MCP server offers.
+type Tool struct {
+	Name        string
+	Description string
+	// InputSchema is the tool's JSON Schema exactly as the server sent it.
+	InputSchema json.RawMessage
+}
+
+// CallResult is the outcome of a tools/call that the server answered.
+type CallResult struct {
+	// Text is the result's content for a model to read: text blocks and embedded text resources as
+	// they are, other blocks as a short bracketed note ("[image image/png, 1234 bytes]"), joined by
+	// newlines. With no content blocks it is the structuredContent as JSON.
+	Text string
+	// IsError is the server's isError flag: the tool ran and failed (a result for the model, not a
+	// Go error).
+	IsError bool
+	// Raw is the whole result object as the server sent it.
+	Raw json.RawMessage
+}
+
+// Session is an initialized connection to one MCP server. Its methods are safe for concurrent use.
+type Session struct {
+	serverURL     string
+	transportName string
+	allowed       map[string]bool // nil allows every tool
+	client        *client.Client
+	transport     transport.Interface
+	cancelStream  context.CancelFunc
+	logger        *slog.Logger
+	nextID        atomic.Int64
+	lost          atomic.Pointer[error]
+
+	toolsMu sync.Mutex
+	tools   []Tool // nil until listed
+
+	closeOnce sync.Once
+}
+
+// Connect opens a session to srv: Streamable HTTP first; when the server answers the initialize
+// POST with a 4xx other than an authorization challenge (servers that predate it answer 400, 404 or
+// 405), the legacy HTTP+SSE transport at the same URL. A 401, or a 403 with error="insufficient_scope",
+// is returned as *AuthChallengeError. Other failures wrap the cause as "error connecting to MCP
+// server <url>: …". ctx bounds the connection attempt, not the session's life.
+func Connect(ctx context.Context, opts Options, srv Server) (*Session, error) {
+	if err := opts.validate(); err != nil {
+		return nil, fmt.Errorf("invalid mcpclient options: %w", err)
+	}
+	if err := validateServerURL(srv.URL); err != nil {
+		return nil, err
+	}
+	headers, err := validateHeaders(srv.Headers)
+	if err != nil {
+		return nil, fmt.Errorf("invalid headers for MCP server %s: %w", srv.URL, err)
+	}
+	if opts.ClientName == "" {
+		opts.ClientName = "mcpidp"
+	}
+	if opts.ClientVersion == "" {
+		opts.ClientVersion = "0.1.0"
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	base := opts.HTTPClient.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	httpClient := &http.Client{
+		Transport: &authTransport{
+			base:      base,
+			serverURL: srv.URL,
+			headers:   headers,
+			authorize: opts.AuthorizeFunc,
+		},
+		CheckRedirect: opts.HTTPClient.CheckRedirect,
+		Jar:           opts.HTTPClient.Jar,
+		Timeout:       opts.HTTPClient.Timeout,
+	}
+
+	s := &Session{serverURL: srv.URL, logger: logger}
+	if len(srv.AllowedTools) > 0 {
+		s.allowed = make(map[string]bool, len(srv.AllowedTools))
+		for _, name := range srv.AllowedTools {
+			s.allowed[name] = true
+		}
+	}
+	info := mcp.Implementation{Name: opts.ClientName, Version: opts.ClientVersion}
+
+	ctx, rec := withRecorder(ctx)
+	streamErr := s.connectStreamable(ctx, httpClient, info)
+	if streamErr == nil {
+		return s, nil
+	}
+	if challenge := authChallenge(rec, streamErr); challenge != nil {
+		return nil, challenge
+	}
+	if !errors.Is(streamErr, transport.ErrLegacySSEServer) {
+		return nil, connectError(ctx, srv.URL, streamErr)
+	}
+
+	logger.DebugContext(ctx, "mcpclient: streamable HTTP initialize rejected, trying legacy SSE", slog.String("server_url", srv.URL))
+	sseClient := *httpClient
+	sseClient.Timeout = 0
+	sseErr := s.connectSSE(ctx, &sseClient, info)
+	if sseErr == nil {
+		return s, nil
+	}
+	if challenge := authChallenge(rec, sseErr); challenge != nil {
+		return nil, challenge
+	}
+	return nil, connectError(ctx, srv.URL, fmt.Errorf("streamable HTTP: %w; legacy SSE: %w", streamErr, sseErr))
+}
+
+func (s *Session) connectStreamable(ctx context.Context, httpClient *http.Client, info mcp.Implementation) error {
+	tr, err := transport.NewStreamableHTTP(s.serverURL,
+		transport.WithHTTPBasicClient(httpClient),
+		transport.WithHTTPLogger(s.logger),
+	)
+	if err != nil {
+		return err
+	}
+	c := client.NewClient(tr, client.WithProtocolVersion(mcp.LATEST_LEGACY_PROTOCOL_VERSION))
+	if err := initialize(ctx, c, info); err != nil {
+		_ = c.Close()
+		return err
+	}
+	s.client, s.transport, s.transportName = c, tr, TransportStreamableHTTP
+	s.logger.DebugContext(ctx, "mcpclient: connected", slog.String("server_url", s.serverURL),
+		slog.String("transport", s.transportName), slog.String("protocol_version", c.ProtocolVersion()))
+	return nil
+}
+
+func (s *Session) connectSSE(ctx context.Context, httpClient *http.Client, info mcp.Implementation) error {
+	tr, err := transport.NewSSE(s.serverURL,
+		transport.WithHTTPClient(httpClient),
+		transport.WithSSELogger(s.logger),
+	)
+	if err != nil {
+		return err
+	}
+	// mcp-go ties the SSE stream to the context given to Start, so the stream gets one of its own
+	// that ctx cancels only until the handshake is done.
+	streamCtx, cancelStream := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, cancelStream)
+	c := client.NewClient(tr, client.WithProtocolVersion(mcp.LATEST_LEGACY_PROTOCOL_VERSION))
+	c.OnConnectionLost(func(err error) {
+		err = fmt.Errorf("SSE stream of MCP server %s was lost: %w", s.serverURL, err)
+		s.lost.Store(&err)
+	})
+	fail := func(err error) error {
+		stop()
+		cancelStream()
+		_ = c.Close()
+		return err
+	}
+	if err := c.Start(streamCtx); err != nil {
+		return fail(err)
+	}
+	if err := initialize(ctx, c, info); err != nil {
+		return fail(err)
+	}
+	if !stop() {
+		return fail(ctx.Err())
+	}
+	s.client, s.transport, s.transportName, s.cancelStream = c, tr, TransportSSE, cancelStream
+	s.logger.DebugContext(ctx, "mcpclient: connected", slog.String("server_url", s.serverURL),
+		slog.String("transport", s.transportName), slog.String("protocol_version", c.ProtocolVersion()))
+	return nil
+}
+
+func initialize(ctx context.Context, c *client.Client, info mcp.Implementation) error {
+	if err := c.Start(ctx); err != nil {
+		return err
+	}
+	req := mcp.InitializeRequest{}
+	req.Params.ProtocolVersion = mcp.LATEST_LEGACY_PROTOCOL_VERSION
+	req.Params.ClientInfo = info
+	_, err := c.Initialize(ctx, req)
+	return err
+}
+
+// ServerURL returns the Server.URL the session was opened for.
+func (s *Session) ServerURL() string { return s.serverURL }
+
+// Transport returns TransportStreamableHTTP or TransportSSE.
+func (s *Session) Transport() string { return s.transportName }
+
+// Tools lists the server's tools (following pagination), keeps the allowed ones in the server's
+// order, and caches them for the session's life.
+func (s *Session) Tools(ctx context.Context) ([]Tool, error) {
+	s.toolsMu.Lock()
+	defer s.toolsMu.Unlock()
+	if s.tools != nil {
+		return slices.Clone(s.tools), nil
+	}
+
+	tools := []Tool{}
+	seenCursors := map[string]bool{}
+	var listed int
+	var cursor string
+	for page := 0; ; page++ {
+		if page == maxToolPages {
+			return nil, fmt.Errorf("error listing tools of MCP server %s: more than %d pages", s.serverURL, maxToolPages)
+		}
+		var params any
+		if cursor != "" {
+			params = map[string]string{"cursor": cursor}
+		}
+		raw, err := s.request(ctx, string(mcp.MethodToolsList), params)
+		if err != nil {
+			return nil, fmt.Errorf("error listing tools of MCP server %s: %w", s.serverURL, err)
+		}
+		var result struct {
+			Tools []struct {
+				Name        string          `json:"name"`
+				Description string          `json:"description"`
+				InputSchema json.RawMessage `json:"inputSchema"`
+			} `json:"tools"`
+			NextCursor string `json:"nextCursor"`
+		}
+		if err := json.Unmarshal(raw, &result); err != nil {
+			return nil, fmt.Errorf("error decoding tools of MCP server %s: %w", s.serverURL, err)
+		}
+		listed += len(result.Tools)
+		if listed > maxTools {
+			return nil, fmt.Errorf("error listing tools of MCP server %s: more than %d tools", s.serverURL, maxTools)
+		}
+		for _, t := range result.Tools {
+			if t.Name == "" || !s.isAllowed(t.Name) {
+				continue
+			}
+			tools = append(tools, Tool{Name: t.Name, Description: t.Description, InputSchema: t.InputSchema})
+		}
+		if result.NextCursor == "" {
+			break
+		}
+		if seenCursors[result.NextCursor] {
+			return nil, fmt.Errorf("error listing tools of MCP server %s: cursor %q repeated", s.serverURL, result.NextCursor)
+		}
+		seenCursors[result.NextCursor] = true
+		cursor = result.NextCursor
+	}
+	s.tools = tools
+	return slices.Clone(tools), nil
+}
+
+// CallTool calls the named tool with arguments (a JSON object; empty means {}). A tool that ran and
+// failed is a CallResult with IsError, not an error; errors are for tools that are not allowed,
+// transport and protocol failures, and authorization challenges (*AuthChallengeError).
+func (s *Session) CallTool(ctx context.Context, name string, arguments json.RawMessage) (*CallResult, error) {
+	if !s.isAllowed(name) {
+		return nil, fmt.Errorf("tool %q of MCP server %s is not in allowed_tools", name, s.serverURL)
+	}
+	arguments = bytes.TrimSpace(arguments)
+	if len(arguments) == 0 || bytes.Equal(arguments, []byte("null")) {
+		arguments = json.RawMessage("{}")
+	}
+	var object map[string]json.RawMessage
+	if err := json.Unmarshal(arguments, &object); err != nil {
+		return nil, fmt.Errorf("arguments for tool %q must be a JSON object: %w", name, err)
+	}
+	params := struct {
+		Name      string          `json:"name"`
+		Arguments json.RawMessage `json:"arguments"`
+	}{Name: name, Arguments: arguments}
+	raw, err := s.request(ctx, string(mcp.MethodToolsCall), params)
+	if err != nil {
+		return nil, fmt.Errorf("error calling tool %q of MCP server %s: %w", name, s.serverURL, err)
+	}
+	result, err := renderResult(raw)
+	if err != nil {
+		return nil, fmt.Errorf("error decoding result of tool %q of MCP server %s: %w", name, s.serverURL, err)
+	}
+	return result, nil
+}
+
+// Close ends the session (a DELETE for Streamable HTTP sessions, closing the SSE stream otherwise).
+func (s *Session) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		err = s.client.Close()
+		if s.cancelStream != nil {
+			s.cancelStream()
+		}
+	})
+	return err
+}
+
+func (s *Session) isAllowed(name string) bool {
+	return s.allowed == nil || s.allowed[name]
+}
+
+// request sends one JSON-RPC request on the session's transport and returns its raw result.
+// tools/list and tools/call go to the transport directly rather than through mcp-go's typed
+// client, whose decoding keeps only the schema keywords it models and re-encodes results: the model
+// must see each schema and result exactly as the server sent it. The string ids cannot collide with
+// the integer ids mcp-go's client uses on the same transport.
+func (s *Session) request(ctx context.Context, method string, params any) (json.RawMessage, error) {
+	if lost := s.lost.Load(); lost != nil {
+		return nil, *lost
+	}
+	ctx, rec := withRecorder(ctx)
+	resp, err := s.transport.SendRequest(ctx, transport.JSONRPCRequest{
+		JSONRPC: mcp.JSONRPC_VERSION,
+		ID:      mcp.NewRequestId("mcpidp-" + strconv.FormatInt(s.nextID.Add(1), 10)),
+		Method:  method,
+		Params:  params,
+	})
+	if challenge := authChallenge(rec, err); challenge != nil {
+		return nil, challenge
+	}
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+			return nil, fmt.Errorf("%w: %w", ctxErr, err)
+		}
+		return nil, err
+	}
+	if resp.Error != nil {
+		return nil, fmt.Errorf("JSON-RPC error %d: %w", resp.Error.Code, resp.Error.AsError())
+	}
+	if len(resp.Result) == 0 {
+		return nil, errors.New("empty result")
+	}
+	return resp.Result, nil
+}
+
+// authChallenge returns the challenge behind err: one returned by an AuthorizeFunc, else one
+// recorded on the wire, else one mcp-go recognised (a 401 it answered without headers we saw).
+func authChallenge(rec *challengeRecorder, err error) *AuthChallengeError {
+	var challenge *AuthChallengeError
+	if errors.As(err, &challenge) {
+		return challenge
+	}
+	if err == nil {
+		return nil
+	}
+	return rec.get()
+}
+
+func connectError(ctx context.Context, serverURL string, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+		err = fmt.Errorf("%w: %w", ctxErr, err)
+	}
+	return fmt.Errorf("error connecting to MCP server %s: %w", serverURL, err)
+}
+
+func validateServerURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("invalid MCP server URL %q: %w", raw, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("invalid MCP server URL %q: scheme must be http or https", raw)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("invalid MCP server URL %q: host is missing", raw)
+	}
+	return nil
+}
+
+// renderResult turns a raw tools/call result into a CallResult.
+func renderResult(raw json.RawMessage) (*CallResult, error) {
+	var result struct {
+		Content []struct {
+			Type     string `json:"type"`
+			Text     string `json:"text"`
+			Data     string `json:"data"`
+			MIMEType string `json:"mimeType"`
+			URI      string `json:"uri"`
+			Name     string `json:"name"`
+			Resource *struct {
+				URI      string  `json:"uri"`
+				MIMEType string  `json:"mimeType"`
+				Text     *string `json:"text"`
+				Blob     string  `json:"blob"`
+			} `json:"resource"`
+		} `json:"content"`
+		StructuredContent json.RawMessage `json:"structuredContent"`
+		IsError           bool            `json:"isError"`
+	}
+	if err := json.Unmarshal(raw, &result); err != nil {
+		return nil, err
+	}
+	parts := make([]string, 0, len(result.Content))
+	for _, c := range result.Content {
+		switch c.Type {
+		case "text":
+			parts = append(parts, c.Text)
+		case "image", "audio":
+			parts = append(parts, fmt.Sprintf("[%s %s, %d bytes]", c.Type, c.MIMEType, base64Len(c.Data)))
+		case "resource":
+			switch {
+			case c.Resource == nil:
+				parts = append(parts, "[resource]")
+			case c.Resource.Text != nil:
+				parts = append(parts, *c.Resource.Text)
+			default:
+				parts = append(parts, fmt.Sprintf("[resource %s %s, %d bytes]", c.Resource.URI, c.Resource.MIMEType, base64Len(c.Resource.Blob)))
+			}
+		case "resource_link":
+			parts = append(parts, fmt.Sprintf("[resource link %s: %s]", c.Name, c.URI))
+		default:
+			parts = append(parts, fmt.Sprintf("[%s content]", c.Type))
+		}
+	}
+	text := strings.Join(parts, "\n")
+	if len(result.Content) == 0 && len(result.StructuredContent) > 0 {
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, result.StructuredContent); err == nil {
+			text = compact.String()
+		}
+	}
+	return &CallResult{Text: text, IsError: result.IsError, Raw: raw}, nil
+}
+
+// base64Len returns the decoded size of base64 data without decoding it.
+func base64Len(data string) int {
+	data = strings.TrimRight(data, "=")
+	return base64.RawStdEncoding.DecodedLen(len(data))
+}

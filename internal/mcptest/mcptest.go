@@ -1,0 +1,106 @@
+// Package mcptest runs a real MCP server (mark3labs/mcp-go) on loopback for
+// tests, over Streamable HTTP or the legacy SSE transport, with tools that
+// count their calls so tests can assert at-most-once execution.
+package mcptest
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+)
+
+// Server is a loopback MCP server with the tools:
+//   - echo(message): returns "echo: <message>"
+//   - add(a, b): returns the sum
+//   - wait(message): blocks until Release is called or the request ends,
+//     then returns "waited: <message>"
+type Server struct {
+	// URL is the MCP endpoint.
+	URL string
+
+	mu      sync.Mutex
+	calls   map[string][]string
+	started chan string
+	release chan struct{}
+	once    sync.Once
+}
+
+// Transport selects how the server speaks MCP.
+type Transport int
+
+const (
+	StreamableHTTP Transport = iota
+	SSE
+)
+
+// New starts a server closed at test end.
+func New(t testing.TB, transport Transport) *Server {
+	t.Helper()
+	s := &Server{calls: map[string][]string{}, started: make(chan string, 100), release: make(chan struct{})}
+	m := server.NewMCPServer("mcptest", "1.0.0", server.WithToolCapabilities(false))
+	m.AddTool(mcp.NewTool("echo", mcp.WithDescription("Echoes the message."), mcp.WithString("message", mcp.Required())),
+		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			msg := req.GetString("message", "")
+			s.record("echo", msg)
+			return mcp.NewToolResultText("echo: " + msg), nil
+		})
+	m.AddTool(mcp.NewTool("add", mcp.WithDescription("Adds two numbers."), mcp.WithNumber("a", mcp.Required()), mcp.WithNumber("b", mcp.Required())),
+		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			a, b := req.GetFloat("a", 0), req.GetFloat("b", 0)
+			s.record("add", fmt.Sprint(a, b))
+			return mcp.NewToolResultText(fmt.Sprint(a + b)), nil
+		})
+	m.AddTool(mcp.NewTool("wait", mcp.WithDescription("Waits, then answers."), mcp.WithString("message")),
+		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			msg := req.GetString("message", "")
+			s.record("wait", msg)
+			s.started <- msg
+			select {
+			case <-s.release:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			return mcp.NewToolResultText("waited: " + msg), nil
+		})
+	var h http.Handler
+	var path string
+	switch transport {
+	case SSE:
+		h, path = server.NewSSEServer(m), "/sse"
+	default:
+		h, path = server.NewStreamableHTTPServer(m), "/mcp"
+	}
+	ts := httptest.NewServer(h)
+	t.Cleanup(func() {
+		s.Release()
+		ts.CloseClientConnections()
+		ts.Close()
+	})
+	s.URL = ts.URL + path
+	return s
+}
+
+func (s *Server) record(tool, arg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls[tool] = append(s.calls[tool], arg)
+}
+
+// Calls returns the arguments of every call of tool so far.
+func (s *Server) Calls(tool string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.calls[tool]...)
+}
+
+// Started delivers the message of each wait call as it starts.
+func (s *Server) Started() <-chan string { return s.started }
+
+// Release lets every current and future wait call finish.
+func (s *Server) Release() { s.once.Do(func() { close(s.release) }) }
