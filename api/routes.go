@@ -13,6 +13,10 @@ import (
 
 const tenantKey = "mcpidp.tenant"
 
+// gin's mode is process-wide; release mode only silences its debug prints
+// of every route. Set once, at package init, so it never changes later.
+func init() { gin.SetMode(gin.ReleaseMode) }
+
 // Handler returns the whole HTTP API. This function is the one place that
 // shows every route.
 func (a *API) Handler() http.Handler {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -43,6 +44,9 @@ type Options struct {
 	Now func() time.Time
 	// Migrate applies pending migrations before starting.
 	Migrate bool
+	// AllowAddrFunc lets the SSRF guard through to addresses it would
+	// block, for tests that stand a loopback server in for a public one.
+	AllowAddrFunc func(netip.AddrPort) bool
 }
 
 // App is a built mcpidp process.
@@ -101,7 +105,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		}
 	}
 
-	guard := netguard.New(netguard.Config{AllowPrivateNetworks: cfg.AllowPrivateNetworks})
+	guard := netguard.New(netguard.Config{AllowPrivateNetworks: cfg.AllowPrivateNetworks, AllowFunc: opts.AllowAddrFunc})
 	model, err := llm.New(llm.Config{BaseURL: cfg.UpstreamBaseURL, APIKey: cfg.UpstreamAPIKey, Logger: a.logger})
 	if err != nil {
 		return fmt.Errorf("invalid upstream model configuration: %w", err)

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/gin-gonic/gin"
-
 	"github.com/mcpidp/mcpidp/internal/store"
 	"github.com/mcpidp/mcpidp/webhooks"
 )
@@ -131,8 +129,6 @@ func runServer(ctx context.Context, mode Mode, args []string, getenv func(string
 		}
 	}
 	logger := newLogger(cfg, stderr)
-	// gin's mode is process-wide; release mode only stops its debug prints.
-	gin.SetMode(gin.ReleaseMode)
 	a, err := New(ctx, cfg, mode, Options{Logger: logger, Migrate: mode == ModeServe && !*noMigrate})
 	if err != nil {
 		return err

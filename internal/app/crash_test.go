@@ -1,0 +1,126 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mcpidp/mcpidp/internal/llm/llmtest"
+	"github.com/mcpidp/mcpidp/internal/mcptest"
+	"github.com/mcpidp/mcpidp/internal/store/storetest"
+	"github.com/mcpidp/mcpidp/internal/testenv"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+	buildOut  []byte
+)
+
+// mcpidpBinary builds cmd/mcpidp once per test run, for tests that need a
+// real process to kill.
+func mcpidpBinary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := filepathTemp()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "mcpidp")
+		buildOut, buildErr = exec.Command("go", "build", "-o", binPath, "github.com/mcpidp/mcpidp/cmd/mcpidp").CombinedOutput()
+	})
+	require.NoError(t, buildErr, string(buildOut))
+	return binPath
+}
+
+// A worker killed with SIGKILL in the middle of a tool call, then started
+// again: the task completes, and no recorded step runs twice (only the
+// step that was in flight may run again).
+func TestWorkerKilledMidTaskResumesWithoutRepeatingSteps(t *testing.T) {
+	t.Parallel()
+	bin := mcpidpBinary(t)
+	backends(t, func(t *testing.T, databaseURL string) {
+		model := llmtest.NewServer(t)
+		mcp := mcptest.New(t, mcptest.StreamableHTTP)
+		model.Handle(func(req llmtest.Request) llmtest.Response {
+			tools := 0
+			for _, m := range req.Messages {
+				if m.Role == "tool" {
+					tools++
+				}
+			}
+			switch tools {
+			case 0:
+				return llmtest.Response{ToolCalls: []llmtest.ToolCall{{Name: offered(t, req, "echo"), Arguments: `{"message":"first"}`}}}
+			case 1:
+				return llmtest.Response{ToolCalls: []llmtest.ToolCall{{Name: offered(t, req, "wait"), Arguments: `{"message":"second"}`}}}
+			}
+			return llmtest.Response{Content: "all done"}
+		})
+		port := testenv.FreePort(t)
+		base := fmt.Sprintf("http://127.0.0.1:%d", port)
+		env := []string{
+			"MCPIDP_DATABASE_URL=" + databaseURL,
+			"MCPIDP_LISTEN=127.0.0.1:" + strconv.Itoa(port),
+			"MCPIDP_PUBLIC_URL=" + base,
+			"MCPIDP_API_KEYS=acme:" + keyAcme,
+			"MCPIDP_UPSTREAM_BASE_URL=" + model.URL(),
+			"MCPIDP_ALLOW_PRIVATE_NETWORKS=true",
+			"MCPIDP_ENCRYPTION_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+			// A dead worker's segment is rescued after this long.
+			"MCPIDP_JOB_TIMEOUT=3s",
+			"MCPIDP_RESCUE_STUCK_JOBS_AFTER=4s",
+		}
+		first := testenv.StartProcess(t, bin, []string{"serve"}, env, testenv.PortReady(port))
+		e := &testEnv{URL: base}
+		tk := e.submit(t, keyAcme, map[string]any{"user": "u", "model": "m", "input": "go",
+			"tools": []map[string]any{{"type": "mcp", "url": mcp.URL}}})
+
+		select {
+		case msg := <-mcp.Started():
+			require.Equal(t, "second", msg)
+		case <-time.After(30 * time.Second):
+			t.Fatal("the wait tool was never called")
+		}
+		require.NoError(t, syscall.Kill(-first.Process.Pid, syscall.SIGKILL))
+		require.Eventually(t, func() bool { return !testenv.PortReady(port)() }, 10*time.Second, 20*time.Millisecond)
+
+		// What the dead process recorded: model turn, echo, model turn.
+		st, _ := storetest.OpenStore(t, databaseURL, nil)
+		steps, err := st.ListSteps(context.Background(), st.DB(), tk.ID)
+		require.NoError(t, err)
+		require.Len(t, steps, 3)
+		require.Len(t, model.Requests(), 2)
+
+		mcp.Release()
+		testenv.StartProcess(t, bin, []string{"serve"}, env, testenv.PortReady(port))
+		done := waitDone(t, tk)
+		require.Equal(t, "completed", done.Status, "error: %+v", done.Error)
+		require.Equal(t, "all done", done.Output.Content)
+
+		require.Equal(t, []string{"first"}, mcp.Calls("echo"), "a recorded tool call never runs again")
+		require.Len(t, model.Requests(), 3, "recorded model turns are not asked again")
+		require.LessOrEqual(t, len(mcp.Calls("wait")), 2, "only the step in flight may run again")
+		var types []string
+		for _, s := range done.Steps {
+			types = append(types, s.Type+":"+s.Tool)
+		}
+		require.Equal(t, []string{"model:", "tool:echo", "model:", "tool:wait", "model:"}, types)
+		raw, _ := json.Marshal(done.Steps[3])
+		require.Contains(t, string(raw), "waited: second")
+	})
+}
+
+func filepathTemp() (string, error) { return os.MkdirTemp("", "mcpidp-bin-") }
