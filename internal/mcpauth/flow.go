@@ -1,0 +1,326 @@
+package mcpauth
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/mcpidp/mcpidp/internal/store"
+)
+
+// LoginParams asks for a login link.
+type LoginParams struct {
+	Tenant string
+	User   string
+	// ServerURL is the MCP server's URL; it is canonicalized.
+	ServerURL string
+	// WWWAuthenticate is the WWW-Authenticate header of the server's 401 or
+	// 403 answer, if there was one (empty when connecting ahead of time).
+	WWWAuthenticate string
+	// Scopes, when set, are exactly the scopes to request (Connections API:
+	// connect or re-scope); they override the challenge and
+	// scopes_supported.
+	Scopes []string
+}
+
+// Login is a login link for one user and one MCP server.
+type Login struct {
+	ID string
+	// AuthorizationURL is PublicURL/oauth/start/{ID}: the link to hand to
+	// the user. It works until ExpiresAt, as many times as needed.
+	AuthorizationURL string
+	ServerURL        string
+	// Issuer is the authorization server the user will log in to.
+	Issuer    string
+	Scopes    []string
+	ExpiresAt time.Time
+}
+
+// BeginLogin prepares a login link after an MCP server answered 401 (or
+// 403 insufficient_scope), or ahead of time. It discovers the authorization
+// server, refuses one without PKCE S256, picks or registers the client,
+// decides the scopes and stores everything under a fresh unguessable id, so
+// that any process can serve the link.
+//
+// Scopes: p.Scopes when given; else the challenge's scope; else the
+// pre-registered client's scopes; else the resource's scopes_supported;
+// else none. offline_access is added when the authorization server lists
+// it. On a step-up (403 insufficient_scope) the scopes the connection
+// already holds are kept.
+func (e *Engine) BeginLogin(ctx context.Context, p LoginParams) (*Login, error) {
+	if p.Tenant == "" || p.User == "" {
+		return nil, errors.New("tenant and user are required")
+	}
+	serverURL, err := CanonicalServerURL(p.ServerURL)
+	if err != nil {
+		return nil, err
+	}
+	header := p.WWWAuthenticate
+	if header == "" {
+		// Connecting ahead of time: ask the server for its challenge the
+		// way an MCP client's first request would.
+		header = e.probeChallenge(ctx, serverURL)
+	}
+	ch := ParseChallenge(header)
+	d, err := e.discover(ctx, serverURL, ch)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := e.register(ctx, d.as)
+	if err != nil {
+		return nil, err
+	}
+
+	var scopes []string
+	switch {
+	case len(p.Scopes) > 0:
+		scopes = p.Scopes
+	case len(ch.Scopes) > 0:
+		scopes = ch.Scopes
+	case len(reg.scopes) > 0:
+		scopes = reg.scopes
+	case d.prm != nil:
+		scopes = d.prm.ScopesSupported
+	}
+	if ch.InsufficientScope() && len(p.Scopes) == 0 {
+		c, err := e.store.GetOAuthConnection(ctx, e.store.DB(), p.Tenant, p.User, serverURL)
+		switch {
+		case err == nil:
+			scopes = append(strings.Fields(c.Scopes), scopes...)
+		case !errors.Is(err, store.ErrNotFound):
+			return nil, err
+		}
+	}
+	if len(scopes) > 0 && slices.Contains(d.as.ScopesSupported, "offline_access") {
+		scopes = append(scopes, "offline_access")
+	}
+	scopes = uniqueScopes(scopes)
+
+	now := e.now().UTC().Truncate(time.Microsecond)
+	l := &store.OAuthLogin{
+		ID:        store.NewToken(),
+		TenantID:  p.Tenant,
+		UserID:    p.User,
+		ServerURL: serverURL,
+		OAuthAuthority: store.OAuthAuthority{
+			Resource:                d.resource,
+			Issuer:                  d.as.Issuer,
+			AuthorizationEndpoint:   d.as.AuthorizationEndpoint,
+			TokenEndpoint:           d.as.TokenEndpoint,
+			RevocationEndpoint:      d.as.RevocationEndpoint,
+			IssParameterSupported:   d.as.AuthorizationResponseIssParameterSupported,
+			ClientID:                reg.clientID,
+			TokenEndpointAuthMethod: reg.authMethod,
+		},
+		Scopes:    strings.Join(scopes, " "),
+		CreatedAt: now,
+		ExpiresAt: now.Add(e.loginTTL),
+	}
+	if err := e.store.CreateOAuthLogin(ctx, e.store.DB(), l); err != nil {
+		return nil, err
+	}
+	return &Login{
+		ID:               l.ID,
+		AuthorizationURL: e.publicURL + StartPathPrefix + l.ID,
+		ServerURL:        serverURL,
+		Issuer:           l.Issuer,
+		Scopes:           scopes,
+		ExpiresAt:        l.ExpiresAt,
+	}, nil
+}
+
+// Start serves GET /oauth/start/{loginID}: it makes a fresh single-use
+// state and PKCE verifier, valid for StateTTL, and returns the
+// authorization server URL to redirect the browser to. An unknown or
+// expired link gives ErrLoginLinkInvalid.
+func (e *Engine) Start(ctx context.Context, loginID string) (string, error) {
+	l, err := e.store.GetOAuthLogin(ctx, e.store.DB(), loginID)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", ErrLoginLinkInvalid
+	}
+	if err != nil {
+		return "", err
+	}
+	now := e.now()
+	if !now.Before(l.ExpiresAt) {
+		return "", ErrLoginLinkInvalid
+	}
+	state := store.NewToken()
+	verifier := oauth2.GenerateVerifier()
+	st := &store.OAuthState{StateHash: hashState(state), LoginID: l.ID, ExpiresAt: now.Add(e.stateTTL)}
+	st.CodeVerifier, err = e.keyring.Seal([]byte(verifier), stateVerifierAD(st.StateHash, l.ID))
+	if err != nil {
+		return "", fmt.Errorf("error sealing PKCE verifier: %w", err)
+	}
+	if err := e.store.CreateOAuthState(ctx, e.store.DB(), st); err != nil {
+		return "", err
+	}
+	cfg, err := e.oauthConfig(&l.OAuthAuthority, "", strings.Fields(l.Scopes))
+	if err != nil {
+		return "", err
+	}
+	return cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", l.Resource)), nil
+}
+
+// CallbackResult tells whose login the callback completed.
+type CallbackResult struct {
+	Tenant       string
+	User         string
+	ServerURL    string
+	ConnectionID string
+	LoginID      string
+	Issuer       string
+	// Scopes are those granted (the token response's scope, else those
+	// requested).
+	Scopes []string
+}
+
+// Callback serves GET /oauth/callback with the query the authorization
+// server redirected with. It consumes the state (ErrStateInvalid when
+// missing, unknown, expired or replayed), checks iss (ErrIssuerMismatch),
+// reports an authorization error (*AuthorizationError, matching
+// ErrAccessDenied), exchanges the code with the PKCE verifier and resource
+// (ErrExchangeFailed), and stores the tokens sealed as the user's active
+// connection to the server.
+func (e *Engine) Callback(ctx context.Context, query url.Values) (*CallbackResult, error) {
+	state := query.Get("state")
+	if state == "" {
+		return nil, fmt.Errorf("%w: the callback carries no state", ErrStateInvalid)
+	}
+	stateHash := hashState(state)
+	st, err := e.store.GetOAuthState(ctx, e.store.DB(), stateHash)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, fmt.Errorf("%w: unknown state", ErrStateInvalid)
+	case err != nil:
+		return nil, err
+	case st.UsedAt != nil:
+		return nil, fmt.Errorf("%w: this login response was already used", ErrStateInvalid)
+	case !e.now().Before(st.ExpiresAt):
+		return nil, fmt.Errorf("%w: the login took longer than %s; start again from the login link", ErrStateInvalid, e.stateTTL)
+	}
+	if err := e.store.UseOAuthState(ctx, e.store.DB(), stateHash); err != nil {
+		if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("%w: this login response was already used", ErrStateInvalid)
+		}
+		return nil, err
+	}
+	l, err := e.store.GetOAuthLogin(ctx, e.store.DB(), st.LoginID)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("%w: the login link is gone", ErrStateInvalid)
+		}
+		return nil, err
+	}
+
+	// RFC 9207: check the issuer before trusting anything else in the
+	// response, error responses included.
+	if query.Has("iss") {
+		if iss := query.Get("iss"); normalizeIssuer(iss) != normalizeIssuer(l.Issuer) {
+			return nil, fmt.Errorf("%w: got %q, want %q", ErrIssuerMismatch, iss, l.Issuer)
+		}
+	} else if l.IssParameterSupported {
+		return nil, fmt.Errorf("%w: %s promises an iss parameter but sent none", ErrIssuerMismatch, l.Issuer)
+	}
+	if code := query.Get("error"); code != "" {
+		return nil, &AuthorizationError{Code: code, Description: query.Get("error_description"), URI: query.Get("error_uri")}
+	}
+	code := query.Get("code")
+	if code == "" {
+		return nil, fmt.Errorf("%w: the callback carries no code", ErrExchangeFailed)
+	}
+	verifier, err := e.keyring.Open(st.CodeVerifier, stateVerifierAD(stateHash, l.ID))
+	if err != nil {
+		return nil, fmt.Errorf("error opening PKCE verifier: %w", err)
+	}
+	secret, err := e.clientSecret(ctx, e.store.DB(), &l.OAuthAuthority)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrExchangeFailed, err)
+	}
+	requested := strings.Fields(l.Scopes)
+	cfg, err := e.oauthConfig(&l.OAuthAuthority, secret, requested)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrExchangeFailed, err)
+	}
+	tok, err := cfg.Exchange(e.oauthContext(ctx, nil), code, oauth2.VerifierOption(string(verifier)), oauth2.SetAuthURLParam("resource", l.Resource))
+	if err != nil {
+		e.forgetRejectedClient(ctx, &l.OAuthAuthority, err)
+		return nil, fmt.Errorf("%w: %s", ErrExchangeFailed, describeTokenError(err))
+	}
+	if err := checkToken(tok); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrExchangeFailed, err)
+	}
+	scopes := grantedScopes(tok, requested)
+
+	c := &store.OAuthConnection{
+		TenantID:       l.TenantID,
+		UserID:         l.UserID,
+		ServerURL:      l.ServerURL,
+		OAuthAuthority: l.OAuthAuthority,
+		Scopes:         strings.Join(scopes, " "),
+		Status:         store.OAuthConnectionActive,
+		TokenType:      tok.TokenType,
+		ExpiresAt:      e.tokenExpiry(tok),
+	}
+	if err := e.sealTokens(c, tok.AccessToken, tok.RefreshToken); err != nil {
+		return nil, err
+	}
+	err = e.store.InTx(ctx, func(tx *sql.Tx) error {
+		if err := e.store.UpsertOAuthConnection(ctx, tx, c); err != nil {
+			return err
+		}
+		return e.store.MarkOAuthLoginCompleted(ctx, tx, l.ID)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &CallbackResult{
+		Tenant:       l.TenantID,
+		User:         l.UserID,
+		ServerURL:    l.ServerURL,
+		ConnectionID: c.ID,
+		LoginID:      l.ID,
+		Issuer:       l.Issuer,
+		Scopes:       scopes,
+	}, nil
+}
+
+// forgetRejectedClient drops a dynamic registration the authorization
+// server no longer accepts, so the next login registers again.
+func (e *Engine) forgetRejectedClient(ctx context.Context, a *store.OAuthAuthority, err error) {
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.ErrorCode != "invalid_client" {
+		return
+	}
+	if _, ok := e.preRegistered[normalizeIssuer(a.Issuer)]; ok || a.ClientID == e.ClientMetadataURL() {
+		return
+	}
+	if err := e.store.DeleteOAuthClient(ctx, e.store.DB(), normalizeIssuer(a.Issuer), e.RedirectURI(), a.ClientID); err != nil {
+		e.logger.WarnContext(ctx, "mcpauth: error forgetting rejected client registration", slogIssuer(a.Issuer), slogError(err))
+	}
+}
+
+func hashState(state string) string {
+	sum := sha256.Sum256([]byte(state))
+	return hex.EncodeToString(sum[:])
+}
+
+// uniqueScopes drops empty and repeated scopes, keeping the first order.
+func uniqueScopes(in []string) []string {
+	out := make([]string, 0, len(in))
+	for _, s := range in {
+		if s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}

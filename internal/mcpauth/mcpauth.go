@@ -1,0 +1,246 @@
+// Package mcpauth is mcpidp's OAuth engine for MCP servers, per end user:
+// discovery (RFC 9728 protected-resource metadata, RFC 8414 / OpenID
+// discovery, the 2025-03-26 fallbacks), client registration (pre-registered,
+// Client ID Metadata Document, RFC 7591 dynamic registration), login links
+// with PKCE S256 and single-use state, the code exchange, tokens sealed at
+// rest, refresh ahead of expiry serialized across processes by a row lock,
+// and RFC 7009 revocation.
+//
+// Tokens belong to (tenant, user, canonical server URL) and are never sent
+// anywhere else. Everything a flow needs lives in the database, so one
+// process can hand out a login link, a second can redirect the browser and a
+// third can take the callback.
+package mcpauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/mcpidp/mcpidp/internal/secretbox"
+	"github.com/mcpidp/mcpidp/internal/store"
+)
+
+// Defaults for Config.
+const (
+	DefaultLoginTTL = 24 * time.Hour
+	DefaultStateTTL = 15 * time.Minute
+	// RefreshLeeway is how long before expiry an access token is refreshed
+	// instead of used.
+	RefreshLeeway = 60 * time.Second
+)
+
+// Paths under Config.PublicURL that the HTTP layer must serve.
+const (
+	CallbackPath       = "/oauth/callback"
+	StartPathPrefix    = "/oauth/start/"
+	ClientMetadataPath = "/oauth/client-metadata.json"
+)
+
+// Config configures an Engine.
+type Config struct {
+	// Store holds logins, states, client registrations and connections.
+	// Required.
+	Store *store.Store
+	// Keyring seals access tokens, refresh tokens, client secrets and PKCE
+	// verifiers; the associated data binds each to its row. Required.
+	Keyring *secretbox.Keyring
+	// HTTPClient makes every metadata, registration, token and revocation
+	// request. In production it is the netguard client, because every URL
+	// involved comes from an MCP server someone named. It must not follow
+	// redirects to places a netguard client would refuse. Required.
+	HTTPClient *http.Client
+	// PublicURL is where this deployment is reachable, such as
+	// https://mcpidp.example.com. The redirect URI is PublicURL +
+	// CallbackPath, login links are PublicURL + StartPathPrefix + id, and the
+	// CIMD client_id is PublicURL + ClientMetadataPath. Required.
+	PublicURL string
+	// ClientName is shown to users by authorization servers. Defaults to
+	// "mcpidp".
+	ClientName string
+	// PreRegistered are clients registered by hand with authorization
+	// servers; they win over CIMD and dynamic registration for their issuer.
+	PreRegistered []PreRegisteredClient
+	// LoginTTL is how long a login link works. Defaults to DefaultLoginTTL.
+	LoginTTL time.Duration
+	// StateTTL is how long one visit of a login link may take to come back
+	// to the callback. Defaults to DefaultStateTTL.
+	StateTTL time.Duration
+	// Now returns the current time. Defaults to the store's clock.
+	Now func() time.Time
+	// Logger receives warnings (a failed revocation, a transient refresh
+	// failure). Tokens, codes, verifiers and secrets are never logged.
+	// Defaults to discarding.
+	Logger *slog.Logger
+	// RefreshFailedFunc, if set, is called after a refresh was refused
+	// with invalid_grant and the connection was marked refresh_failed (for
+	// the connection.refresh_failed webhook). It runs after the commit.
+	RefreshFailedFunc func(ctx context.Context, tenant, user string, c Connection)
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Store == nil:
+		return errors.New("store is required")
+	case c.Keyring == nil:
+		return errors.New("keyring is required")
+	case c.HTTPClient == nil:
+		return errors.New("HTTP client is required")
+	case c.PublicURL == "":
+		return errors.New("public URL is required")
+	case c.LoginTTL < 0:
+		return fmt.Errorf("invalid login TTL: %s", c.LoginTTL)
+	case c.StateTTL < 0:
+		return fmt.Errorf("invalid state TTL: %s", c.StateTTL)
+	}
+	u, err := url.Parse(c.PublicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("invalid public URL %q: want http(s)://host[/path]", c.PublicURL)
+	}
+	seen := map[string]bool{}
+	for _, p := range c.PreRegistered {
+		if err := p.validate(); err != nil {
+			return err
+		}
+		if seen[p.Issuer] {
+			return fmt.Errorf("invalid pre-registered clients: issuer %s appears twice", p.Issuer)
+		}
+		seen[p.Issuer] = true
+	}
+	return nil
+}
+
+// Engine runs OAuth for MCP servers on behalf of each tenant's users. It is
+// safe for concurrent use, and any number of processes may share one
+// database.
+type Engine struct {
+	store         *store.Store
+	keyring       *secretbox.Keyring
+	client        *http.Client
+	publicURL     string
+	clientName    string
+	preRegistered map[string]PreRegisteredClient
+	loginTTL      time.Duration
+	stateTTL      time.Duration
+	now           func() time.Time
+	logger        *slog.Logger
+	refreshFailed func(ctx context.Context, tenant, user string, c Connection)
+}
+
+// New returns an Engine for cfg.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("mcpauth: %w", err)
+	}
+	e := &Engine{
+		store:         cfg.Store,
+		keyring:       cfg.Keyring,
+		client:        cfg.HTTPClient,
+		publicURL:     strings.TrimSuffix(cfg.PublicURL, "/"),
+		clientName:    cfg.ClientName,
+		preRegistered: map[string]PreRegisteredClient{},
+		loginTTL:      cfg.LoginTTL,
+		stateTTL:      cfg.StateTTL,
+		now:           cfg.Now,
+		logger:        cfg.Logger,
+		refreshFailed: cfg.RefreshFailedFunc,
+	}
+	for _, p := range cfg.PreRegistered {
+		e.preRegistered[normalizeIssuer(p.Issuer)] = p
+	}
+	if e.clientName == "" {
+		e.clientName = "mcpidp"
+	}
+	if e.loginTTL == 0 {
+		e.loginTTL = DefaultLoginTTL
+	}
+	if e.stateTTL == 0 {
+		e.stateTTL = DefaultStateTTL
+	}
+	if e.now == nil {
+		e.now = cfg.Store.Now
+	}
+	if e.logger == nil {
+		e.logger = slog.New(slog.DiscardHandler)
+	}
+	return e, nil
+}
+
+// RedirectURI is the OAuth redirect_uri of this deployment.
+func (e *Engine) RedirectURI() string { return e.publicURL + CallbackPath }
+
+// ClientMetadataURL is the client_id used with authorization servers that
+// support Client ID Metadata Documents.
+func (e *Engine) ClientMetadataURL() string { return e.publicURL + ClientMetadataPath }
+
+// cimdUsable reports whether this deployment can be identified by its CIMD
+// URL: the draft requires an https client_id.
+func (e *Engine) cimdUsable() bool { return strings.HasPrefix(e.publicURL, "https://") }
+
+// Sentinel errors. The HTTP layer maps them (with errors.Is) to pages and
+// statuses.
+var (
+	// ErrLoginRequired means there is no usable token: the user must log in
+	// (again). AccessToken returns a *NeedsLoginError that matches it.
+	ErrLoginRequired = errors.New("login required")
+	// ErrLoginLinkInvalid means a /oauth/start link is unknown or expired.
+	ErrLoginLinkInvalid = errors.New("login link is unknown or has expired")
+	// ErrStateInvalid means the callback's state is missing, unknown,
+	// expired or already used.
+	ErrStateInvalid = errors.New("authorization state is invalid")
+	// ErrAccessDenied means the authorization server answered the callback
+	// with an error (access_denied or any other); see *AuthorizationError.
+	ErrAccessDenied = errors.New("authorization was not granted")
+	// ErrIssuerMismatch means the callback's iss does not name the
+	// authorization server the flow was started with (RFC 9207), or is
+	// missing although the server promised it.
+	ErrIssuerMismatch = errors.New("authorization response came from the wrong issuer")
+	// ErrExchangeFailed means the authorization code could not be exchanged
+	// for a token.
+	ErrExchangeFailed = errors.New("authorization code exchange failed")
+	// ErrDiscovery means the MCP server's authorization server could not be
+	// found or used (no metadata, no S256 PKCE, mismatched resource, no way
+	// to register a client).
+	ErrDiscovery = errors.New("authorization server discovery failed")
+)
+
+// NeedsLoginError is returned by AccessToken when the user has no usable
+// token for the server. It matches ErrLoginRequired.
+type NeedsLoginError struct {
+	ServerURL string
+	// Reason says why: "no connection", "refresh_failed", "revoked",
+	// "expired".
+	Reason string
+}
+
+func (e *NeedsLoginError) Error() string {
+	return fmt.Sprintf("login required for MCP server %s: %s", e.ServerURL, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrLoginRequired) true.
+func (e *NeedsLoginError) Is(target error) bool { return target == ErrLoginRequired }
+
+// AuthorizationError is an error response from the authorization server at
+// the callback (RFC 6749 §4.1.2.1). It matches ErrAccessDenied whatever the
+// code, since for the user it always means no access was granted.
+type AuthorizationError struct {
+	Code        string
+	Description string
+	URI         string
+}
+
+func (e *AuthorizationError) Error() string {
+	msg := "authorization server returned " + e.Code
+	if e.Description != "" {
+		msg += ": " + e.Description
+	}
+	return msg
+}
+
+// Is makes errors.Is(err, ErrAccessDenied) true.
+func (e *AuthorizationError) Is(target error) bool { return target == ErrAccessDenied }

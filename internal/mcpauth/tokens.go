@@ -1,0 +1,575 @@
+package mcpauth
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/mcpidp/mcpidp/internal/store"
+)
+
+// ErrNotFound is store.ErrNotFound, returned for a connection id that does
+// not exist or belongs to another tenant.
+var ErrNotFound = store.ErrNotFound
+
+// Connection statuses as the Connections API shows them.
+const (
+	StatusActive        = "active"
+	StatusExpired       = "expired"
+	StatusRevoked       = "revoked"
+	StatusRefreshFailed = "refresh_failed"
+)
+
+// Connection is a user's login to one MCP server (DESIGN §4.4).
+type Connection struct {
+	ID        string   `json:"id"`
+	ServerURL string   `json:"server_url"`
+	Scopes    []string `json:"scopes"`
+	// Status is active, expired (the access token expired and there is no
+	// refresh token), revoked or refresh_failed.
+	Status    string     `json:"status"`
+	ExpiresAt *time.Time `json:"expires_at"`
+	CreatedAt time.Time  `json:"created_at"`
+	// LastUsedAt is updated at most once a minute.
+	LastUsedAt *time.Time `json:"last_used_at"`
+	// Issuer is the authorization server that issued the tokens.
+	Issuer string `json:"-"`
+}
+
+// touchInterval limits last_used_at writes.
+const touchInterval = time.Minute
+
+// refreshTimeout bounds one refresh request, which runs while the
+// connection's row is locked.
+const refreshTimeout = 30 * time.Second
+
+// AccessToken returns a valid access token of the tenant's user for the MCP
+// server, refreshing it first when it expires within RefreshLeeway. Only one
+// refresh per connection runs at a time across all processes: the refresher
+// holds the connection's row lock (PostgreSQL) or the write lock (SQLite),
+// and whoever waited re-reads the row and uses the new token. The rotated
+// refresh token is stored in the same transaction as the access token.
+//
+// When there is no usable token it returns a *NeedsLoginError (matching
+// ErrLoginRequired); a refresh refused with invalid_grant marks the
+// connection refresh_failed first.
+func (e *Engine) AccessToken(ctx context.Context, tenant, user, serverURL string) (string, error) {
+	serverURL, err := CanonicalServerURL(serverURL)
+	if err != nil {
+		return "", err
+	}
+	c, err := e.store.GetOAuthConnection(ctx, e.store.DB(), tenant, user, serverURL)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", &NeedsLoginError{ServerURL: serverURL, Reason: "no connection"}
+	}
+	if err != nil {
+		return "", err
+	}
+	if c.Status != store.OAuthConnectionActive {
+		return "", &NeedsLoginError{ServerURL: serverURL, Reason: string(c.Status)}
+	}
+	now := e.now()
+	if usable(c, now, RefreshLeeway) {
+		token, err := e.openToken(c, "access-token", c.AccessToken)
+		if err != nil {
+			return "", err
+		}
+		if c.LastUsedAt == nil || now.Sub(*c.LastUsedAt) > touchInterval {
+			if err := e.store.TouchOAuthConnection(ctx, e.store.DB(), tenant, c.ID); err != nil {
+				e.logger.WarnContext(ctx, "mcpauth: error recording connection use", slogError(err))
+			}
+		}
+		return token, nil
+	}
+	if c.RefreshToken == "" {
+		return "", &NeedsLoginError{ServerURL: serverURL, Reason: StatusExpired}
+	}
+	token, _, err := e.refresh(ctx, tenant, c.ID, RefreshLeeway)
+	return token, err
+}
+
+// TokenRejected tells the engine that the MCP server answered 401 to a
+// request that carried accessToken. If that is still the stored token, it
+// is marked expired so that the next AccessToken refreshes it (a refresh
+// refused with invalid_grant then marks the connection refresh_failed). It
+// returns true when a retry can work (there is a refresh token, or another
+// request already replaced the token): the caller may then retry the
+// request once, and otherwise start a login.
+func (e *Engine) TokenRejected(ctx context.Context, tenant, user, serverURL, accessToken string) (bool, error) {
+	serverURL, err := CanonicalServerURL(serverURL)
+	if err != nil {
+		return false, err
+	}
+	c, err := e.store.GetOAuthConnection(ctx, e.store.DB(), tenant, user, serverURL)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	retry := false
+	err = e.store.InTx(ctx, func(tx *sql.Tx) error {
+		c, err := e.store.GetOAuthConnectionForUpdate(ctx, tx, tenant, c.ID)
+		if err != nil {
+			return err
+		}
+		if c.Status != store.OAuthConnectionActive || c.AccessToken == "" {
+			return nil
+		}
+		current, err := e.openToken(c, "access-token", c.AccessToken)
+		if err != nil {
+			return err
+		}
+		if current != accessToken {
+			retry = true
+			return nil
+		}
+		// Without a refresh token the connection is now expired: the user
+		// must log in again.
+		retry = c.RefreshToken != ""
+		return e.store.ExpireOAuthAccessToken(ctx, tx, tenant, c.ID, e.now())
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return retry, err
+}
+
+// usable reports whether the connection's access token is good for at
+// least leeway more.
+func usable(c *store.OAuthConnection, now time.Time, leeway time.Duration) bool {
+	return c.AccessToken != "" && (c.ExpiresAt == nil || c.ExpiresAt.After(now.Add(leeway)))
+}
+
+// refresh refreshes a connection under its row lock unless, once the lock
+// is held, its token turns out to be good for leeway more (another process
+// refreshed it meanwhile). It returns the access token to use and whether
+// this call refreshed it.
+func (e *Engine) refresh(ctx context.Context, tenant, id string, leeway time.Duration) (string, bool, error) {
+	var (
+		token     string
+		refreshed bool
+		failed    *store.OAuthConnection
+	)
+	err := e.store.InTx(ctx, func(tx *sql.Tx) error {
+		c, err := e.store.GetOAuthConnectionForUpdate(ctx, tx, tenant, id)
+		if err != nil {
+			return err
+		}
+		if c.Status != store.OAuthConnectionActive {
+			return &NeedsLoginError{ServerURL: c.ServerURL, Reason: string(c.Status)}
+		}
+		now := e.now()
+		if usable(c, now, leeway) {
+			token, err = e.openToken(c, "access-token", c.AccessToken)
+			return err
+		}
+		if c.RefreshToken == "" {
+			return &NeedsLoginError{ServerURL: c.ServerURL, Reason: StatusExpired}
+		}
+		rt, err := e.openToken(c, "refresh-token", c.RefreshToken)
+		if err != nil {
+			return err
+		}
+		// Everything below runs on tx: with SQLite there is only one
+		// connection, and it is ours until commit.
+		secret, err := e.clientSecret(ctx, tx, &c.OAuthAuthority)
+		if err != nil {
+			return err
+		}
+		cfg, err := e.oauthConfig(&c.OAuthAuthority, secret, nil)
+		if err != nil {
+			return err
+		}
+		rctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+		defer cancel()
+		tok, err := cfg.TokenSource(e.oauthContext(rctx, url.Values{"resource": {c.Resource}}), &oauth2.Token{RefreshToken: rt}).Token()
+		if err == nil {
+			err = checkToken(tok)
+		}
+		var re *oauth2.RetrieveError
+		switch {
+		case errors.As(err, &re) && re.ErrorCode == "invalid_grant":
+			e.logger.WarnContext(ctx, "mcpauth: refresh token refused, connection needs a new login",
+				slog.String("connection_id", c.ID), slogIssuer(c.Issuer), slog.String("error_description", re.ErrorDescription))
+			if err := e.store.SetOAuthConnectionStatus(ctx, tx, tenant, c.ID, store.OAuthConnectionRefreshFailed); err != nil {
+				return err
+			}
+			c.Status = store.OAuthConnectionRefreshFailed
+			failed = c
+			return nil
+		case err != nil:
+			if c.AccessToken != "" && c.ExpiresAt != nil && now.Before(*c.ExpiresAt) {
+				// The old token still works for a little while; use it and
+				// let the next call try again.
+				e.logger.WarnContext(ctx, "mcpauth: refresh failed, using the current token until it expires",
+					slog.String("connection_id", c.ID), slogIssuer(c.Issuer), slog.String("error", describeTokenError(err)))
+				token, err = e.openToken(c, "access-token", c.AccessToken)
+				return err
+			}
+			return fmt.Errorf("error refreshing token for %s at %s: %s", c.ServerURL, c.Issuer, describeTokenError(err))
+		}
+		scopes := c.Scopes
+		if s, ok := tok.Extra("scope").(string); ok && s != "" {
+			scopes = s
+		}
+		upd := store.OAuthTokenUpdate{TokenType: tok.TokenType, Scopes: scopes, ExpiresAt: e.tokenExpiry(tok)}
+		sealed := *c
+		if err := e.sealTokens(&sealed, tok.AccessToken, tok.RefreshToken); err != nil {
+			return err
+		}
+		upd.AccessToken, upd.RefreshToken = sealed.AccessToken, sealed.RefreshToken
+		if err := e.store.UpdateOAuthConnectionTokens(ctx, tx, tenant, c.ID, upd); err != nil {
+			return err
+		}
+		token, refreshed = tok.AccessToken, true
+		return nil
+	})
+	if err != nil {
+		return "", false, err
+	}
+	if failed != nil {
+		if e.refreshFailed != nil {
+			e.refreshFailed(ctx, failed.TenantID, failed.UserID, e.connection(failed))
+		}
+		return "", false, &NeedsLoginError{ServerURL: failed.ServerURL, Reason: StatusRefreshFailed}
+	}
+	return token, refreshed, nil
+}
+
+// RefreshExpiring refreshes every active connection whose access token
+// expires within the given time, for a periodic job, and returns how many
+// it refreshed. Connections refused with invalid_grant become
+// refresh_failed and are not errors; other failures are joined in err.
+func (e *Engine) RefreshExpiring(ctx context.Context, within time.Duration) (int, error) {
+	conns, err := e.store.ListOAuthConnectionsExpiring(ctx, e.store.DB(), e.now().Add(within), 1000)
+	if err != nil {
+		return 0, err
+	}
+	var (
+		n    int
+		errs []error
+	)
+	for _, c := range conns {
+		_, refreshed, err := e.refresh(ctx, c.TenantID, c.ID, within)
+		switch {
+		case errors.Is(err, ErrLoginRequired), errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			errs = append(errs, fmt.Errorf("connection %s: %w", c.ID, err))
+		case refreshed:
+			n++
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+// Transport returns a RoundTripper that sends each request through base
+// with the user's bearer token for serverURL (from AccessToken). When there
+// is no usable token it sends the request without one, so that the server
+// answers 401 with its challenge. A failure other than "login required"
+// (a database error) fails the request.
+func (e *Engine) Transport(base http.RoundTripper, tenant, user, serverURL string) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return &transport{base: base, authorize: e.Authorizer(tenant, user), serverURL: serverURL}
+}
+
+type transport struct {
+	base      http.RoundTripper
+	authorize func(ctx context.Context, serverURL string, req *http.Request) error
+	serverURL string
+}
+
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	if err := t.authorize(req.Context(), t.serverURL, req); err != nil {
+		if req.Body != nil {
+			_ = req.Body.Close()
+		}
+		return nil, err
+	}
+	return t.base.RoundTrip(req)
+}
+
+// Authorizer returns a function that sets "Authorization: Bearer …" on a
+// request to serverURL for the tenant's user, or leaves the request alone
+// when the user has no usable token. Its signature is
+// mcpclient.AuthorizeFunc's.
+func (e *Engine) Authorizer(tenant, user string) func(ctx context.Context, serverURL string, req *http.Request) error {
+	return func(ctx context.Context, serverURL string, req *http.Request) error {
+		token, err := e.AccessToken(ctx, tenant, user, serverURL)
+		if errors.Is(err, ErrLoginRequired) {
+			req.Header.Del("Authorization")
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		return nil
+	}
+}
+
+// ListConnections returns the tenant's user's connections.
+func (e *Engine) ListConnections(ctx context.Context, tenant, user string) ([]Connection, error) {
+	rows, err := e.store.ListOAuthConnections(ctx, e.store.DB(), tenant, user)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Connection, 0, len(rows))
+	for _, c := range rows {
+		out = append(out, e.connection(c))
+	}
+	return out, nil
+}
+
+// GetConnection returns one of the tenant's connections, or ErrNotFound.
+func (e *Engine) GetConnection(ctx context.Context, tenant, id string) (*Connection, error) {
+	c, err := e.store.GetOAuthConnectionByID(ctx, e.store.DB(), tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	conn := e.connection(c)
+	return &conn, nil
+}
+
+func (e *Engine) connection(c *store.OAuthConnection) Connection {
+	status := string(c.Status)
+	if c.Status == store.OAuthConnectionActive && c.RefreshToken == "" && c.ExpiresAt != nil && !e.now().Before(*c.ExpiresAt) {
+		status = StatusExpired
+	}
+	scopes := strings.Fields(c.Scopes)
+	if scopes == nil {
+		scopes = []string{}
+	}
+	return Connection{
+		ID:         c.ID,
+		ServerURL:  c.ServerURL,
+		Scopes:     scopes,
+		Status:     status,
+		ExpiresAt:  c.ExpiresAt,
+		CreatedAt:  c.CreatedAt,
+		LastUsedAt: c.LastUsedAt,
+		Issuer:     c.Issuer,
+	}
+}
+
+// Revoke disconnects one of the tenant's connections: when the
+// authorization server offers RFC 7009 revocation, the refresh token and
+// then the access token are revoked there (a failure is logged, not
+// returned: the user asked to be disconnected), then the connection and its
+// tokens are deleted. Another tenant's id is ErrNotFound.
+func (e *Engine) Revoke(ctx context.Context, tenant, connectionID string) error {
+	c, err := e.store.GetOAuthConnectionByID(ctx, e.store.DB(), tenant, connectionID)
+	if err != nil {
+		return err
+	}
+	if c.RevocationEndpoint != "" {
+		if err := e.revokeAtServer(ctx, c); err != nil {
+			e.logger.WarnContext(ctx, "mcpauth: error revoking tokens at the authorization server",
+				slog.String("connection_id", c.ID), slogIssuer(c.Issuer), slogError(err))
+		}
+	}
+	return e.store.DeleteOAuthConnection(ctx, e.store.DB(), tenant, connectionID)
+}
+
+func (e *Engine) revokeAtServer(ctx context.Context, c *store.OAuthConnection) error {
+	secret, err := e.clientSecret(ctx, e.store.DB(), &c.OAuthAuthority)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, t := range []struct{ hint, sealed string }{{"refresh_token", c.RefreshToken}, {"access_token", c.AccessToken}} {
+		if t.sealed == "" {
+			continue
+		}
+		kind := strings.ReplaceAll(t.hint, "_", "-")
+		token, err := e.openToken(c, kind, t.sealed)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := e.postRevocation(ctx, &c.OAuthAuthority, secret, token, t.hint); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (e *Engine) postRevocation(ctx context.Context, a *store.OAuthAuthority, secret, token, hint string) error {
+	form := url.Values{"token": {token}, "token_type_hint": {hint}}
+	if a.TokenEndpointAuthMethod != AuthMethodClientSecretBasic {
+		form.Set("client_id", a.ClientID)
+		if a.TokenEndpointAuthMethod == AuthMethodClientSecretPost {
+			form.Set("client_secret", secret)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.RevocationEndpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return fmt.Errorf("invalid revocation endpoint: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if a.TokenEndpointAuthMethod == AuthMethodClientSecretBasic {
+		req.SetBasicAuth(url.QueryEscape(a.ClientID), url.QueryEscape(secret))
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("error revoking %s: %w", hint, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxMetadataBytes))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("revoking %s: authorization server answered HTTP %d", hint, resp.StatusCode)
+	}
+	return nil
+}
+
+// Cleanup deletes expired states and login links, for a periodic job.
+// Login links are kept one StateTTL past their expiry so a flow started
+// just before it can still finish.
+func (e *Engine) Cleanup(ctx context.Context) (int64, error) {
+	now := e.now()
+	return e.store.DeleteExpiredOAuth(ctx, e.store.DB(), now, now.Add(-e.stateTTL))
+}
+
+// sealTokens seals the tokens into c, bound to its (tenant, user, server).
+// An empty refresh token stays empty.
+func (e *Engine) sealTokens(c *store.OAuthConnection, access, refresh string) error {
+	var err error
+	c.AccessToken, err = e.keyring.Seal([]byte(access), tokenAD("access-token", c.TenantID, c.UserID, c.ServerURL))
+	if err != nil {
+		return fmt.Errorf("error sealing access token: %w", err)
+	}
+	c.RefreshToken = ""
+	if refresh != "" {
+		c.RefreshToken, err = e.keyring.Seal([]byte(refresh), tokenAD("refresh-token", c.TenantID, c.UserID, c.ServerURL))
+		if err != nil {
+			return fmt.Errorf("error sealing refresh token: %w", err)
+		}
+	}
+	return nil
+}
+
+func (e *Engine) openToken(c *store.OAuthConnection, kind, sealed string) (string, error) {
+	b, err := e.keyring.Open(sealed, tokenAD(kind, c.TenantID, c.UserID, c.ServerURL))
+	if err != nil {
+		return "", fmt.Errorf("error opening %s of connection %s: %w", kind, c.ID, err)
+	}
+	return string(b), nil
+}
+
+// oauthContext gives x/oauth2 our HTTP client. extra form parameters are
+// added to token requests: x/oauth2 has no option for them on refresh, and
+// RFC 8707 wants resource there too.
+func (e *Engine) oauthContext(ctx context.Context, extra url.Values) context.Context {
+	client := e.client
+	if len(extra) > 0 {
+		base := client.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		c := *client
+		c.Transport = &formParamTransport{base: base, extra: extra}
+		client = &c
+	}
+	return context.WithValue(ctx, oauth2.HTTPClient, client)
+}
+
+// formParamTransport adds parameters to form-encoded POST bodies.
+type formParamTransport struct {
+	base  http.RoundTripper
+	extra url.Values
+}
+
+func (t *formParamTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodPost || req.Body == nil || !strings.HasPrefix(req.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		return t.base.RoundTrip(req)
+	}
+	body, err := io.ReadAll(req.Body)
+	_ = req.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, err
+	}
+	for k, vs := range t.extra {
+		if !form.Has(k) {
+			form[k] = vs
+		}
+	}
+	encoded := form.Encode()
+	req = req.Clone(req.Context())
+	req.Body = io.NopCloser(strings.NewReader(encoded))
+	req.ContentLength = int64(len(encoded))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(encoded)), nil }
+	return t.base.RoundTrip(req)
+}
+
+// checkToken refuses token responses we cannot use.
+func checkToken(tok *oauth2.Token) error {
+	if tok.AccessToken == "" {
+		return errors.New("token response has no access_token")
+	}
+	if tok.TokenType != "" && !strings.EqualFold(tok.TokenType, "bearer") {
+		return fmt.Errorf("unsupported token_type %q", tok.TokenType)
+	}
+	return nil
+}
+
+// grantedScopes is the token response's scope, or what was requested when
+// the server did not say (RFC 6749 §5.1).
+func grantedScopes(tok *oauth2.Token, requested []string) []string {
+	if s, ok := tok.Extra("scope").(string); ok && strings.TrimSpace(s) != "" {
+		return strings.Fields(s)
+	}
+	return requested
+}
+
+// tokenExpiry reads expires_in against the engine's clock (x/oauth2's
+// Expiry uses the wall clock, which tests cannot move).
+func (e *Engine) tokenExpiry(tok *oauth2.Token) *time.Time {
+	var t time.Time
+	switch {
+	case tok.ExpiresIn > 0:
+		t = e.now().Add(time.Duration(tok.ExpiresIn) * time.Second)
+	case !tok.Expiry.IsZero():
+		t = tok.Expiry
+	default:
+		return nil
+	}
+	t = t.UTC().Truncate(time.Microsecond)
+	return &t
+}
+
+// describeTokenError renders a token endpoint failure without echoing
+// anything secret: RFC 6749 error fields only, never the raw body.
+func describeTokenError(err error) string {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		msg := fmt.Sprintf("token endpoint answered HTTP %d", re.Response.StatusCode)
+		if re.ErrorCode != "" {
+			msg += " " + re.ErrorCode
+		}
+		if re.ErrorDescription != "" {
+			msg += ": " + re.ErrorDescription
+		}
+		return msg
+	}
+	return err.Error()
+}
+
+func slogIssuer(issuer string) slog.Attr { return slog.String("issuer", issuer) }
+
+func slogError(err error) slog.Attr { return slog.String("error", err.Error()) }
