@@ -15,6 +15,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/mcpidp/mcpidp/internal/mcpauth"
 	"github.com/mcpidp/mcpidp/internal/secretbox"
 	"github.com/mcpidp/mcpidp/internal/store"
 )
@@ -24,6 +25,11 @@ type Config struct {
 	Store   *store.Store
 	River   *river.Client[*sql.Tx] // inserts jobs in our transactions
 	Keyring *secretbox.Keyring
+	// OAuth runs MCP logins (connections, login links, callbacks).
+	OAuth *mcpauth.Engine
+	// OnAuthorized is called after a login stored its token (resumes the
+	// user's waiting tasks). Optional.
+	OnAuthorized func(ctx context.Context, res *mcpauth.CallbackResult) error
 	// PublicURL is this deployment's external base URL, without a
 	// trailing slash; result URLs are built from it.
 	PublicURL string
@@ -55,6 +61,8 @@ func New(cfg Config) (*API, error) {
 		return nil, errors.New("api: river client is required")
 	case cfg.Keyring == nil:
 		return nil, errors.New("api: keyring is required")
+	case cfg.OAuth == nil:
+		return nil, errors.New("api: OAuth engine is required")
 	case cfg.PublicURL == "":
 		return nil, errors.New("api: public URL is required")
 	case cfg.Retention <= 0:

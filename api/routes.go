@@ -31,6 +31,9 @@ func (a *API) Handler() http.Handler {
 	r.GET("/healthz", a.handleHealthz)
 	r.GET("/readyz", a.handleReadyz)
 	r.GET("/r/:file", a.handleResult)
+	r.GET("/oauth/start/:id", a.handleOAuthStart)
+	r.GET("/oauth/callback", a.handleOAuthCallback)
+	r.GET("/oauth/client-metadata.json", a.handleClientMetadata)
 
 	v1 := r.Group("/v1", a.limitBody(), a.authenticate())
 	v1.POST("/tasks", a.handleCreateTask)
@@ -38,6 +41,9 @@ func (a *API) Handler() http.Handler {
 	v1.GET("/tasks/:id", a.handleGetTask)
 	v1.POST("/tasks/:id/cancel", a.handleCancelTask)
 	v1.DELETE("/tasks/:id", a.handleDeleteTask)
+	v1.GET("/connections", a.handleListConnections)
+	v1.POST("/connections", a.handleConnect)
+	v1.DELETE("/connections/:id", a.handleDisconnect)
 	return r
 }
 
@@ -94,8 +100,10 @@ func (a *API) handleReadyz(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})
 }
 
+func readBody(c *gin.Context) ([]byte, error) { return io.ReadAll(c.Request.Body) }
+
 func (a *API) handleCreateTask(c *gin.Context) {
-	body, err := io.ReadAll(c.Request.Body)
+	body, err := readBody(c)
 	if err != nil {
 		a.writeError(c, err)
 		return

@@ -5,6 +5,7 @@ package worker
 
 import (
 	"encoding/json"
+	"time"
 
 	"github.com/mcpidp/mcpidp/internal/agentloop"
 )
@@ -58,4 +59,13 @@ type TaskOutput struct {
 type TaskError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// AuthorizationRequired lists the logins that would let the task run.
+	AuthorizationRequired []AuthorizationRequest `json:"authorization_required,omitempty"`
+}
+
+// AuthorizationRequest is one login a task needs.
+type AuthorizationRequest struct {
+	ServerURL        string    `json:"server_url"`
+	AuthorizationURL string    `json:"authorization_url"`
+	ExpiresAt        time.Time `json:"expires_at"`
 }

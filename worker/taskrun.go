@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
 
 	"github.com/mcpidp/mcpidp/internal/agentloop"
 	"github.com/mcpidp/mcpidp/internal/llm"
+	"github.com/mcpidp/mcpidp/internal/mcpauth"
 	"github.com/mcpidp/mcpidp/internal/mcpclient"
 	"github.com/mcpidp/mcpidp/internal/secretbox"
 	"github.com/mcpidp/mcpidp/internal/store"
@@ -42,6 +44,8 @@ type TaskRunnerConfig struct {
 	Model *llm.Client
 	// HTTPClient reaches MCP servers; in production the netguard client.
 	HTTPClient *http.Client
+	// OAuth gives MCP requests the user's tokens and makes login links.
+	OAuth *mcpauth.Engine
 	// Retention is how long store=false tasks are kept after they end.
 	Retention time.Duration
 	// CancelPollInterval is how often a running task checks whether it was
@@ -69,6 +73,8 @@ func NewTaskRunner(cfg TaskRunnerConfig) (*TaskRunner, error) {
 		return nil, errors.New("task runner: model client is required")
 	case cfg.HTTPClient == nil:
 		return nil, errors.New("task runner: HTTP client is required")
+	case cfg.OAuth == nil:
+		return nil, errors.New("task runner: OAuth engine is required")
 	case cfg.Retention <= 0:
 		return nil, fmt.Errorf("task runner: retention must be positive, got %s", cfg.Retention)
 	}
@@ -143,10 +149,14 @@ func (w *TaskRunner) Work(ctx context.Context, job *river.Job[TaskRunArgs]) erro
 		fail = &taskFailure{code: CodeInternal, message: err.Error()}
 	}
 	log.InfoContext(ctx, "task failed", slog.String("code", fail.code))
-	return w.finish(context.WithoutCancel(ctx), task.ID, store.TaskFailed, nil, nil, &TaskError{Code: fail.code, Message: fail.message})
+	return w.finish(context.WithoutCancel(ctx), task.ID, store.TaskFailed, nil, nil,
+		&TaskError{Code: fail.code, Message: fail.message, AuthorizationRequired: fail.logins})
 }
 
-type taskFailure struct{ code, message string }
+type taskFailure struct {
+	code, message string
+	logins        []AuthorizationRequest
+}
 
 func (f *taskFailure) Error() string { return f.code + ": " + f.message }
 
@@ -181,9 +191,12 @@ func (w *TaskRunner) run(ctx context.Context, task *store.Task) error {
 		for i, s := range req.Servers {
 			servers[i] = mcpclient.Server{URL: s.URL, AllowedTools: s.AllowedTools, Headers: secrets.Headers[s.URL]}
 		}
-		mcp, err := agentloop.ConnectMCP(ctx, w.connect, servers)
+		connect := func(ctx context.Context, server mcpclient.Server) (*mcpclient.Session, error) {
+			return w.connect(ctx, task.TenantID, task.UserID, server)
+		}
+		mcp, err := agentloop.ConnectMCP(ctx, connect, servers)
 		if err != nil {
-			return w.classify(ctx, err)
+			return w.classify(ctx, task, err)
 		}
 		defer mcp.Close()
 		tools = mcp
@@ -211,7 +224,7 @@ func (w *TaskRunner) run(ctx context.Context, task *store.Task) error {
 	}
 	outcome, err := run.Execute(ctx)
 	if err != nil {
-		return w.classify(ctx, err)
+		return w.classify(ctx, task, err)
 	}
 	output, _ := json.Marshal(TaskOutput{Content: outcome.Content, Markdown: agentloop.Markdown(outcome.Steps), StopReason: outcome.Reason})
 	usage, _ := json.Marshal(outcome.Usage)
@@ -220,7 +233,7 @@ func (w *TaskRunner) run(ctx context.Context, task *store.Task) error {
 
 // classify turns a run error into a task failure, or passes it on when the
 // task was canceled or the process is stopping.
-func (w *TaskRunner) classify(ctx context.Context, err error) error {
+func (w *TaskRunner) classify(ctx context.Context, task *store.Task, err error) error {
 	if cause := context.Cause(ctx); errors.Is(cause, errTaskCanceled) {
 		return errTaskCanceled
 	}
@@ -232,8 +245,10 @@ func (w *TaskRunner) classify(ctx context.Context, err error) error {
 	switch {
 	case errors.Is(err, store.ErrConflict), errors.Is(err, errTaskCanceled), errors.Is(err, store.ErrNotFound):
 		return err
-	case errors.As(err, &challenges), errors.As(err, &challenge):
-		return &taskFailure{code: CodeAuthorizationRequired, message: err.Error()}
+	case errors.As(err, &challenges):
+		return w.loginFailure(ctx, task, challenges.Challenges)
+	case errors.As(err, &challenge):
+		return w.loginFailure(ctx, task, []*mcpclient.AuthChallengeError{challenge})
 	case errors.Is(err, agentloop.ErrModel):
 		return &taskFailure{code: CodeModelError, message: err.Error()}
 	}
@@ -249,16 +264,50 @@ type connectError struct{ err error }
 func (e *connectError) Error() string { return e.err.Error() }
 func (e *connectError) Unwrap() error { return e.err }
 
-func (w *TaskRunner) connect(ctx context.Context, server mcpclient.Server) (*mcpclient.Session, error) {
-	s, err := mcpclient.Connect(ctx, mcpclient.Options{HTTPClient: w.cfg.HTTPClient, Logger: w.cfg.Logger}, server)
-	if err != nil {
+// connect opens a session with the user's token for the server. When the
+// server rejects a token we sent, the engine is told and the connection is
+// tried once more (the token may refresh); a second challenge is returned.
+func (w *TaskRunner) connect(ctx context.Context, tenant, user string, server mcpclient.Server) (*mcpclient.Session, error) {
+	opts := mcpclient.Options{HTTPClient: w.cfg.HTTPClient, Logger: w.cfg.Logger, AuthorizeFunc: w.cfg.OAuth.Authorizer(tenant, user)}
+	for attempt := 0; ; attempt++ {
+		s, err := mcpclient.Connect(ctx, opts, server)
+		if err == nil {
+			return s, nil
+		}
 		var ch *mcpclient.AuthChallengeError
-		if errors.As(err, &ch) {
+		if !errors.As(err, &ch) {
+			return nil, &connectError{err: err}
+		}
+		if attempt > 0 || ch.StatusCode != http.StatusUnauthorized {
 			return nil, err
 		}
-		return nil, &connectError{err: err}
+		token, terr := w.cfg.OAuth.AccessToken(ctx, tenant, user, server.URL)
+		if terr != nil {
+			return nil, err // no token was sent: a login is needed
+		}
+		retry, rerr := w.cfg.OAuth.TokenRejected(ctx, tenant, user, server.URL, token)
+		if rerr != nil || !retry {
+			return nil, err
+		}
 	}
-	return s, nil
+}
+
+// loginFailure starts a login for every server that asked for one. Until
+// tasks can pause for a login, the task fails with the links in its error.
+func (w *TaskRunner) loginFailure(ctx context.Context, task *store.Task, challenges []*mcpclient.AuthChallengeError) error {
+	fail := &taskFailure{code: CodeAuthorizationRequired}
+	var msgs []string
+	for _, ch := range challenges {
+		login, err := w.cfg.OAuth.BeginLogin(ctx, mcpauth.LoginParams{Tenant: task.TenantID, User: task.UserID, ServerURL: ch.ServerURL, WWWAuthenticate: ch.WWWAuthenticate})
+		if err != nil {
+			msgs = append(msgs, fmt.Sprintf("%s needs a login, but it cannot be started: %v", ch.ServerURL, err))
+			continue
+		}
+		fail.logins = append(fail.logins, AuthorizationRequest{ServerURL: ch.ServerURL, AuthorizationURL: login.AuthorizationURL, ExpiresAt: login.ExpiresAt})
+		msgs = append(msgs, fmt.Sprintf("log in to %s at %s", ch.ServerURL, login.AuthorizationURL))
+	}
+	fail.message = "authorization required: " + strings.Join(msgs, "; ")
+	return fail
 }
 
 // record commits one step, but only while the task is still running: a

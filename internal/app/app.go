@@ -22,6 +22,7 @@ import (
 
 	"github.com/mcpidp/mcpidp/api"
 	"github.com/mcpidp/mcpidp/internal/llm"
+	"github.com/mcpidp/mcpidp/internal/mcpauth"
 	"github.com/mcpidp/mcpidp/internal/netguard"
 	"github.com/mcpidp/mcpidp/internal/secretbox"
 	"github.com/mcpidp/mcpidp/internal/store"
@@ -59,6 +60,7 @@ type App struct {
 	driver  riverdriver.Driver[*sql.Tx]
 	river   *river.Client[*sql.Tx]
 	api     *api.API
+	oauth   *mcpauth.Engine
 	mode    Mode
 }
 
@@ -111,9 +113,21 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		return fmt.Errorf("invalid upstream model configuration: %w", err)
 	}
 
+	preRegistered, err := mcpauth.ParsePreRegistered(cfg.OAuthClients)
+	if err != nil {
+		return fmt.Errorf("invalid MCPIDP_OAUTH_CLIENTS: %w", err)
+	}
+	a.oauth, err = mcpauth.New(mcpauth.Config{
+		Store: a.store, Keyring: a.keyring, HTTPClient: guard.Client(30 * time.Second), PublicURL: cfg.PublicURL,
+		ClientName: "mcpidp", PreRegistered: preRegistered, LoginTTL: cfg.AuthorizationTimeout, Now: opts.Now, Logger: a.logger,
+	})
+	if err != nil {
+		return fmt.Errorf("error creating OAuth engine: %w", err)
+	}
+
 	workers := river.NewWorkers()
 	runner, err := worker.NewTaskRunner(worker.TaskRunnerConfig{
-		Store: a.store, Keyring: a.keyring, Model: model, HTTPClient: guard.Client(0),
+		Store: a.store, Keyring: a.keyring, Model: model, HTTPClient: guard.Client(0), OAuth: a.oauth,
 		Retention: cfg.TaskRetention, JobTimeout: cfg.JobTimeout, Logger: a.logger,
 	})
 	if err != nil {
@@ -125,6 +139,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		return err
 	}
 	river.AddWorker(workers, cleaner)
+	river.AddWorker(workers, worker.NewOAuthMaintainer(a.oauth, a.logger))
 
 	riverCfg := &river.Config{
 		Logger:               a.logger,
@@ -145,6 +160,9 @@ func (a *App) build(ctx context.Context, opts Options) error {
 			river.NewPeriodicJob(river.PeriodicInterval(cfg.CleanupInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return worker.CleanupArgs{}, nil },
 				&river.PeriodicJobOpts{RunOnStart: true}),
+			river.NewPeriodicJob(river.PeriodicInterval(time.Minute),
+				func() (river.JobArgs, *river.InsertOpts) { return worker.OAuthMaintenanceArgs{}, nil },
+				&river.PeriodicJobOpts{RunOnStart: true}),
 		}
 	}
 	if a.river, err = river.NewClient(a.driver, riverCfg); err != nil {
@@ -152,7 +170,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	}
 
 	a.api, err = api.New(api.Config{
-		Store: a.store, River: a.river, Keyring: a.keyring, PublicURL: cfg.PublicURL, EnvKeys: cfg.APIKeys,
+		Store: a.store, River: a.river, Keyring: a.keyring, OAuth: a.oauth, PublicURL: cfg.PublicURL, EnvKeys: cfg.APIKeys,
 		Retention: cfg.TaskRetention, Limits: api.Limits{MaxBodyBytes: cfg.MaxBodyBytes}, Ready: a.ready, Logger: a.logger,
 	})
 	return err

@@ -27,6 +27,8 @@ type Config struct {
 	RescueStuckJobsAfter time.Duration
 	CleanupInterval      time.Duration
 	MaxBodyBytes         int64
+	OAuthClients         string
+	AuthorizationTimeout time.Duration
 	LogLevel             slog.Level
 	LogFormat            string
 }
@@ -51,6 +53,8 @@ var envVars = []envVar{
 	{"MCPIDP_JOB_TIMEOUT", "15m", "longest a task segment may run"},
 	{"MCPIDP_RESCUE_STUCK_JOBS_AFTER", "16m", "when a segment whose worker died is run again (must exceed MCPIDP_JOB_TIMEOUT)"},
 	{"MCPIDP_CLEANUP_INTERVAL", "1m", "how often expired tasks are deleted"},
+	{"MCPIDP_OAUTH_CLIENTS", "", `pre-registered OAuth clients, JSON: [{"issuer","client_id","client_secret","token_endpoint_auth_method","scopes"}]`},
+	{"MCPIDP_AUTHORIZATION_TIMEOUT", "24h", "how long a login link works (and a task waits for its login)"},
 	{"MCPIDP_MAX_BODY_BYTES", "4194304", "largest request body accepted"},
 	{"MCPIDP_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"MCPIDP_LOG_FORMAT", "text", "text or json"},
@@ -73,18 +77,20 @@ func LoadConfig(getenv func(string) string) (*Config, error) {
 		return d
 	}
 	c := &Config{
-		Listen:          get("MCPIDP_LISTEN", ":8080"),
-		PublicURL:       strings.TrimRight(get("MCPIDP_PUBLIC_URL", ""), "/"),
-		DatabaseURL:     get("MCPIDP_DATABASE_URL", ""),
-		EncryptionKey:   get("MCPIDP_ENCRYPTION_KEY", ""),
-		WebhookSecret:   get("MCPIDP_WEBHOOK_SECRET", ""),
-		UpstreamBaseURL: get("MCPIDP_UPSTREAM_BASE_URL", get("OPENAI_BASE_URL", "https://api.openai.com/v1")),
-		UpstreamAPIKey:  get("MCPIDP_UPSTREAM_API_KEY", getenv("OPENAI_API_KEY")),
-		TaskRetention:   dur("MCPIDP_TASK_RETENTION", "24h"),
-		JobTimeout:      dur("MCPIDP_JOB_TIMEOUT", "15m"),
-		CleanupInterval: dur("MCPIDP_CLEANUP_INTERVAL", "1m"),
-		LogFormat:       get("MCPIDP_LOG_FORMAT", "text"),
-		APIKeys:         map[string]string{},
+		Listen:               get("MCPIDP_LISTEN", ":8080"),
+		PublicURL:            strings.TrimRight(get("MCPIDP_PUBLIC_URL", ""), "/"),
+		DatabaseURL:          get("MCPIDP_DATABASE_URL", ""),
+		EncryptionKey:        get("MCPIDP_ENCRYPTION_KEY", ""),
+		WebhookSecret:        get("MCPIDP_WEBHOOK_SECRET", ""),
+		UpstreamBaseURL:      get("MCPIDP_UPSTREAM_BASE_URL", get("OPENAI_BASE_URL", "https://api.openai.com/v1")),
+		UpstreamAPIKey:       get("MCPIDP_UPSTREAM_API_KEY", getenv("OPENAI_API_KEY")),
+		TaskRetention:        dur("MCPIDP_TASK_RETENTION", "24h"),
+		JobTimeout:           dur("MCPIDP_JOB_TIMEOUT", "15m"),
+		CleanupInterval:      dur("MCPIDP_CLEANUP_INTERVAL", "1m"),
+		OAuthClients:         get("MCPIDP_OAUTH_CLIENTS", ""),
+		AuthorizationTimeout: dur("MCPIDP_AUTHORIZATION_TIMEOUT", "24h"),
+		LogFormat:            get("MCPIDP_LOG_FORMAT", "text"),
+		APIKeys:              map[string]string{},
 	}
 	c.RescueStuckJobsAfter = dur("MCPIDP_RESCUE_STUCK_JOBS_AFTER", (c.JobTimeout + time.Minute).String())
 	if c.RescueStuckJobsAfter < c.JobTimeout {

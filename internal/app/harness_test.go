@@ -195,3 +195,8 @@ func toolCallsThenAnswer(calls []llmtest.ToolCall) func(req llmtest.Request) llm
 func backends(t *testing.T, fn func(t *testing.T, databaseURL string)) {
 	storetest.Backends(t, fn)
 }
+
+func ioCopy(dst io.Writer, resp *http.Response) (int64, error) {
+	defer resp.Body.Close()
+	return io.Copy(dst, resp.Body)
+}

@@ -1,0 +1,137 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/mcpidp/mcpidp/internal/mcpauth"
+	"github.com/mcpidp/mcpidp/internal/netguard"
+	"github.com/mcpidp/mcpidp/internal/store"
+)
+
+// ConnectionList is GET /v1/connections.
+type ConnectionList struct {
+	Object string               `json:"object"`
+	Data   []mcpauth.Connection `json:"data"`
+}
+
+// ListConnections returns a user's MCP logins.
+func (a *API) ListConnections(ctx context.Context, tenant, user string) (*ConnectionList, error) {
+	if user == "" {
+		return nil, missing("user")
+	}
+	conns, err := a.cfg.OAuth.ListConnections(ctx, tenant, user)
+	if err != nil {
+		return nil, err
+	}
+	if conns == nil {
+		conns = []mcpauth.Connection{}
+	}
+	return &ConnectionList{Object: "list", Data: conns}, nil
+}
+
+// ConnectRequest is POST /v1/connections.
+type ConnectRequest struct {
+	User      string   `json:"user"`
+	ServerURL string   `json:"server_url"`
+	URL       string   `json:"url"`
+	Scopes    []string `json:"scopes"`
+}
+
+// ConnectResponse carries the login link for the user.
+type ConnectResponse struct {
+	Object           string    `json:"object"`
+	ServerURL        string    `json:"server_url"`
+	AuthorizationURL string    `json:"authorization_url"`
+	ExpiresAt        time.Time `json:"expires_at"`
+}
+
+// Connect starts a login ahead of time, or a re-scope of an existing
+// connection (Scopes replace the requested ones; granted ones are kept by
+// the authorization server's consent).
+func (a *API) Connect(ctx context.Context, tenant string, body []byte) (*ConnectResponse, error) {
+	if _, err := parseObject(body); err != nil {
+		return nil, err
+	}
+	var req ConnectRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, invalid("", "request body does not match {\"user\",\"server_url\",\"scopes\"}: "+err.Error())
+	}
+	if req.User == "" {
+		return nil, missing("user")
+	}
+	if len(req.User) > 256 {
+		return nil, invalid("user", "user is longer than 256 characters")
+	}
+	if req.ServerURL == "" {
+		req.ServerURL = req.URL
+	}
+	if req.ServerURL == "" {
+		return nil, missing("server_url")
+	}
+	if _, err := netguard.ValidateURL(req.ServerURL); err != nil {
+		return nil, invalid("server_url", "server_url: "+err.Error())
+	}
+	if len(req.Scopes) > 64 {
+		return nil, invalid("scopes", "at most 64 scopes")
+	}
+	login, err := a.cfg.OAuth.BeginLogin(ctx, mcpauth.LoginParams{Tenant: tenant, User: req.User, ServerURL: req.ServerURL, Scopes: req.Scopes})
+	if err != nil {
+		if errors.Is(err, mcpauth.ErrDiscovery) {
+			return nil, &Error{Status: http.StatusBadGateway, Type: "upstream_error", Code: "oauth_discovery_failed", Param: "server_url",
+				Message: "cannot start a login with this server: " + err.Error()}
+		}
+		return nil, err
+	}
+	return &ConnectResponse{Object: "connection.authorization", ServerURL: login.ServerURL, AuthorizationURL: login.AuthorizationURL, ExpiresAt: login.ExpiresAt}, nil
+}
+
+// Disconnect revokes a connection at its authorization server (when it
+// offers revocation) and deletes its tokens.
+func (a *API) Disconnect(ctx context.Context, tenant, id string) (*Deleted, error) {
+	if err := a.cfg.OAuth.Revoke(ctx, tenant, id); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, notFound("connection " + strconv.Quote(id))
+		}
+		return nil, err
+	}
+	return &Deleted{ID: id, Object: "connection.deleted", Deleted: true}, nil
+}
+
+func (a *API) handleListConnections(c *gin.Context) {
+	list, err := a.ListConnections(c.Request.Context(), tenantOf(c), c.Query("user"))
+	if err != nil {
+		a.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, list)
+}
+
+func (a *API) handleConnect(c *gin.Context) {
+	body, err := readBody(c)
+	if err != nil {
+		a.writeError(c, err)
+		return
+	}
+	res, err := a.Connect(c.Request.Context(), tenantOf(c), body)
+	if err != nil {
+		a.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, res)
+}
+
+func (a *API) handleDisconnect(c *gin.Context) {
+	res, err := a.Disconnect(c.Request.Context(), tenantOf(c), c.Param("id"))
+	if err != nil {
+		a.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, res)
+}

@@ -1,0 +1,150 @@
+package app_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mcpidp/mcpidp/internal/llm/llmtest"
+	"github.com/mcpidp/mcpidp/internal/testenv"
+)
+
+// startOAuthExample runs the OAuth-protected example server shipped in
+// @modelcontextprotocol/sdk, with its demo authorization server (which
+// approves every request), and returns the MCP URL.
+func startOAuthExample(t *testing.T) string {
+	t.Helper()
+	mcpPort, authPort := testenv.FreePort(t), testenv.FreePort(t)
+	script := filepath.Join(testenv.NodeDir(t), "node_modules/@modelcontextprotocol/sdk/dist/esm/examples/server/simpleStreamableHttp.js")
+	testenv.StartProcess(t, testenv.Node22(t), []string{script, "--oauth"},
+		[]string{"MCP_PORT=" + strconv.Itoa(mcpPort), "MCP_AUTH_PORT=" + strconv.Itoa(authPort)},
+		func() bool { return testenv.PortReady(mcpPort)() && testenv.PortReady(authPort)() })
+	return "http://localhost:" + strconv.Itoa(mcpPort) + "/mcp"
+}
+
+// followLogin plays the user's browser: it opens the login link and follows
+// every redirect (mcpidp → authorization server → mcpidp's callback), and
+// returns the final page's status and body.
+func followLogin(t testing.TB, link string) (int, string) {
+	t.Helper()
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	u := link
+	for hop := 0; hop < 10; hop++ {
+		resp, err := client.Get(u)
+		require.NoError(t, err)
+		body := new(strings.Builder)
+		_, _ = ioCopy(body, resp)
+		if resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther {
+			return resp.StatusCode, body.String()
+		}
+		next, err := resp.Location()
+		require.NoError(t, err)
+		u = next.String()
+	}
+	t.Fatal("too many redirects")
+	return 0, ""
+}
+
+func TestOAuthExampleServerLoginThenTask(t *testing.T) {
+	t.Parallel()
+	server := startOAuthExample(t)
+	backends(t, func(t *testing.T, databaseURL string) {
+		env := startEnv(t, databaseURL)
+		env.Model.Handle(func(req llmtest.Request) llmtest.Response {
+			last := req.Messages[len(req.Messages)-1]
+			if last.Role == "tool" {
+				return llmtest.Response{Content: "Server said: " + last.Content}
+			}
+			return llmtest.Response{ToolCalls: []llmtest.ToolCall{{Name: offered(t, req, "greet"), Arguments: `{"name":"Alice"}`}}}
+		})
+		taskBody := map[string]any{"user": "alice", "model": "m", "input": "greet me",
+			"tools": []map[string]any{{"type": "mcp", "url": server}}}
+
+		// Without a login the task cannot run; it says where to log in.
+		failed := waitDone(t, env.submit(t, keyAcme, taskBody))
+		require.Equal(t, "failed", failed.Status)
+		require.Equal(t, "authorization_required", failed.Error.Code)
+		status, raw, _ := call(t, "GET", env.URL+"/v1/tasks/"+failed.ID, keyAcme, nil)
+		require.Equal(t, http.StatusOK, status)
+		var withLinks struct {
+			Error struct {
+				AuthorizationRequired []struct {
+					ServerURL        string `json:"server_url"`
+					AuthorizationURL string `json:"authorization_url"`
+				} `json:"authorization_required"`
+			} `json:"error"`
+		}
+		require.NoError(t, json.Unmarshal(raw, &withLinks))
+		require.Len(t, withLinks.Error.AuthorizationRequired, 1)
+		require.True(t, strings.HasPrefix(withLinks.Error.AuthorizationRequired[0].AuthorizationURL, env.URL+"/oauth/start/"))
+
+		// Connect ahead of time through the Connections API.
+		status, raw, _ = call(t, "POST", env.URL+"/v1/connections", keyAcme, map[string]any{"user": "alice", "server_url": server})
+		require.Equal(t, http.StatusOK, status, string(raw))
+		var connect struct {
+			AuthorizationURL string `json:"authorization_url"`
+		}
+		require.NoError(t, json.Unmarshal(raw, &connect))
+		require.True(t, strings.HasPrefix(connect.AuthorizationURL, env.URL+"/oauth/start/"))
+
+		status, page := followLogin(t, connect.AuthorizationURL)
+		require.Equal(t, http.StatusOK, status, page)
+		require.Contains(t, page, "You&#39;ve authorized localhost:")
+
+		status, raw, _ = call(t, "GET", env.URL+"/v1/connections?user=alice", keyAcme, nil)
+		require.Equal(t, http.StatusOK, status)
+		var conns struct {
+			Data []struct {
+				ID, ServerURL, Status string
+			} `json:"data"`
+		}
+		require.NoError(t, json.Unmarshal(raw, &conns))
+		require.Len(t, conns.Data, 1)
+		require.Equal(t, "active", conns.Data[0].Status)
+		status, raw, _ = call(t, "GET", env.URL+"/v1/connections?user=alice", keyGlobex, nil)
+		require.Equal(t, http.StatusOK, status)
+		require.Contains(t, string(raw), `"data":[]`, "another tenant's alice has no connection")
+		status, raw, _ = call(t, "GET", env.URL+"/v1/connections?user=bob", keyAcme, nil)
+		require.Equal(t, http.StatusOK, status)
+		require.Contains(t, string(raw), `"data":[]`)
+
+		// Now the same task runs with alice's token.
+		done := waitDone(t, env.submit(t, keyAcme, taskBody))
+		require.Equal(t, "completed", done.Status, "error: %+v", done.Error)
+		require.Contains(t, done.Output.Content, "Hello, Alice!")
+
+		// Bob is another user: no token is ever sent for him.
+		bob := taskBody
+		bob["user"] = "bob"
+		bobDone := waitDone(t, env.submit(t, keyAcme, bob))
+		require.Equal(t, "authorization_required", bobDone.Error.Code)
+
+		// The login link can be reused while it is valid, the callback state cannot.
+		status, raw, _ = call(t, "GET", env.URL+"/oauth/callback?"+url.Values{"state": {"forged"}, "code": {"x"}}.Encode(), "", nil)
+		require.Equal(t, http.StatusBadRequest, status)
+		require.Contains(t, string(raw), "expired or was already used")
+
+		status, _, _ = call(t, "DELETE", env.URL+"/v1/connections/"+conns.Data[0].ID, keyGlobex, nil)
+		require.Equal(t, http.StatusNotFound, status, "another tenant cannot revoke it")
+		status, raw, _ = call(t, "DELETE", env.URL+"/v1/connections/"+conns.Data[0].ID, keyAcme, nil)
+		require.Equal(t, http.StatusOK, status, string(raw))
+		status, raw, _ = call(t, "GET", env.URL+"/v1/connections?user=alice", keyAcme, nil)
+		require.Equal(t, http.StatusOK, status)
+		require.Contains(t, string(raw), `"data":[]`)
+		again := waitDone(t, env.submit(t, keyAcme, taskBody))
+		require.Equal(t, "authorization_required", again.Error.Code, "after revocation a login is needed again")
+
+		status, raw, _ = call(t, "POST", env.URL+"/v1/connections", keyAcme, map[string]any{"user": "alice", "server_url": "ftp://x"})
+		require.Equal(t, http.StatusBadRequest, status)
+		require.Contains(t, string(raw), `"param":"server_url"`)
+		status, raw, _ = call(t, "GET", env.URL+"/oauth/start/nosuchlogin", "", nil)
+		require.Equal(t, http.StatusNotFound, status)
+		require.Contains(t, string(raw), "expired")
+	})
+}
