@@ -61,6 +61,8 @@ type App struct {
 	river   *river.Client[*sql.Tx]
 	api     *api.API
 	oauth   *mcpauth.Engine
+	model   *llm.Client
+	guard   *netguard.Guard
 	mode    Mode
 }
 
@@ -112,6 +114,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("invalid upstream model configuration: %w", err)
 	}
+	a.guard, a.model = guard, model
 
 	preRegistered, err := mcpauth.ParsePreRegistered(cfg.OAuthClients)
 	if err != nil {

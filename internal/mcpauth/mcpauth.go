@@ -58,8 +58,15 @@ type Config struct {
 	// PublicURL is where this deployment is reachable, such as
 	// https://mcpidp.example.com. The redirect URI is PublicURL +
 	// CallbackPath, login links are PublicURL + StartPathPrefix + id, and the
-	// CIMD client_id is PublicURL + ClientMetadataPath. Required.
+	// CIMD client_id is PublicURL + ClientMetadataPath unless
+	// ClientMetadataURL says otherwise. Required.
 	PublicURL string
+	// ClientMetadataURL, when set, is the CIMD client_id: where this
+	// deployment's Client ID Metadata Document is published, for a
+	// document hosted somewhere other than PublicURL + ClientMetadataPath.
+	// It must be https, and the document there must be the one
+	// ClientMetadataDocument returns.
+	ClientMetadataURL string
 	// ClientName is shown to users by authorization servers. Defaults to
 	// "mcpidp".
 	ClientName string
@@ -102,6 +109,12 @@ func (c *Config) validate() error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("invalid public URL %q: want http(s)://host[/path]", c.PublicURL)
 	}
+	if c.ClientMetadataURL != "" {
+		u, err := url.Parse(c.ClientMetadataURL)
+		if err != nil || u.Scheme != "https" || u.Host == "" || u.Fragment != "" {
+			return fmt.Errorf("invalid client metadata URL %q: want https://host/path without a fragment", c.ClientMetadataURL)
+		}
+	}
 	seen := map[string]bool{}
 	for _, p := range c.PreRegistered {
 		if err := p.validate(); err != nil {
@@ -123,6 +136,7 @@ type Engine struct {
 	keyring       *secretbox.Keyring
 	client        *http.Client
 	publicURL     string
+	clientMDURL   string
 	clientName    string
 	preRegistered map[string]PreRegisteredClient
 	loginTTL      time.Duration
@@ -142,6 +156,7 @@ func New(cfg Config) (*Engine, error) {
 		keyring:       cfg.Keyring,
 		client:        cfg.HTTPClient,
 		publicURL:     strings.TrimSuffix(cfg.PublicURL, "/"),
+		clientMDURL:   cfg.ClientMetadataURL,
 		clientName:    cfg.ClientName,
 		preRegistered: map[string]PreRegisteredClient{},
 		loginTTL:      cfg.LoginTTL,
@@ -152,6 +167,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	for _, p := range cfg.PreRegistered {
 		e.preRegistered[normalizeIssuer(p.Issuer)] = p
+	}
+	if e.clientMDURL == "" {
+		e.clientMDURL = e.publicURL + ClientMetadataPath
 	}
 	if e.clientName == "" {
 		e.clientName = "mcpidp"
@@ -176,11 +194,11 @@ func (e *Engine) RedirectURI() string { return e.publicURL + CallbackPath }
 
 // ClientMetadataURL is the client_id used with authorization servers that
 // support Client ID Metadata Documents.
-func (e *Engine) ClientMetadataURL() string { return e.publicURL + ClientMetadataPath }
+func (e *Engine) ClientMetadataURL() string { return e.clientMDURL }
 
 // cimdUsable reports whether this deployment can be identified by its CIMD
 // URL: the draft requires an https client_id.
-func (e *Engine) cimdUsable() bool { return strings.HasPrefix(e.publicURL, "https://") }
+func (e *Engine) cimdUsable() bool { return strings.HasPrefix(e.clientMDURL, "https://") }
 
 // Sentinel errors. The HTTP layer maps them (with errors.Is) to pages and
 // statuses.

@@ -112,7 +112,8 @@ type registration struct {
 }
 
 // ClientMetadataDocument returns this deployment's Client ID Metadata
-// Document, served at GET PublicURL + ClientMetadataPath.
+// Document, served at GET PublicURL + ClientMetadataPath (or published at
+// Config.ClientMetadataURL).
 func (e *Engine) ClientMetadataDocument() ([]byte, error) {
 	return json.Marshal(map[string]any{
 		"client_id":                  e.ClientMetadataURL(),
