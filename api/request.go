@@ -7,9 +7,10 @@ import (
 	"net/textproto"
 	"strings"
 
+	"github.com/mcpidp/mcpidp/internal/taskview"
+
 	"github.com/mcpidp/mcpidp/internal/agentloop"
 	"github.com/mcpidp/mcpidp/internal/netguard"
-	"github.com/mcpidp/mcpidp/worker"
 )
 
 // Limits bound what one request may ask for.
@@ -67,7 +68,7 @@ type createTaskRequest struct {
 	Model    string
 	Store    bool
 	Metadata json.RawMessage
-	Request  worker.TaskRequest
+	Request  taskview.TaskRequest
 	Headers  map[string]map[string]string
 }
 
@@ -110,7 +111,7 @@ func parseCreateTask(body []byte, lim Limits) (*createTaskRequest, error) {
 		return nil, err
 	}
 	for _, t := range tools.mcp {
-		out.Request.Servers = append(out.Request.Servers, worker.TaskServer{URL: t.URL, AllowedTools: t.AllowedTools, HeaderNames: sortedKeys(t.Headers)})
+		out.Request.Servers = append(out.Request.Servers, taskview.TaskServer{URL: t.URL, AllowedTools: t.AllowedTools, HeaderNames: sortedKeys(t.Headers)})
 		if len(t.Headers) > 0 {
 			if out.Headers == nil {
 				out.Headers = map[string]map[string]string{}
@@ -142,7 +143,7 @@ func parseCreateTask(body []byte, lim Limits) (*createTaskRequest, error) {
 		out.Request.AuthorizationRequestCallback = u
 	}
 	if raw, ok := obj["webhook"]; ok && string(raw) != "null" {
-		var wh worker.Webhook
+		var wh taskview.Webhook
 		if json.Unmarshal(raw, &wh) != nil || wh.URL == "" {
 			return nil, invalid("webhook", `webhook must be an object like {"url":"https://…"}`)
 		}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mcpidp/mcpidp/internal/taskview"
+
 	"github.com/mcpidp/mcpidp/internal/agentloop"
 	"github.com/mcpidp/mcpidp/internal/store"
 )
@@ -18,7 +20,7 @@ const MaxResultWait = 60 * time.Second
 // Result returns the task behind a public result token. With wait > 0 it
 // long-polls until the task's status differs from the one it had at the
 // first read (or it ends), or wait runs out.
-func (a *API) Result(ctx context.Context, token string, wait time.Duration) (*TaskObject, error) {
+func (a *API) Result(ctx context.Context, token string, wait time.Duration) (*taskview.TaskObject, error) {
 	st := a.cfg.Store
 	load := func() (*store.Task, error) {
 		t, err := st.GetTaskByResultToken(ctx, st.DB(), token)
@@ -61,12 +63,12 @@ func (a *API) Result(ctx context.Context, token string, wait time.Duration) (*Ta
 	if err != nil {
 		return nil, err
 	}
-	return a.taskObject(t, steps), nil
+	return taskview.Build(t, steps, a.cfg.PublicURL), nil
 }
 
 // ResultMarkdown renders a task for people: status, the conversation, the
 // login links while it waits, and the answer.
-func ResultMarkdown(o *TaskObject) string {
+func ResultMarkdown(o *taskview.TaskObject) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Task %s\n\n**Status:** %s  \n**Model:** %s  \n**Created:** %s\n\n", o.ID, o.Status, o.Model, o.CreatedAt.Format(time.RFC3339))
 	var logins []struct {
@@ -82,7 +84,7 @@ func ResultMarkdown(o *TaskObject) string {
 		b.WriteString("\n")
 	}
 	b.WriteString("## Conversation\n\n")
-	for _, raw := range o.initial {
+	for _, raw := range o.Initial {
 		var m struct {
 			Role    string          `json:"role"`
 			Content json.RawMessage `json:"content"`

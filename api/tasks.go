@@ -8,87 +8,17 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"time"
 
-	"github.com/mcpidp/mcpidp/internal/agentloop"
+	"github.com/mcpidp/mcpidp/internal/taskview"
+
 	"github.com/mcpidp/mcpidp/internal/store"
 	"github.com/mcpidp/mcpidp/worker"
 )
 
-// TaskObject is the task as the API shows it (DESIGN §4.1).
-type TaskObject struct {
-	ID                    string             `json:"id"`
-	Object                string             `json:"object"`
-	Status                store.TaskStatus   `json:"status"`
-	User                  string             `json:"user"`
-	Model                 string             `json:"model"`
-	Store                 bool               `json:"store"`
-	Metadata              json.RawMessage    `json:"metadata"`
-	CreatedAt             time.Time          `json:"created_at"`
-	UpdatedAt             time.Time          `json:"updated_at"`
-	CompletedAt           *time.Time         `json:"completed_at"`
-	ExpiresAt             *time.Time         `json:"expires_at"`
-	ResultURLs            ResultURLs         `json:"result_urls"`
-	AuthorizationRequired json.RawMessage    `json:"authorization_required"`
-	Steps                 []agentloop.Step   `json:"steps,omitempty"`
-	Output                *worker.TaskOutput `json:"output"`
-	Usage                 json.RawMessage    `json:"usage"`
-	Error                 *worker.TaskError  `json:"error"`
-
-	initial []json.RawMessage // the conversation the task started from, for markdown
-}
-
-// ResultURLs are the public, unauthenticated result links.
-type ResultURLs struct {
-	Markdown string `json:"markdown"`
-	JSON     string `json:"json"`
-}
-
-func (a *API) taskObject(t *store.Task, steps []store.Step) *TaskObject {
-	o := &TaskObject{
-		ID: t.ID, Object: "task", Status: t.Status, User: t.UserID, Model: t.Model, Store: t.Store,
-		Metadata: t.Metadata, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, CompletedAt: t.CompletedAt, ExpiresAt: t.ExpiresAt,
-		ResultURLs: ResultURLs{
-			Markdown: a.cfg.PublicURL + "/r/" + t.ResultToken + ".md",
-			JSON:     a.cfg.PublicURL + "/r/" + t.ResultToken + ".json",
-		},
-		AuthorizationRequired: t.AuthorizationRequired,
-		Usage:                 t.Usage,
-	}
-	var req worker.TaskRequest
-	if json.Unmarshal(t.Request, &req) == nil {
-		o.initial = req.Messages
-	}
-	if o.AuthorizationRequired == nil {
-		o.AuthorizationRequired = json.RawMessage(`[]`)
-	}
-	if o.Usage == nil {
-		o.Usage = json.RawMessage(`{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}`)
-	}
-	if steps != nil {
-		o.Steps = make([]agentloop.Step, 0, len(steps))
-		for _, s := range steps {
-			var st agentloop.Step
-			if json.Unmarshal(s.Data, &st) == nil {
-				o.Steps = append(o.Steps, st)
-			}
-		}
-	}
-	if t.Output != nil {
-		o.Output = &worker.TaskOutput{}
-		_ = json.Unmarshal(t.Output, o.Output)
-	}
-	if t.Error != nil {
-		o.Error = &worker.TaskError{}
-		_ = json.Unmarshal(t.Error, o.Error)
-	}
-	return o
-}
-
 // CreateTask validates the request, writes the task row and inserts its
 // River job in one transaction. The bool tells whether the task is new (an
 // Idempotency-Key can return an earlier one).
-func (a *API) CreateTask(ctx context.Context, tenant, idempotencyKey, upstreamAuth string, body []byte) (*TaskObject, bool, error) {
+func (a *API) CreateTask(ctx context.Context, tenant, idempotencyKey, upstreamAuth string, body []byte) (*taskview.TaskObject, bool, error) {
 	if len(idempotencyKey) > 255 {
 		return nil, false, invalid("Idempotency-Key", "Idempotency-Key is longer than 255 characters")
 	}
@@ -99,7 +29,7 @@ func (a *API) CreateTask(ctx context.Context, tenant, idempotencyKey, upstreamAu
 	st := a.cfg.Store
 	if idempotencyKey != "" {
 		if t, err := st.GetTaskByIdempotencyKey(ctx, st.DB(), tenant, idempotencyKey); err == nil {
-			return a.taskObject(t, nil), false, nil
+			return taskview.Build(t, nil, a.cfg.PublicURL), false, nil
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return nil, false, err
 		}
@@ -118,7 +48,7 @@ func (a *API) CreateTask(ctx context.Context, tenant, idempotencyKey, upstreamAu
 		Metadata:       req.Metadata,
 		IdempotencyKey: idempotencyKey,
 	}
-	task.Secrets, err = worker.SealSecrets(a.cfg.Keyring, task.ID, &worker.TaskSecrets{Headers: req.Headers, UpstreamAuthorization: upstreamAuth})
+	task.Secrets, err = worker.SealSecrets(a.cfg.Keyring, task.ID, &taskview.TaskSecrets{Headers: req.Headers, UpstreamAuthorization: upstreamAuth})
 	if err != nil {
 		return nil, false, err
 	}
@@ -137,16 +67,16 @@ func (a *API) CreateTask(ctx context.Context, tenant, idempotencyKey, upstreamAu
 		if err != nil {
 			return nil, false, err
 		}
-		return a.taskObject(t, nil), false, nil
+		return taskview.Build(t, nil, a.cfg.PublicURL), false, nil
 	}
 	if err != nil {
 		return nil, false, err
 	}
-	return a.taskObject(task, []store.Step{}), true, nil
+	return taskview.Build(task, []store.Step{}, a.cfg.PublicURL), true, nil
 }
 
 // GetTask returns the tenant's task with its steps.
-func (a *API) GetTask(ctx context.Context, tenant, id string) (*TaskObject, error) {
+func (a *API) GetTask(ctx context.Context, tenant, id string) (*taskview.TaskObject, error) {
 	st := a.cfg.Store
 	t, err := st.GetTask(ctx, st.DB(), tenant, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -159,16 +89,16 @@ func (a *API) GetTask(ctx context.Context, tenant, id string) (*TaskObject, erro
 	if err != nil {
 		return nil, err
 	}
-	return a.taskObject(t, steps), nil
+	return taskview.Build(t, steps, a.cfg.PublicURL), nil
 }
 
 // TaskList is a page of tasks, newest first.
 type TaskList struct {
-	Object  string        `json:"object"`
-	Data    []*TaskObject `json:"data"`
-	FirstID string        `json:"first_id,omitempty"`
-	LastID  string        `json:"last_id,omitempty"`
-	HasMore bool          `json:"has_more"`
+	Object  string                 `json:"object"`
+	Data    []*taskview.TaskObject `json:"data"`
+	FirstID string                 `json:"first_id,omitempty"`
+	LastID  string                 `json:"last_id,omitempty"`
+	HasMore bool                   `json:"has_more"`
 }
 
 // ListTasks pages through the tenant's tasks. Steps are left out of list
@@ -190,9 +120,9 @@ func (a *API) ListTasks(ctx context.Context, tenant, user, status, after, limitS
 	if err != nil {
 		return nil, err
 	}
-	out := &TaskList{Object: "list", Data: make([]*TaskObject, len(tasks)), HasMore: more}
+	out := &TaskList{Object: "list", Data: make([]*taskview.TaskObject, len(tasks)), HasMore: more}
 	for i, t := range tasks {
-		out.Data[i] = a.taskObject(t, nil)
+		out.Data[i] = taskview.Build(t, nil, a.cfg.PublicURL)
 	}
 	if len(tasks) > 0 {
 		out.FirstID, out.LastID = tasks[0].ID, tasks[len(tasks)-1].ID
@@ -202,7 +132,7 @@ func (a *API) ListTasks(ctx context.Context, tenant, user, status, after, limitS
 
 // CancelTask cancels a task that has not ended. A running segment notices
 // within its cancel-poll interval and stops before its next step.
-func (a *API) CancelTask(ctx context.Context, tenant, id string) (*TaskObject, error) {
+func (a *API) CancelTask(ctx context.Context, tenant, id string) (*taskview.TaskObject, error) {
 	st := a.cfg.Store
 	t, err := st.GetTask(ctx, st.DB(), tenant, id)
 	if errors.Is(err, store.ErrNotFound) {

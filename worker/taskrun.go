@@ -1,3 +1,7 @@
+// Package worker holds mcpidp's River jobs: task run segments, the pause
+// for a login and the resume after it, authorization timeouts, and periodic
+// cleanup. Jobs carry ids only; state lives in our tables, so a job that runs
+// twice finds the work already recorded.
 package worker
 
 import (
@@ -19,6 +23,7 @@ import (
 	"github.com/mcpidp/mcpidp/internal/mcpclient"
 	"github.com/mcpidp/mcpidp/internal/secretbox"
 	"github.com/mcpidp/mcpidp/internal/store"
+	"github.com/mcpidp/mcpidp/internal/taskview"
 )
 
 // TaskRunArgs runs one segment of a task: from wherever its recorded steps
@@ -150,19 +155,19 @@ func (w *TaskRunner) Work(ctx context.Context, job *river.Job[TaskRunArgs]) erro
 	}
 	log.InfoContext(ctx, "task failed", slog.String("code", fail.code))
 	return w.finish(context.WithoutCancel(ctx), task.ID, store.TaskFailed, nil, nil,
-		&TaskError{Code: fail.code, Message: fail.message, AuthorizationRequired: fail.logins})
+		&taskview.TaskError{Code: fail.code, Message: fail.message, AuthorizationRequired: fail.logins})
 }
 
 type taskFailure struct {
 	code, message string
-	logins        []AuthorizationRequest
+	logins        []taskview.AuthorizationRequest
 }
 
 func (f *taskFailure) Error() string { return f.code + ": " + f.message }
 
 func (w *TaskRunner) run(ctx context.Context, task *store.Task) error {
 	st := w.cfg.Store
-	var req TaskRequest
+	var req taskview.TaskRequest
 	if err := json.Unmarshal(task.Request, &req); err != nil {
 		return &taskFailure{code: CodeBadRequest, message: "stored task request is unreadable: " + err.Error()}
 	}
@@ -226,7 +231,7 @@ func (w *TaskRunner) run(ctx context.Context, task *store.Task) error {
 	if err != nil {
 		return w.classify(ctx, task, err)
 	}
-	output, _ := json.Marshal(TaskOutput{Content: outcome.Content, Markdown: agentloop.Markdown(outcome.Steps), StopReason: outcome.Reason})
+	output, _ := json.Marshal(taskview.TaskOutput{Content: outcome.Content, Markdown: agentloop.Markdown(outcome.Steps), StopReason: outcome.Reason})
 	usage, _ := json.Marshal(outcome.Usage)
 	return w.finish(ctx, task.ID, store.TaskCompleted, output, usage, nil)
 }
@@ -303,7 +308,7 @@ func (w *TaskRunner) loginFailure(ctx context.Context, task *store.Task, challen
 			msgs = append(msgs, fmt.Sprintf("%s needs a login, but it cannot be started: %v", ch.ServerURL, err))
 			continue
 		}
-		fail.logins = append(fail.logins, AuthorizationRequest{ServerURL: ch.ServerURL, AuthorizationURL: login.AuthorizationURL, ExpiresAt: login.ExpiresAt})
+		fail.logins = append(fail.logins, taskview.AuthorizationRequest{ServerURL: ch.ServerURL, AuthorizationURL: login.AuthorizationURL, ExpiresAt: login.ExpiresAt})
 		msgs = append(msgs, fmt.Sprintf("log in to %s at %s", ch.ServerURL, login.AuthorizationURL))
 	}
 	fail.message = "authorization required: " + strings.Join(msgs, "; ")
@@ -330,7 +335,7 @@ func (w *TaskRunner) record(ctx context.Context, taskID string, index int, step 
 	})
 }
 
-func (w *TaskRunner) finish(ctx context.Context, taskID string, status store.TaskStatus, output, usage json.RawMessage, taskErr *TaskError) error {
+func (w *TaskRunner) finish(ctx context.Context, taskID string, status store.TaskStatus, output, usage json.RawMessage, taskErr *taskview.TaskError) error {
 	var errJSON json.RawMessage
 	if taskErr != nil {
 		errJSON, _ = json.Marshal(taskErr)
@@ -362,8 +367,8 @@ func (w *TaskRunner) watchCancel(ctx context.Context, taskID string, cancel cont
 	}
 }
 
-func (w *TaskRunner) openSecrets(task *store.Task) (*TaskSecrets, error) {
-	var s TaskSecrets
+func (w *TaskRunner) openSecrets(task *store.Task) (*taskview.TaskSecrets, error) {
+	var s taskview.TaskSecrets
 	if task.Secrets == "" {
 		return &s, nil
 	}
@@ -378,7 +383,7 @@ func (w *TaskRunner) openSecrets(task *store.Task) (*TaskSecrets, error) {
 }
 
 // SealSecrets seals s for the task.
-func SealSecrets(k *secretbox.Keyring, taskID string, s *TaskSecrets) (string, error) {
+func SealSecrets(k *secretbox.Keyring, taskID string, s *taskview.TaskSecrets) (string, error) {
 	if s == nil || len(s.Headers) == 0 && s.UpstreamAuthorization == "" {
 		return "", nil
 	}

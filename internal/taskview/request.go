@@ -1,7 +1,4 @@
-// Package worker holds mcpidp's River jobs: task run segments and the
-// periodic cleanup of expired results. Jobs carry ids only; state lives in
-// our tables, so a job that runs twice finds the work already recorded.
-package worker
+package taskview
 
 import (
 	"encoding/json"

@@ -1,0 +1,84 @@
+// Package taskview renders a task as the API, the result URLs and the
+// webhooks show it, so that all three say the same thing.
+package taskview
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/mcpidp/mcpidp/internal/agentloop"
+	"github.com/mcpidp/mcpidp/internal/store"
+)
+
+// TaskObject is the task as the API shows it (DESIGN §4.1).
+type TaskObject struct {
+	ID                    string           `json:"id"`
+	Object                string           `json:"object"`
+	Status                store.TaskStatus `json:"status"`
+	User                  string           `json:"user"`
+	Model                 string           `json:"model"`
+	Store                 bool             `json:"store"`
+	Metadata              json.RawMessage  `json:"metadata"`
+	CreatedAt             time.Time        `json:"created_at"`
+	UpdatedAt             time.Time        `json:"updated_at"`
+	CompletedAt           *time.Time       `json:"completed_at"`
+	ExpiresAt             *time.Time       `json:"expires_at"`
+	ResultURLs            ResultURLs       `json:"result_urls"`
+	AuthorizationRequired json.RawMessage  `json:"authorization_required"`
+	Steps                 []agentloop.Step `json:"steps,omitempty"`
+	Output                *TaskOutput      `json:"output"`
+	Usage                 json.RawMessage  `json:"usage"`
+	Error                 *TaskError       `json:"error"`
+
+	// Initial is the conversation the task started from, for markdown.
+	Initial []json.RawMessage `json:"-"`
+}
+
+// ResultURLs are the public, unauthenticated result links.
+type ResultURLs struct {
+	Markdown string `json:"markdown"`
+	JSON     string `json:"json"`
+}
+
+// Build renders a task; steps are included when not nil. publicURL is the
+// deployment's base URL, without a trailing slash.
+func Build(t *store.Task, steps []store.Step, publicURL string) *TaskObject {
+	o := &TaskObject{
+		ID: t.ID, Object: "task", Status: t.Status, User: t.UserID, Model: t.Model, Store: t.Store,
+		Metadata: t.Metadata, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, CompletedAt: t.CompletedAt, ExpiresAt: t.ExpiresAt,
+		ResultURLs: ResultURLs{
+			Markdown: publicURL + "/r/" + t.ResultToken + ".md",
+			JSON:     publicURL + "/r/" + t.ResultToken + ".json",
+		},
+		AuthorizationRequired: t.AuthorizationRequired,
+		Usage:                 t.Usage,
+	}
+	var req TaskRequest
+	if json.Unmarshal(t.Request, &req) == nil {
+		o.Initial = req.Messages
+	}
+	if o.AuthorizationRequired == nil {
+		o.AuthorizationRequired = json.RawMessage(`[]`)
+	}
+	if o.Usage == nil {
+		o.Usage = json.RawMessage(`{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}`)
+	}
+	if steps != nil {
+		o.Steps = make([]agentloop.Step, 0, len(steps))
+		for _, s := range steps {
+			var st agentloop.Step
+			if json.Unmarshal(s.Data, &st) == nil {
+				o.Steps = append(o.Steps, st)
+			}
+		}
+	}
+	if t.Output != nil {
+		o.Output = &TaskOutput{}
+		_ = json.Unmarshal(t.Output, o.Output)
+	}
+	if t.Error != nil {
+		o.Error = &TaskError{}
+		_ = json.Unmarshal(t.Error, o.Error)
+	}
+	return o
+}
