@@ -70,7 +70,7 @@ func (e *Engine) discover(ctx context.Context, serverURL string, ch Challenge) (
 		// 2025-03-26: the authorization server lives at the MCP server's
 		// origin, with metadata at its root or, failing that, default
 		// endpoints.
-		as, err := e.fetchServerMetadata(ctx, origin(su))
+		as, err := e.fetchServerMetadata(ctx, origin(su), true)
 		switch {
 		case errors.Is(err, errNotFound):
 			as = &serverMetadata{
@@ -100,7 +100,7 @@ func (e *Engine) discover(ctx context.Context, serverURL string, ch Challenge) (
 	// that works.
 	var errs []error
 	for _, issuer := range prm.AuthorizationServers {
-		as, err := e.fetchServerMetadata(ctx, issuer)
+		as, err := e.fetchServerMetadata(ctx, issuer, false)
 		if err == nil {
 			err = e.checkServerMetadata(as)
 		}
@@ -159,7 +159,15 @@ func serverMetadataURLs(issuer *url.URL) []string {
 
 // fetchServerMetadata returns the metadata of issuer, or an error wrapping
 // errNotFound when no candidate URL has any.
-func (e *Engine) fetchServerMetadata(ctx context.Context, issuer string) (*serverMetadata, error) {
+//
+// The metadata must name issuer as its issuer (RFC 8414 §3.3), except for
+// a 2025-03-26 server (legacy): there issuer is only the MCP server's
+// origin, where that spec says the metadata lives, and the authorization
+// server's real issuer may have a path (such as origin/oauth). It must
+// still be on that origin, so a server cannot pass itself off as another
+// authorization server, whose pre-registered client secret would then be
+// sent to its token endpoint.
+func (e *Engine) fetchServerMetadata(ctx context.Context, issuer string, legacy bool) (*serverMetadata, error) {
 	iu, err := parseEndpoint("authorization server", issuer)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrDiscovery, err)
@@ -176,7 +184,7 @@ func (e *Engine) fetchServerMetadata(ctx context.Context, issuer string) (*serve
 		if md.Issuer == "" {
 			md.Issuer = issuer
 		}
-		if normalizeIssuer(md.Issuer) != normalizeIssuer(issuer) {
+		if normalizeIssuer(md.Issuer) != normalizeIssuer(issuer) && (!legacy || !sameOrigin(md.Issuer, issuer)) {
 			return nil, fmt.Errorf("%w: metadata at %s names issuer %q, want %q", ErrDiscovery, u, md.Issuer, issuer)
 		}
 		return &md, nil

@@ -3,7 +3,10 @@ package mcpauth_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -523,6 +526,32 @@ func TestDiscovery(t *testing.T) {
 		require.Equal(t, 1, srv.Count("token"))
 		require.Equal(t, srv.URL(), srv.AuthorizeRequests()[0].Get("resource"))
 	})
+	t.Run("Legacy20250326IssuerOnServerOrigin", func(t *testing.T) {
+		t.Parallel()
+		// A 2025-03-26 server publishes its metadata at its root, for an
+		// issuer that may have a path (the conformance suite's layout).
+		e, _ := setup(t, storetest.SQLite, nil)
+		srv := legacyServer(t, func(origin string) string { return origin + "/oauth" })
+		l, err := e.BeginLogin(ctx, mcpauth.LoginParams{Tenant: "acme", User: "alice", ServerURL: srv.URL + "/mcp", WWWAuthenticate: `Bearer error="invalid_token"`})
+		require.NoError(t, err)
+		require.Equal(t, srv.URL+"/oauth", l.Issuer)
+		asURL, err := e.Start(ctx, l.ID)
+		require.NoError(t, err)
+		require.True(t, strings.HasPrefix(asURL, srv.URL+"/oauth/authorize?"), asURL)
+	})
+	t.Run("Legacy20250326IssuerOnOtherOriginRefused", func(t *testing.T) {
+		t.Parallel()
+		// Claiming another authorization server's issuer would get that
+		// server's pre-registered client (and secret) used here.
+		other := "https://auth.example.com"
+		e, _ := setup(t, storetest.SQLite, func(c *mcpauth.Config) {
+			c.PreRegistered = []mcpauth.PreRegisteredClient{{Issuer: other, ClientID: "pre", ClientSecret: "s3cret", TokenEndpointAuthMethod: mcpauth.AuthMethodClientSecretBasic}}
+		})
+		srv := legacyServer(t, func(string) string { return other })
+		_, err := e.BeginLogin(ctx, mcpauth.LoginParams{Tenant: "acme", User: "alice", ServerURL: srv.URL + "/mcp", WWWAuthenticate: `Bearer error="invalid_token"`})
+		require.ErrorIs(t, err, mcpauth.ErrDiscovery)
+		require.ErrorContains(t, err, other)
+	})
 	t.Run("NoS256Refused", func(t *testing.T) {
 		t.Parallel()
 		e, _ := setup(t, storetest.SQLite, nil)
@@ -609,6 +638,29 @@ func TestRegistration(t *testing.T) {
 		require.Equal(t, "https://mcpidp.example.com/oauth/callback", srv.AuthorizeRequests()[0].Get("redirect_uri"))
 		_, err := e.AccessToken(ctx, "acme", "alice", srv.URL())
 		require.NoError(t, err)
+	})
+	t.Run("CIMDPublishedElsewhere", func(t *testing.T) {
+		t.Parallel()
+		const docURL = "https://static.example.com/mcpidp/client.json"
+		var e *mcpauth.Engine
+		srv := mcpauthtest.New(t, mcpauthtest.Config{CIMD: true, ClientMetadataFunc: func(clientID string) ([]byte, error) {
+			if clientID != docURL {
+				return nil, errors.New("not found")
+			}
+			return e.ClientMetadataDocument()
+		}})
+		var bundle *testBundle
+		e, bundle = setup(t, storetest.SQLite, func(c *mcpauth.Config) { c.ClientMetadataURL = docURL })
+		require.Equal(t, docURL, e.ClientMetadataURL())
+		login(t, e, srv, "acme", "alice")
+		require.Equal(t, 0, srv.Count("register"))
+		require.Equal(t, docURL, srv.AuthorizeRequests()[0].Get("client_id"))
+		require.Equal(t, "http://mcpidp.test/oauth/callback", srv.AuthorizeRequests()[0].Get("redirect_uri"))
+
+		s, _ := storetest.OpenStore(t, bundle.databaseURL, nil)
+		_, err := mcpauth.New(mcpauth.Config{Store: s, Keyring: bundle.keyring, HTTPClient: http.DefaultClient,
+			PublicURL: "https://mcpidp.example.com", ClientMetadataURL: "http://static.example.com/client.json"})
+		require.ErrorContains(t, err, "invalid client metadata URL", "a CIMD client_id must be https")
 	})
 	t.Run("CIMDSkippedOnHTTPPublicURL", func(t *testing.T) {
 		t.Parallel()
@@ -812,4 +864,27 @@ func TestTokenRejectedWithoutRefreshTokenExpires(t *testing.T) {
 	conns, err := e.ListConnections(ctx, "acme", "alice")
 	require.NoError(t, err)
 	require.Equal(t, mcpauth.StatusExpired, conns[0].Status)
+}
+
+// legacyServer is a 2025-03-26 MCP server without protected-resource
+// metadata whose root serves authorization server metadata naming the
+// issuer issuerFor(origin), with endpoints under origin/oauth.
+func legacyServer(t *testing.T, issuerFor func(origin string) string) *httptest.Server {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /.well-known/oauth-authorization-server", func(w http.ResponseWriter, r *http.Request) {
+		origin := "http://" + r.Host
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = fmt.Fprintf(w, `{"issuer":%q,"authorization_endpoint":%q,"token_endpoint":%q,"registration_endpoint":%q,`+
+			`"code_challenge_methods_supported":["S256"],"token_endpoint_auth_methods_supported":["none"]}`,
+			issuerFor(origin), origin+"/oauth/authorize", origin+"/oauth/token", origin+"/oauth/register")
+	})
+	mux.HandleFunc("POST /oauth/register", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_, _ = io.WriteString(w, `{"client_id":"legacy-client","token_endpoint_auth_method":"none"}`)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
 }

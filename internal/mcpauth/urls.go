@@ -52,6 +52,15 @@ func CanonicalServerURL(raw string) (string, error) {
 // origin returns scheme://host of an absolute URL.
 func origin(u *url.URL) string { return u.Scheme + "://" + u.Host }
 
+// sameOrigin reports whether two absolute URLs have the same scheme and
+// host.
+func sameOrigin(a, b string) bool {
+	ua, err1 := url.Parse(a)
+	ub, err2 := url.Parse(b)
+	return err1 == nil && err2 == nil && ua.Host != "" &&
+		strings.EqualFold(ua.Scheme, ub.Scheme) && strings.EqualFold(ua.Host, ub.Host)
+}
+
 // normalizeIssuer makes issuers comparable: RFC 8414 issuers have no
 // trailing slash, but some servers write one.
 func normalizeIssuer(s string) string { return strings.TrimSuffix(s, "/") }

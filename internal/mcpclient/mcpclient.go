@@ -401,6 +401,12 @@ func (s *Session) request(ctx context.Context, method string, params any) (json.
 		return nil, err
 	}
 	if resp.Error != nil {
+		// mcp-go hands back an HTTP error whose body parses as JSON (an OAuth error object such as
+		// {"error":"insufficient_scope"}) as if it were a JSON-RPC error; the challenge on the wire
+		// is what it means.
+		if challenge := rec.get(); challenge != nil {
+			return nil, challenge
+		}
 		return nil, fmt.Errorf("JSON-RPC error %d: %w", resp.Error.Code, resp.Error.AsError())
 	}
 	if len(resp.Result) == 0 {

@@ -366,6 +366,33 @@ func TestAuthChallenge(t *testing.T) {
 		require.Equal(t, scopeHeader, challenge.WWWAuthenticate)
 	})
 
+	t.Run("403InsufficientScopeWithJSONBodyOnCall", func(t *testing.T) {
+		t.Parallel()
+		// OAuth resource servers answer with an OAuth error object, which mcp-go would otherwise
+		// report as a JSON-RPC error.
+		const scopeHeader = `Bearer scope="files:read files:write", error="insufficient_scope"`
+		bundle := startStreamable(t, 0, func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				r.Body = io.NopCloser(bytes.NewReader(body))
+				if bytes.Contains(body, []byte(`"tools/call"`)) {
+					w.Header().Set("WWW-Authenticate", scopeHeader)
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusForbidden)
+					_, _ = io.WriteString(w, `{"error":"insufficient_scope","error_description":"Token has insufficient scope"}`)
+					return
+				}
+				next.ServeHTTP(w, r)
+			})
+		})
+		s := connect(t, testOptions(), Server{URL: bundle.url})
+		_, err := s.CallTool(context.Background(), "echo", json.RawMessage(`{"message":"x"}`))
+		var challenge *AuthChallengeError
+		require.ErrorAs(t, err, &challenge)
+		require.Equal(t, http.StatusForbidden, challenge.StatusCode)
+		require.Equal(t, scopeHeader, challenge.WWWAuthenticate)
+	})
+
 	t.Run("403InsufficientScopeOnConnect", func(t *testing.T) {
 		t.Parallel()
 		// mcp-go takes any 4xx to initialize for a legacy server; the challenge must win.
