@@ -41,6 +41,7 @@ func (a *API) Handler() http.Handler {
 	v1.GET("/tasks/:id", a.handleGetTask)
 	v1.POST("/tasks/:id/cancel", a.handleCancelTask)
 	v1.DELETE("/tasks/:id", a.handleDeleteTask)
+	v1.GET("/tasks/:id/deliveries", a.handleListDeliveries)
 	v1.GET("/connections", a.handleListConnections)
 	v1.POST("/connections", a.handleConnect)
 	v1.DELETE("/connections/:id", a.handleDisconnect)

@@ -26,6 +26,7 @@ import (
 	"github.com/mcpidp/mcpidp/internal/netguard"
 	"github.com/mcpidp/mcpidp/internal/secretbox"
 	"github.com/mcpidp/mcpidp/internal/store"
+	"github.com/mcpidp/mcpidp/webhooks"
 	"github.com/mcpidp/mcpidp/worker"
 )
 
@@ -45,6 +46,8 @@ type Options struct {
 	Now func() time.Time
 	// Migrate applies pending migrations before starting.
 	Migrate bool
+	// WebhookBackoffFunc replaces the webhook retry backoff (tests).
+	WebhookBackoffFunc func(attempt int) time.Duration
 	// AllowAddrFunc lets the SSRF guard through to addresses it would
 	// block, for tests that stand a loopback server in for a public one.
 	AllowAddrFunc func(netip.AddrPort) bool
@@ -131,6 +134,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	workers := river.NewWorkers()
 	runner, err := worker.NewTaskRunner(worker.TaskRunnerConfig{
 		Store: a.store, Keyring: a.keyring, Model: model, HTTPClient: guard.Client(0), OAuth: a.oauth,
+		PublicURL: cfg.PublicURL, CompleteJobTx: a.completeJobTx,
 		Retention: cfg.TaskRetention, JobTimeout: cfg.JobTimeout, Logger: a.logger,
 	})
 	if err != nil {
@@ -143,6 +147,13 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	}
 	river.AddWorker(workers, cleaner)
 	river.AddWorker(workers, worker.NewOAuthMaintainer(a.oauth, a.logger))
+	river.AddWorker(workers, worker.NewAuthTimeouter(a.store, cfg.PublicURL, cfg.TaskRetention))
+	deliverer, err := webhooks.NewDeliverer(webhooks.DelivererConfig{Store: a.store, Keyring: a.keyring, HTTPClient: guard.Client(0),
+		BackoffFunc: opts.WebhookBackoffFunc, Logger: a.logger}) // wall clock: receivers check webhook-timestamp
+	if err != nil {
+		return err
+	}
+	river.AddWorker(workers, deliverer)
 
 	riverCfg := &river.Config{
 		Logger:               a.logger,
@@ -174,8 +185,31 @@ func (a *App) build(ctx context.Context, opts Options) error {
 
 	a.api, err = api.New(api.Config{
 		Store: a.store, River: a.river, Keyring: a.keyring, OAuth: a.oauth, PublicURL: cfg.PublicURL, EnvKeys: cfg.APIKeys,
-		Retention: cfg.TaskRetention, Limits: api.Limits{MaxBodyBytes: cfg.MaxBodyBytes}, Ready: a.ready, Logger: a.logger,
+		OnAuthorized: a.resumeAfterLogin,
+		Retention:    cfg.TaskRetention, Limits: api.Limits{MaxBodyBytes: cfg.MaxBodyBytes}, Ready: a.ready, Logger: a.logger,
 	})
+	return err
+}
+
+// completeJobTx completes a task job in the caller's transaction; only here
+// is the River driver's type known.
+func (a *App) completeJobTx(ctx context.Context, tx *sql.Tx, job *river.Job[worker.TaskRunArgs]) error {
+	var err error
+	if a.db.Dialect == store.DialectPostgres {
+		_, err = river.JobCompleteTx[*riverdatabasesql.Driver](ctx, tx, job)
+	} else {
+		_, err = river.JobCompleteTx[*riversqlite.Driver](ctx, tx, job)
+	}
+	return err
+}
+
+// resumeAfterLogin continues the user's tasks that waited on the server
+// that just got a token.
+func (a *App) resumeAfterLogin(ctx context.Context, res *mcpauth.CallbackResult) error {
+	n, err := worker.Resume(ctx, a.store, a.river, res.Tenant, res.User, res.ServerURL)
+	if n > 0 {
+		a.logger.InfoContext(ctx, "resumed tasks after login", slog.Int("count", n), slog.String("server_url", res.ServerURL))
+	}
 	return err
 }
 

@@ -1,0 +1,2 @@
+DROP TABLE mcpidp_webhook_attempt;
+DROP TABLE mcpidp_webhook_delivery;

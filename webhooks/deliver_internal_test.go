@@ -1,0 +1,68 @@
+package webhooks
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestParseRetryAfter(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		header string
+		want   time.Duration
+	}{
+		{"", 0},
+		{"120", 2 * time.Minute},
+		{" 7 ", 7 * time.Second},
+		{"0", 0},
+		{"-5", 0},
+		{"soon", 0},
+		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
+		{now.Add(-time.Hour).Format(http.TimeFormat), 0},
+		{"Sunday, 01-Jun-25 12:00:30 GMT", 30 * time.Second}, // RFC 850, which HTTP dates also allow
+		{"999999999999", 24 * time.Hour},
+		{now.Add(72 * time.Hour).Format(http.TimeFormat), 24 * time.Hour},
+	} {
+		require.Equal(t, tc.want, parseRetryAfter(tc.header, now), "Retry-After: %q", tc.header)
+	}
+}
+
+func TestDefaultBackoffSpansADay(t *testing.T) {
+	t.Parallel()
+	// The retries after the first attempt must cover at least 24h even
+	// with the least jitter, and not run on for days.
+	var least, most time.Duration
+	for attempt := 1; attempt < DefaultMaxAttempts; attempt++ {
+		base := backoffBase(attempt)
+		least += base
+		most += base + base/5
+		for range 20 {
+			d := DefaultBackoff(attempt)
+			require.GreaterOrEqual(t, d, base)
+			require.LessOrEqual(t, d, base+base/5)
+		}
+	}
+	require.GreaterOrEqual(t, least, 24*time.Hour)
+	require.Less(t, most, 36*time.Hour)
+	require.Equal(t, 15*time.Second, backoffBase(1))
+	require.Equal(t, 30*time.Second, backoffBase(2))
+	require.Equal(t, 4*time.Hour, backoffBase(11))
+	require.Equal(t, 4*time.Hour, backoffBase(1000))
+	require.Equal(t, DefaultMaxAttempts, DeliveryArgs{}.InsertOpts().MaxAttempts)
+}
+
+func TestTruncateUTF8(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "abc", truncateUTF8([]byte("abc"), 1024))
+	long := make([]byte, 0, 1100)
+	for len(long) < 1100 {
+		long = append(long, "é"...) // two bytes each
+	}
+	got := truncateUTF8(long, 1023)
+	require.Len(t, got, 1022)
+	require.Equal(t, string(long[:1022]), got)
+}
