@@ -9,6 +9,9 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
 	"github.com/mcpidp/mcpidp/internal/taskview"
 
 	"github.com/mcpidp/mcpidp/internal/store"
@@ -141,7 +144,14 @@ func (a *API) CancelTask(ctx context.Context, tenant, id string) (*taskview.Task
 	if err != nil {
 		return nil, err
 	}
-	ok, err := st.FinishTask(ctx, st.DB(), t.ID, store.FinishParams{Status: store.TaskCanceled, Retention: a.cfg.Retention})
+	var ok bool
+	err = st.InTx(ctx, func(tx *sql.Tx) error {
+		ok, err = st.FinishTask(ctx, tx, t.ID, store.FinishParams{Status: store.TaskCanceled, Retention: a.cfg.Retention})
+		if err != nil || !ok {
+			return err
+		}
+		return worker.EndTx(ctx, tx, a.cfg.River, st, a.cfg.PublicURL, t.ID, worker.EventCanceled)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +177,18 @@ type Deleted struct {
 // segment stops at its next step.
 func (a *API) DeleteTask(ctx context.Context, tenant, id string) (*Deleted, error) {
 	st := a.cfg.Store
-	if err := st.DeleteTask(ctx, st.DB(), tenant, id); err != nil {
+	err := st.InTx(ctx, func(tx *sql.Tx) error {
+		// A parked continuation would otherwise stay in River forever.
+		if parked, err := st.ContinuationJob(ctx, tx, id); err == nil && parked != 0 {
+			if _, err := st.GetTask(ctx, tx, tenant, id); err == nil {
+				if _, err := a.cfg.River.JobDeleteTx(ctx, tx, parked); err != nil && !errors.Is(err, river.ErrNotFound) && !errors.Is(err, rivertype.ErrJobRunning) {
+					return err
+				}
+			}
+		}
+		return st.DeleteTask(ctx, tx, tenant, id)
+	})
+	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, notFound("task " + strconv.Quote(id))
 		}

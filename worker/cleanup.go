@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/riverqueue/river"
 
@@ -11,11 +12,16 @@ import (
 )
 
 // CleanupArgs deletes tasks whose retention has run out (store=false
-// results 24 h after they end). Run periodically.
+// results 24 h after they end) and webhook deliveries that ended more than
+// DeliveryRetention ago. Run periodically.
 type CleanupArgs struct{}
 
 // Kind implements river.JobArgs.
 func (CleanupArgs) Kind() string { return "task_cleanup" }
+
+// DeliveryRetention is how long finished webhook deliveries (and their
+// attempts) stay listed.
+const DeliveryRetention = 7 * 24 * time.Hour
 
 // Cleaner is the worker for CleanupArgs.
 type Cleaner struct {
@@ -43,6 +49,9 @@ func (c *Cleaner) Work(ctx context.Context, _ *river.Job[CleanupArgs]) error {
 	}
 	if n > 0 {
 		c.logger.InfoContext(ctx, "deleted expired tasks", slog.Int("count", n))
+	}
+	if _, err := c.store.DeleteFinishedWebhookDeliveries(ctx, c.store.DB(), c.store.Now().Add(-DeliveryRetention)); err != nil {
+		return err
 	}
 	return nil
 }

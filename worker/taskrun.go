@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -51,6 +52,10 @@ type TaskRunnerConfig struct {
 	HTTPClient *http.Client
 	// OAuth gives MCP requests the user's tokens and makes login links.
 	OAuth *mcpauth.Engine
+	// PublicURL builds result URLs for webhooks and callbacks.
+	PublicURL string
+	// CompleteJobTx completes the running job in the pause transaction.
+	CompleteJobTx CompleteJobTxFunc
 	// Retention is how long store=false tasks are kept after they end.
 	Retention time.Duration
 	// CancelPollInterval is how often a running task checks whether it was
@@ -106,6 +111,8 @@ const (
 	CodeMCPServerError        = "mcp_server_error"
 	CodeAuthorizationRequired = "authorization_required"
 	CodeInternal              = "internal_error"
+	CodeAuthorizationFailed   = "authorization_failed"
+	CodeAuthorizationTimeout  = "authorization_timeout"
 	CodeBadRequest            = "invalid_task"
 )
 
@@ -122,16 +129,16 @@ func (w *TaskRunner) Work(ctx context.Context, job *river.Job[TaskRunArgs]) erro
 	if task.Status.Terminal() || task.Segment != job.Args.Segment {
 		return nil
 	}
-	ok, err := st.TransitionTask(ctx, st.DB(), task.ID, []store.TaskStatus{store.TaskQueued, store.TaskRunning}, store.TaskRunning)
+	ok, err := st.ClaimTask(ctx, st.DB(), task.ID, job.Args.Segment, job.ID)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return nil
+		return nil // another job runs this segment, or the task moved on
 	}
 	log := w.cfg.Logger.With(slog.String("task_id", task.ID), slog.Int("segment", task.Segment), slog.Int("attempt", job.Attempt))
 
-	err = w.run(ctx, task)
+	err = w.run(ctx, job, task)
 	switch {
 	case err == nil:
 		return nil
@@ -155,17 +162,16 @@ func (w *TaskRunner) Work(ctx context.Context, job *river.Job[TaskRunArgs]) erro
 	}
 	log.InfoContext(ctx, "task failed", slog.String("code", fail.code))
 	return w.finish(context.WithoutCancel(ctx), task.ID, store.TaskFailed, nil, nil,
-		&taskview.TaskError{Code: fail.code, Message: fail.message, AuthorizationRequired: fail.logins})
+		&taskview.TaskError{Code: fail.code, Message: fail.message})
 }
 
-type taskFailure struct {
-	code, message string
-	logins        []taskview.AuthorizationRequest
-}
+type taskFailure struct{ code, message string }
 
 func (f *taskFailure) Error() string { return f.code + ": " + f.message }
 
-func (w *TaskRunner) run(ctx context.Context, task *store.Task) error {
+func (w *TaskRunner) run(ctx context.Context, job *river.Job[TaskRunArgs], task *store.Task) error {
+	// Any token stored from here on may answer a challenge met below.
+	segmentStart := w.cfg.Store.Now()
 	st := w.cfg.Store
 	var req taskview.TaskRequest
 	if err := json.Unmarshal(task.Request, &req); err != nil {
@@ -201,7 +207,7 @@ func (w *TaskRunner) run(ctx context.Context, task *store.Task) error {
 		}
 		mcp, err := agentloop.ConnectMCP(ctx, connect, servers)
 		if err != nil {
-			return w.classify(ctx, task, err)
+			return w.classify(ctx, job, task, &req, segmentStart, err)
 		}
 		defer mcp.Close()
 		tools = mcp
@@ -229,7 +235,7 @@ func (w *TaskRunner) run(ctx context.Context, task *store.Task) error {
 	}
 	outcome, err := run.Execute(ctx)
 	if err != nil {
-		return w.classify(ctx, task, err)
+		return w.classify(ctx, job, task, &req, segmentStart, err)
 	}
 	output, _ := json.Marshal(taskview.TaskOutput{Content: outcome.Content, Markdown: agentloop.Markdown(outcome.Steps), StopReason: outcome.Reason})
 	usage, _ := json.Marshal(outcome.Usage)
@@ -238,7 +244,7 @@ func (w *TaskRunner) run(ctx context.Context, task *store.Task) error {
 
 // classify turns a run error into a task failure, or passes it on when the
 // task was canceled or the process is stopping.
-func (w *TaskRunner) classify(ctx context.Context, task *store.Task, err error) error {
+func (w *TaskRunner) classify(ctx context.Context, job *river.Job[TaskRunArgs], task *store.Task, req *taskview.TaskRequest, challengedAfter time.Time, err error) error {
 	if cause := context.Cause(ctx); errors.Is(cause, errTaskCanceled) {
 		return errTaskCanceled
 	}
@@ -251,9 +257,9 @@ func (w *TaskRunner) classify(ctx context.Context, task *store.Task, err error) 
 	case errors.Is(err, store.ErrConflict), errors.Is(err, errTaskCanceled), errors.Is(err, store.ErrNotFound):
 		return err
 	case errors.As(err, &challenges):
-		return w.loginFailure(ctx, task, challenges.Challenges)
+		return w.pause(ctx, job, task, req, challenges.Challenges, challengedAfter)
 	case errors.As(err, &challenge):
-		return w.loginFailure(ctx, task, []*mcpclient.AuthChallengeError{challenge})
+		return w.pause(ctx, job, task, req, []*mcpclient.AuthChallengeError{challenge}, challengedAfter)
 	case errors.Is(err, agentloop.ErrModel):
 		return &taskFailure{code: CodeModelError, message: err.Error()}
 	}
@@ -270,10 +276,19 @@ func (e *connectError) Error() string { return e.err.Error() }
 func (e *connectError) Unwrap() error { return e.err }
 
 // connect opens a session with the user's token for the server. When the
-// server rejects a token we sent, the engine is told and the connection is
-// tried once more (the token may refresh); a second challenge is returned.
+// server answers 401 it is tried once more if that can help: the token we
+// sent may refresh, or a login may have stored a token since the request
+// left without one.
 func (w *TaskRunner) connect(ctx context.Context, tenant, user string, server mcpclient.Server) (*mcpclient.Session, error) {
-	opts := mcpclient.Options{HTTPClient: w.cfg.HTTPClient, Logger: w.cfg.Logger, AuthorizeFunc: w.cfg.OAuth.Authorizer(tenant, user)}
+	authorize := w.cfg.OAuth.Authorizer(tenant, user)
+	var sent atomic.Value // the bearer token of the last request, "" for none
+	opts := mcpclient.Options{HTTPClient: w.cfg.HTTPClient, Logger: w.cfg.Logger,
+		AuthorizeFunc: func(ctx context.Context, serverURL string, req *http.Request) error {
+			err := authorize(ctx, serverURL, req)
+			token, _ := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
+			sent.Store(token)
+			return err
+		}}
 	for attempt := 0; ; attempt++ {
 		s, err := mcpclient.Connect(ctx, opts, server)
 		if err == nil {
@@ -286,33 +301,18 @@ func (w *TaskRunner) connect(ctx context.Context, tenant, user string, server mc
 		if attempt > 0 || ch.StatusCode != http.StatusUnauthorized {
 			return nil, err
 		}
-		token, terr := w.cfg.OAuth.AccessToken(ctx, tenant, user, server.URL)
-		if terr != nil {
-			return nil, err // no token was sent: a login is needed
+		token, _ := sent.Load().(string)
+		if token == "" {
+			if _, terr := w.cfg.OAuth.AccessToken(ctx, tenant, user, server.URL); terr != nil {
+				return nil, err // no token then or now: a login is needed
+			}
+			continue
 		}
 		retry, rerr := w.cfg.OAuth.TokenRejected(ctx, tenant, user, server.URL, token)
 		if rerr != nil || !retry {
 			return nil, err
 		}
 	}
-}
-
-// loginFailure starts a login for every server that asked for one. Until
-// tasks can pause for a login, the task fails with the links in its error.
-func (w *TaskRunner) loginFailure(ctx context.Context, task *store.Task, challenges []*mcpclient.AuthChallengeError) error {
-	fail := &taskFailure{code: CodeAuthorizationRequired}
-	var msgs []string
-	for _, ch := range challenges {
-		login, err := w.cfg.OAuth.BeginLogin(ctx, mcpauth.LoginParams{Tenant: task.TenantID, User: task.UserID, ServerURL: ch.ServerURL, WWWAuthenticate: ch.WWWAuthenticate})
-		if err != nil {
-			msgs = append(msgs, fmt.Sprintf("%s needs a login, but it cannot be started: %v", ch.ServerURL, err))
-			continue
-		}
-		fail.logins = append(fail.logins, taskview.AuthorizationRequest{ServerURL: ch.ServerURL, AuthorizationURL: login.AuthorizationURL, ExpiresAt: login.ExpiresAt})
-		msgs = append(msgs, fmt.Sprintf("log in to %s at %s", ch.ServerURL, login.AuthorizationURL))
-	}
-	fail.message = "authorization required: " + strings.Join(msgs, "; ")
-	return fail
 }
 
 // record commits one step, but only while the task is still running: a
@@ -341,9 +341,20 @@ func (w *TaskRunner) finish(ctx context.Context, taskID string, status store.Tas
 		errJSON, _ = json.Marshal(taskErr)
 	}
 	st := w.cfg.Store
-	return st.InTx(ctx, func(tx *sql.Tx) error {
-		_, err := st.FinishTask(ctx, tx, taskID, store.FinishParams{Status: status, Output: output, Usage: usage, Error: errJSON, Retention: w.cfg.Retention})
+	rc, err := river.ClientFromContextSafely[*sql.Tx](ctx)
+	if err != nil {
 		return err
+	}
+	event := EventCompleted
+	if status == store.TaskFailed {
+		event = EventFailed
+	}
+	return st.InTx(ctx, func(tx *sql.Tx) error {
+		ok, err := st.FinishTask(ctx, tx, taskID, store.FinishParams{Status: status, Output: output, Usage: usage, Error: errJSON, Retention: w.cfg.Retention})
+		if err != nil || !ok {
+			return err
+		}
+		return endTx(ctx, tx, rc, st, w.cfg.PublicURL, taskID, event)
 	})
 }
 

@@ -20,7 +20,8 @@ import (
 )
 
 const (
-	keyAcme   = "acme-key-0123456789abcdef"
+	testWebhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	keyAcme           = "acme-key-0123456789abcdef"
 	keyGlobex = "globex-key-0123456789abcdef"
 )
 
@@ -50,7 +51,9 @@ func startEnv(t *testing.T, databaseURL string, configure ...func(*envOpts)) *te
 		"MCPIDP_UPSTREAM_API_KEY":       "upstream-key",
 		"MCPIDP_ALLOW_PRIVATE_NETWORKS": "true",
 		"MCPIDP_ENCRYPTION_KEY":         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-	}, opts: app.Options{Now: clock.Now, Migrate: true, Logger: testLogger(t)}}
+		"MCPIDP_WEBHOOK_SECRET":         testWebhookSecret,
+	}, opts: app.Options{Now: clock.Now, Migrate: true, Logger: testLogger(t),
+		WebhookBackoffFunc: func(int) time.Duration { return 50 * time.Millisecond }}}
 	for _, c := range configure {
 		c(eo)
 	}
@@ -152,7 +155,12 @@ type task struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	} `json:"error"`
-	ExpiresAt *time.Time `json:"expires_at"`
+	ExpiresAt             *time.Time `json:"expires_at"`
+	AuthorizationRequired []struct {
+		ServerURL        string    `json:"server_url"`
+		AuthorizationURL string    `json:"authorization_url"`
+		ExpiresAt        time.Time `json:"expires_at"`
+	} `json:"authorization_required"`
 }
 
 func (e *testEnv) submit(t testing.TB, key string, body any, header ...string) task {
@@ -179,6 +187,27 @@ func waitDone(t testing.TB, tk task) task {
 		}
 	}
 	t.Fatalf("task %s did not finish within 60s", tk.ID)
+	return task{}
+}
+
+// waitStatus long-polls the public JSON result URL until the task has the
+// status.
+func waitStatus(t testing.TB, tk task, status string) task {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		code, raw, _ := call(t, "GET", tk.ResultURLs.JSON+"?wait=5", "", nil)
+		require.Equal(t, http.StatusOK, code, string(raw))
+		var got task
+		require.NoError(t, json.Unmarshal(raw, &got))
+		if got.Status == status {
+			return got
+		}
+		if status != "completed" && status != "failed" && status != "canceled" {
+			require.NotContains(t, []string{"completed", "failed", "canceled"}, got.Status, "task ended (%+v) while waiting for %s", got.Error, status)
+		}
+	}
+	t.Fatalf("task %s did not reach %s within 60s", tk.ID, status)
 	return task{}
 }
 

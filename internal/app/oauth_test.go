@@ -66,26 +66,17 @@ func TestOAuthExampleServerLoginThenTask(t *testing.T) {
 		taskBody := map[string]any{"user": "alice", "model": "m", "input": "greet me",
 			"tools": []map[string]any{{"type": "mcp", "url": server}}}
 
-		// Without a login the task cannot run; it says where to log in.
-		failed := waitDone(t, env.submit(t, keyAcme, taskBody))
-		require.Equal(t, "failed", failed.Status)
-		require.Equal(t, "authorization_required", failed.Error.Code)
-		status, raw, _ := call(t, "GET", env.URL+"/v1/tasks/"+failed.ID, keyAcme, nil)
+		// Without a login the task waits, and says where to log in.
+		waiting := waitStatus(t, env.submit(t, keyAcme, taskBody), "awaiting_authorization")
+		require.Len(t, waiting.AuthorizationRequired, 1)
+		require.Equal(t, server, waiting.AuthorizationRequired[0].ServerURL)
+		require.True(t, strings.HasPrefix(waiting.AuthorizationRequired[0].AuthorizationURL, env.URL+"/oauth/start/"))
+		status, md, _ := call(t, "GET", waiting.ResultURLs.Markdown, "", nil)
 		require.Equal(t, http.StatusOK, status)
-		var withLinks struct {
-			Error struct {
-				AuthorizationRequired []struct {
-					ServerURL        string `json:"server_url"`
-					AuthorizationURL string `json:"authorization_url"`
-				} `json:"authorization_required"`
-			} `json:"error"`
-		}
-		require.NoError(t, json.Unmarshal(raw, &withLinks))
-		require.Len(t, withLinks.Error.AuthorizationRequired, 1)
-		require.True(t, strings.HasPrefix(withLinks.Error.AuthorizationRequired[0].AuthorizationURL, env.URL+"/oauth/start/"))
+		require.Contains(t, string(md), "[Log in to localhost:")
 
 		// Connect ahead of time through the Connections API.
-		status, raw, _ = call(t, "POST", env.URL+"/v1/connections", keyAcme, map[string]any{"user": "alice", "server_url": server})
+		status, raw, _ := call(t, "POST", env.URL+"/v1/connections", keyAcme, map[string]any{"user": "alice", "server_url": server})
 		require.Equal(t, http.StatusOK, status, string(raw))
 		var connect struct {
 			AuthorizationURL string `json:"authorization_url"`
@@ -114,7 +105,11 @@ func TestOAuthExampleServerLoginThenTask(t *testing.T) {
 		require.Equal(t, http.StatusOK, status)
 		require.Contains(t, string(raw), `"data":[]`)
 
-		// Now the same task runs with alice's token.
+		// Any login to that server resumes the waiting task, which then
+		// runs with alice's token; so does a new one.
+		resumed := waitDone(t, waiting)
+		require.Equal(t, "completed", resumed.Status, "error: %+v", resumed.Error)
+		require.Contains(t, resumed.Output.Content, "Hello, Alice!")
 		done := waitDone(t, env.submit(t, keyAcme, taskBody))
 		require.Equal(t, "completed", done.Status, "error: %+v", done.Error)
 		require.Contains(t, done.Output.Content, "Hello, Alice!")
@@ -122,8 +117,9 @@ func TestOAuthExampleServerLoginThenTask(t *testing.T) {
 		// Bob is another user: no token is ever sent for him.
 		bob := taskBody
 		bob["user"] = "bob"
-		bobDone := waitDone(t, env.submit(t, keyAcme, bob))
-		require.Equal(t, "authorization_required", bobDone.Error.Code)
+		bobWaiting := waitStatus(t, env.submit(t, keyAcme, bob), "awaiting_authorization")
+		status, raw, _ = call(t, "POST", env.URL+"/v1/tasks/"+bobWaiting.ID+"/cancel", keyAcme, nil)
+		require.Equal(t, http.StatusOK, status, "a waiting task can be canceled: %s", raw)
 
 		// The login link can be reused while it is valid, the callback state cannot.
 		status, raw, _ = call(t, "GET", env.URL+"/oauth/callback?"+url.Values{"state": {"forged"}, "code": {"x"}}.Encode(), "", nil)
@@ -137,8 +133,7 @@ func TestOAuthExampleServerLoginThenTask(t *testing.T) {
 		status, raw, _ = call(t, "GET", env.URL+"/v1/connections?user=alice", keyAcme, nil)
 		require.Equal(t, http.StatusOK, status)
 		require.Contains(t, string(raw), `"data":[]`)
-		again := waitDone(t, env.submit(t, keyAcme, taskBody))
-		require.Equal(t, "authorization_required", again.Error.Code, "after revocation a login is needed again")
+		waitStatus(t, env.submit(t, keyAcme, taskBody), "awaiting_authorization")
 
 		status, raw, _ = call(t, "POST", env.URL+"/v1/connections", keyAcme, map[string]any{"user": "alice", "server_url": "ftp://x"})
 		require.Equal(t, http.StatusBadRequest, status)

@@ -22,7 +22,8 @@ import (
 //     then returns "waited: <message>"
 type Server struct {
 	// URL is the MCP endpoint.
-	URL string
+	URL  string
+	path string
 
 	mu      sync.Mutex
 	calls   map[string][]string
@@ -42,6 +43,18 @@ const (
 // New starts a server closed at test end.
 func New(t testing.TB, transport Transport) *Server {
 	t.Helper()
+	s, h := newServer(transport)
+	ts := httptest.NewServer(h)
+	t.Cleanup(func() {
+		s.Release()
+		ts.CloseClientConnections()
+		ts.Close()
+	})
+	s.URL = ts.URL + s.path
+	return s
+}
+
+func newServer(transport Transport) (*Server, http.Handler) {
 	s := &Server{calls: map[string][]string{}, started: make(chan string, 100), release: make(chan struct{})}
 	m := server.NewMCPServer("mcptest", "1.0.0", server.WithToolCapabilities(false))
 	m.AddTool(mcp.NewTool("echo", mcp.WithDescription("Echoes the message."), mcp.WithString("message", mcp.Required())),
@@ -69,21 +82,13 @@ func New(t testing.TB, transport Transport) *Server {
 			return mcp.NewToolResultText("waited: " + msg), nil
 		})
 	var h http.Handler
-	var path string
 	switch transport {
 	case SSE:
-		h, path = server.NewSSEServer(m), "/sse"
+		h, s.path = server.NewSSEServer(m), "/sse"
 	default:
-		h, path = server.NewStreamableHTTPServer(m), "/mcp"
+		h, s.path = server.NewStreamableHTTPServer(m), "/mcp"
 	}
-	ts := httptest.NewServer(h)
-	t.Cleanup(func() {
-		s.Release()
-		ts.CloseClientConnections()
-		ts.Close()
-	})
-	s.URL = ts.URL + path
-	return s
+	return s, h
 }
 
 func (s *Server) record(tool, arg string) {

@@ -289,6 +289,10 @@ type FinishParams struct {
 	Error  json.RawMessage
 	// Retention is how long a task with store=false is kept after it ends.
 	Retention time.Duration
+	// OnlyFrom, when set, finishes the task only from that status; Segment,
+	// when set, only in that segment.
+	OnlyFrom TaskStatus
+	Segment  *int
 }
 
 // FinishTask ends a task that is not yet terminal and reports whether it did.
@@ -298,11 +302,17 @@ func (s *Store) FinishTask(ctx context.Context, q DBTX, id string, p FinishParam
 		return false, fmt.Errorf("finish task: %s is not a terminal status", p.Status)
 	}
 	now := s.now()
+	segment := -1
+	if p.Segment != nil {
+		segment = *p.Segment
+	}
 	res, err := q.ExecContext(ctx, `UPDATE mcpidp_task SET status = $2, output = COALESCE($3, output), usage = COALESCE($4, usage), error = $5,
 		authorization_required = NULL, updated_at = $6, completed_at = $6,
 		expires_at = CASE WHEN store THEN NULL ELSE CAST($7 AS BIGINT) END
-		WHERE id = $1 AND status NOT IN ('completed', 'failed', 'canceled')`,
-		id, string(p.Status), nullRaw(p.Output), nullRaw(p.Usage), nullRaw(p.Error), micros(now), micros(now.Add(p.Retention)))
+		WHERE id = $1 AND status NOT IN ('completed', 'failed', 'canceled')
+		AND ($8 = '' OR status = $8) AND ($9 < 0 OR segment = $9)`,
+		id, string(p.Status), nullRaw(p.Output), nullRaw(p.Usage), nullRaw(p.Error), micros(now), micros(now.Add(p.Retention)),
+		string(p.OnlyFrom), segment)
 	if err != nil {
 		return false, fmt.Errorf("error finishing task %s: %w", id, err)
 	}
@@ -388,3 +398,5 @@ func (s *Store) ListSteps(ctx context.Context, q DBTX, taskID string) ([]Step, e
 	}
 	return out, rows.Err()
 }
+
+func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }

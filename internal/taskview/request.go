@@ -56,8 +56,6 @@ type TaskOutput struct {
 type TaskError struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
-	// AuthorizationRequired lists the logins that would let the task run.
-	AuthorizationRequired []AuthorizationRequest `json:"authorization_required,omitempty"`
 }
 
 // AuthorizationRequest is one login a task needs.

@@ -96,6 +96,13 @@ type Config struct {
 	RefreshDelay time.Duration
 	// Now is the server's clock; defaults to time.Now.
 	Now func() time.Time
+
+	// Resource, when set, answers the authorized requests to the MCP
+	// endpoint (e.g. a real mcp-go server); default: a small JSON body.
+	Resource http.Handler
+	// PRMHookFunc, when set, runs at the start of every protected-resource
+	// metadata request: tests use it to hold a client in discovery.
+	PRMHookFunc func()
 }
 
 // Server is a running authorization server and resource.
@@ -348,6 +355,9 @@ func randomString() string {
 
 func (s *Server) handlePRM(w http.ResponseWriter, _ *http.Request) {
 	s.count("prm")
+	if s.cfg.PRMHookFunc != nil {
+		s.cfg.PRMHookFunc()
+	}
 	resource := s.cfg.PRMResource
 	if resource == "" {
 		resource = s.URL()
@@ -722,6 +732,10 @@ func (s *Server) handleResource(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "insufficient scope", http.StatusForbidden)
 			return
 		}
+	}
+	if s.cfg.Resource != nil {
+		s.cfg.Resource.ServeHTTP(w, r)
+		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "scope": t.scope})
 }

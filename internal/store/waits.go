@@ -1,0 +1,182 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// ClaimTask makes job the runner of the task's segment: it moves a queued
+// task to running, or lets the same job take a running task back (River
+// re-runs a job whose worker died). Any other job is refused, so a segment
+// never runs twice at once.
+func (s *Store) ClaimTask(ctx context.Context, q DBTX, id string, segment int, jobID int64) (bool, error) {
+	res, err := q.ExecContext(ctx, `UPDATE mcpidp_task SET status = 'running', run_job_id = $3, updated_at = $4
+		WHERE id = $1 AND segment = $2 AND (status = 'queued' OR (status = 'running' AND run_job_id = $3))`,
+		id, segment, jobID, micros(s.now()))
+	if err != nil {
+		return false, fmt.Errorf("error claiming task %s: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// Wait is one MCP server a paused task waits on.
+type Wait struct {
+	TaskID    string
+	TenantID  string
+	UserID    string
+	ServerURL string // canonical
+	LoginID   string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// PauseParams describes a pause.
+type PauseParams struct {
+	TaskID  string
+	Segment int // the segment that is pausing; the task moves to Segment+1
+	// AuthorizationRequired is the JSON list shown on the task object.
+	AuthorizationRequired json.RawMessage
+	Waits                 []Wait
+}
+
+// PauseTask moves a running task to awaiting_authorization and records what
+// it waits on. It reports false when the task was no longer running that
+// segment (canceled or deleted meanwhile).
+func (s *Store) PauseTask(ctx context.Context, q DBTX, p PauseParams) (bool, error) {
+	now := micros(s.now())
+	res, err := q.ExecContext(ctx, `UPDATE mcpidp_task SET status = 'awaiting_authorization', segment = segment + 1,
+		authorization_required = $3, run_job_id = NULL, continuation_job_id = NULL, updated_at = $4
+		WHERE id = $1 AND segment = $2 AND status = 'running'`, p.TaskID, p.Segment, nullRaw(p.AuthorizationRequired), now)
+	if err != nil {
+		return false, fmt.Errorf("error pausing task %s: %w", p.TaskID, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return false, nil
+	}
+	for _, w := range p.Waits {
+		if _, err := q.ExecContext(ctx, `INSERT INTO mcpidp_task_wait (task_id, tenant_id, user_id, server_url, login_id, created_at, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, p.TaskID, w.TenantID, w.UserID, w.ServerURL, w.LoginID, now, micros(w.ExpiresAt)); err != nil {
+			return false, fmt.Errorf("error recording what task %s waits on: %w", p.TaskID, err)
+		}
+	}
+	return true, nil
+}
+
+// SetContinuationJob records the parked job that will continue the task.
+func (s *Store) SetContinuationJob(ctx context.Context, q DBTX, taskID string, jobID int64) error {
+	if _, err := q.ExecContext(ctx, `UPDATE mcpidp_task SET continuation_job_id = $2 WHERE id = $1`, taskID, jobID); err != nil {
+		return fmt.Errorf("error saving continuation job of task %s: %w", taskID, err)
+	}
+	return nil
+}
+
+// WaitingTasks lists the tasks of a tenant's user that wait on serverURL.
+func (s *Store) WaitingTasks(ctx context.Context, q DBTX, tenantID, userID, serverURL string) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT task_id FROM mcpidp_task_wait WHERE tenant_id = $1 AND user_id = $2 AND server_url = $3 ORDER BY task_id`,
+		tenantID, userID, serverURL)
+	if err != nil {
+		return nil, fmt.Errorf("error listing waiting tasks: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+// TaskWaits lists what a task waits on.
+func (s *Store) TaskWaits(ctx context.Context, q DBTX, taskID string) ([]Wait, error) {
+	rows, err := q.QueryContext(ctx, `SELECT task_id, tenant_id, user_id, server_url, login_id, created_at, expires_at
+		FROM mcpidp_task_wait WHERE task_id = $1 ORDER BY server_url`, taskID)
+	if err != nil {
+		return nil, fmt.Errorf("error listing task waits: %w", err)
+	}
+	defer rows.Close()
+	var out []Wait
+	for rows.Next() {
+		var w Wait
+		var created, expires int64
+		if err := rows.Scan(&w.TaskID, &w.TenantID, &w.UserID, &w.ServerURL, &w.LoginID, &created, &expires); err != nil {
+			return nil, err
+		}
+		w.CreatedAt, w.ExpiresAt = fromMicros(created), fromMicros(expires)
+		out = append(out, w)
+	}
+	return out, rows.Err()
+}
+
+// ClearWait removes one wait and reports whether this call removed it: of
+// two callbacks for the same login, only one goes on to resume.
+func (s *Store) ClearWait(ctx context.Context, q DBTX, taskID, serverURL string) (bool, error) {
+	res, err := q.ExecContext(ctx, `DELETE FROM mcpidp_task_wait WHERE task_id = $1 AND server_url = $2`, taskID, serverURL)
+	if err != nil {
+		return false, fmt.Errorf("error clearing wait of task %s: %w", taskID, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// ClearWaits removes every wait of a task (it ended).
+func (s *Store) ClearWaits(ctx context.Context, q DBTX, taskID string) error {
+	if _, err := q.ExecContext(ctx, `DELETE FROM mcpidp_task_wait WHERE task_id = $1`, taskID); err != nil {
+		return fmt.Errorf("error clearing waits of task %s: %w", taskID, err)
+	}
+	return nil
+}
+
+// ResumeTask moves an awaiting task of the given segment back to queued and
+// returns its parked continuation job id (0 if none). The guard makes a
+// duplicate or late resume, or one for a canceled task, a no-op.
+func (s *Store) ResumeTask(ctx context.Context, q DBTX, taskID string, segment int) (bool, int64, error) {
+	var cont *int64
+	err := q.QueryRowContext(ctx, `UPDATE mcpidp_task SET status = 'queued', authorization_required = NULL, updated_at = $3
+		WHERE id = $1 AND segment = $2 AND status = 'awaiting_authorization' RETURNING continuation_job_id`,
+		taskID, segment, micros(s.now())).Scan(&cont)
+	if err != nil {
+		if isNoRows(err) {
+			return false, 0, nil
+		}
+		return false, 0, fmt.Errorf("error resuming task %s: %w", taskID, err)
+	}
+	if cont == nil {
+		return true, 0, nil
+	}
+	return true, *cont, nil
+}
+
+// ConnectionRefreshedSince reports whether the user's connection to
+// serverURL got a token after since: a login that completed while a task
+// was pausing.
+func (s *Store) ConnectionRefreshedSince(ctx context.Context, q DBTX, tenantID, userID, serverURL string, since time.Time) (bool, error) {
+	var n int
+	err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM mcpidp_oauth_connection
+		WHERE tenant_id = $1 AND user_id = $2 AND server_url = $3 AND status = 'active' AND updated_at >= $4`,
+		tenantID, userID, serverURL, micros(since)).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("error checking connection: %w", err)
+	}
+	return n > 0, nil
+}
+
+// ContinuationJob returns the task's parked job id (0 if none).
+func (s *Store) ContinuationJob(ctx context.Context, q DBTX, taskID string) (int64, error) {
+	var cont *int64
+	if err := q.QueryRowContext(ctx, `SELECT continuation_job_id FROM mcpidp_task WHERE id = $1`, taskID).Scan(&cont); err != nil {
+		if isNoRows(err) {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("error reading continuation job: %w", err)
+	}
+	if cont == nil {
+		return 0, nil
+	}
+	return *cont, nil
+}

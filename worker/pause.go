@@ -1,0 +1,320 @@
+package worker
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/mcpidp/mcpidp/internal/agentloop"
+	"github.com/mcpidp/mcpidp/internal/mcpauth"
+	"github.com/mcpidp/mcpidp/internal/mcpclient"
+	"github.com/mcpidp/mcpidp/internal/store"
+	"github.com/mcpidp/mcpidp/internal/taskview"
+	"github.com/mcpidp/mcpidp/webhooks"
+)
+
+// MaxSegments bounds how many times one task may pause for a login (step-up
+// rounds included), so a server that keeps refusing cannot loop forever.
+const MaxSegments = 20
+
+// Webhook event types.
+const (
+	EventAuthorizationRequired = "task.authorization_required"
+	EventCompleted             = "task.completed"
+	EventFailed                = "task.failed"
+	EventCanceled              = "task.canceled"
+	// CallbackAuthorizationRequired is the body type POSTed to a task's
+	// authorizationRequestCallback.
+	CallbackAuthorizationRequired = "authorization.required"
+)
+
+// CompleteJobTxFunc completes the running job inside tx. It exists because
+// river.JobCompleteTx needs the driver type, which only the composition root
+// knows.
+type CompleteJobTxFunc func(ctx context.Context, tx *sql.Tx, job *river.Job[TaskRunArgs]) error
+
+// pause parks the task until the user logs in to every server that asked:
+// in one transaction it saves what the task waits on, moves it to
+// awaiting_authorization (segment+1), stages the continuation job (pending),
+// schedules the authorization timeout, queues the login links for the
+// callback and the webhook, and completes the current job. A login that
+// completed while this happened is caught right after the commit.
+func (w *TaskRunner) pause(ctx context.Context, job *river.Job[TaskRunArgs], task *store.Task, req *taskview.TaskRequest,
+	challenges []*mcpclient.AuthChallengeError, challengedAfter time.Time,
+) error {
+	if task.Segment+1 >= MaxSegments {
+		return &taskFailure{code: CodeAuthorizationRequired, message: fmt.Sprintf("the task paused for a login %d times; giving up", task.Segment+1)}
+	}
+	st := w.cfg.Store
+	var logins []taskview.AuthorizationRequest
+	var waits []store.Wait
+	var failures []string
+	for _, ch := range challenges {
+		canon, err := mcpauth.CanonicalServerURL(ch.ServerURL)
+		if err == nil {
+			var login *mcpauth.Login
+			login, err = w.cfg.OAuth.BeginLogin(ctx, mcpauth.LoginParams{Tenant: task.TenantID, User: task.UserID, ServerURL: ch.ServerURL, WWWAuthenticate: ch.WWWAuthenticate})
+			if err == nil {
+				logins = append(logins, taskview.AuthorizationRequest{ServerURL: ch.ServerURL, AuthorizationURL: login.AuthorizationURL, ExpiresAt: login.ExpiresAt})
+				waits = append(waits, store.Wait{TenantID: task.TenantID, UserID: task.UserID, ServerURL: canon, LoginID: login.ID, ExpiresAt: login.ExpiresAt})
+				continue
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		failures = append(failures, fmt.Sprintf("%s asks for a login that cannot be started: %v", ch.ServerURL, err))
+	}
+	if len(failures) > 0 {
+		return &taskFailure{code: CodeAuthorizationFailed, message: strings.Join(failures, "; ")}
+	}
+	loginsJSON, _ := json.Marshal(logins)
+	rc, err := river.ClientFromContextSafely[*sql.Tx](ctx)
+	if err != nil {
+		return err
+	}
+	next := task.Segment + 1
+	expiry := waits[0].ExpiresAt
+	for _, wt := range waits[1:] {
+		if wt.ExpiresAt.Before(expiry) {
+			expiry = wt.ExpiresAt
+		}
+	}
+	err = st.InTx(ctx, func(tx *sql.Tx) error {
+		ok, err := st.PauseTask(ctx, tx, store.PauseParams{TaskID: task.ID, Segment: task.Segment, AuthorizationRequired: loginsJSON, Waits: waits})
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errTaskCanceled
+		}
+		cont, err := rc.InsertTx(ctx, tx, TaskRunArgs{TaskID: task.ID, Segment: next}, &river.InsertOpts{Pending: true})
+		if err != nil {
+			return fmt.Errorf("error staging continuation job: %w", err)
+		}
+		if err := st.SetContinuationJob(ctx, tx, task.ID, cont.Job.ID); err != nil {
+			return err
+		}
+		if _, err := rc.InsertTx(ctx, tx, AuthTimeoutArgs{TaskID: task.ID, Segment: next}, &river.InsertOpts{ScheduledAt: expiry}); err != nil {
+			return fmt.Errorf("error scheduling authorization timeout: %w", err)
+		}
+		if req.AuthorizationRequestCallback != "" {
+			urls := taskview.Build(task, nil, w.cfg.PublicURL).ResultURLs
+			for _, l := range logins {
+				data, _ := json.Marshal(map[string]any{
+					"task_id": task.ID, "user": task.UserID, "server_url": l.ServerURL, "authorization_url": l.AuthorizationURL,
+					"message":    fmt.Sprintf("Log in to %s so the task can go on: %s", agentloop.Host(l.ServerURL), l.AuthorizationURL),
+					"expires_at": l.ExpiresAt, "result_urls": urls,
+				})
+				if _, err := webhooks.Enqueue(ctx, tx, rc, st, webhooks.Event{TenantID: task.TenantID, TaskID: task.ID,
+					Type: CallbackAuthorizationRequired, URL: req.AuthorizationRequestCallback, Data: data}); err != nil {
+					return err
+				}
+			}
+		}
+		if err := AnnounceTx(ctx, tx, rc, st, w.cfg.PublicURL, task.ID, EventAuthorizationRequired); err != nil {
+			return err
+		}
+		if w.cfg.CompleteJobTx != nil {
+			return w.cfg.CompleteJobTx(ctx, tx, job)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// A login that completed between the challenge and the commit above
+	// found no waiting task to resume: resume it here.
+	for _, wt := range waits {
+		fresh, err := st.ConnectionRefreshedSince(ctx, st.DB(), task.TenantID, task.UserID, wt.ServerURL, challengedAfter)
+		if err != nil {
+			return err
+		}
+		if fresh {
+			if _, err := Resume(ctx, st, rc, task.TenantID, task.UserID, wt.ServerURL); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Resume continues every task of the tenant's user that waits on serverURL
+// (canonical) and waits on nothing else, and returns how many it resumed.
+// Each resume is a guarded status update plus a fresh continuation job in
+// one transaction, so duplicate or late calls change nothing.
+func Resume(ctx context.Context, st *store.Store, rc *river.Client[*sql.Tx], tenant, user, serverURL string) (int, error) {
+	ids, err := st.WaitingTasks(ctx, st.DB(), tenant, user, serverURL)
+	if err != nil {
+		return 0, err
+	}
+	resumed := 0
+	for _, id := range ids {
+		err := st.InTx(ctx, func(tx *sql.Tx) error {
+			cleared, err := st.ClearWait(ctx, tx, id, serverURL)
+			if err != nil || !cleared {
+				return err
+			}
+			rest, err := st.TaskWaits(ctx, tx, id)
+			if err != nil || len(rest) > 0 {
+				return err // still waiting on another server
+			}
+			task, err := st.GetTaskByID(ctx, tx, id)
+			if err != nil {
+				return err
+			}
+			ok, parked, err := st.ResumeTask(ctx, tx, id, task.Segment)
+			if err != nil || !ok {
+				return err
+			}
+			// A fresh insert notifies workers at once (PostgreSQL); the
+			// parked job is then not needed.
+			if parked != 0 {
+				if _, err := rc.JobDeleteTx(ctx, tx, parked); err != nil && !errors.Is(err, river.ErrNotFound) {
+					return fmt.Errorf("error removing parked job: %w", err)
+				}
+			}
+			res, err := rc.InsertTx(ctx, tx, TaskRunArgs{TaskID: id, Segment: task.Segment}, nil)
+			if err != nil {
+				return fmt.Errorf("error queueing resumed task: %w", err)
+			}
+			if err := st.SetContinuationJob(ctx, tx, id, res.Job.ID); err != nil {
+				return err
+			}
+			resumed++
+			return nil
+		})
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return resumed, err
+		}
+	}
+	return resumed, nil
+}
+
+// AnnounceTx queues a task webhook event (when the task has a webhook) in
+// tx, with the task object as it is in tx.
+func AnnounceTx(ctx context.Context, tx *sql.Tx, rc *river.Client[*sql.Tx], st *store.Store, publicURL, taskID, eventType string) error {
+	task, err := st.GetTaskByID(ctx, tx, taskID)
+	if err != nil {
+		return err
+	}
+	var req taskview.TaskRequest
+	if err := json.Unmarshal(task.Request, &req); err != nil || req.Webhook == nil || req.Webhook.URL == "" {
+		return nil
+	}
+	steps, err := st.ListSteps(ctx, tx, taskID)
+	if err != nil {
+		return err
+	}
+	data, err := json.Marshal(taskview.Build(task, steps, publicURL))
+	if err != nil {
+		return err
+	}
+	_, err = webhooks.Enqueue(ctx, tx, rc, st, webhooks.Event{TenantID: task.TenantID, TaskID: task.ID, Type: eventType, URL: req.Webhook.URL, Data: data})
+	return err
+}
+
+// AuthTimeoutArgs fails a task still waiting for a login when its login
+// links expire. Inserted, scheduled, with the pause.
+type AuthTimeoutArgs struct {
+	TaskID  string `json:"task_id"`
+	Segment int    `json:"segment"`
+}
+
+// Kind implements river.JobArgs.
+func (AuthTimeoutArgs) Kind() string { return "task_authorization_timeout" }
+
+// AuthTimeouter is the worker for AuthTimeoutArgs.
+type AuthTimeouter struct {
+	river.WorkerDefaults[AuthTimeoutArgs]
+	store     *store.Store
+	publicURL string
+	retention time.Duration
+}
+
+// NewAuthTimeouter returns the worker.
+func NewAuthTimeouter(st *store.Store, publicURL string, retention time.Duration) *AuthTimeouter {
+	return &AuthTimeouter{store: st, publicURL: publicURL, retention: retention}
+}
+
+// Work implements river.Worker. It decides by the store's clock, so the
+// deadline is the one the task shows; when that clock says "not yet", the
+// job snoozes until then.
+func (a *AuthTimeouter) Work(ctx context.Context, job *river.Job[AuthTimeoutArgs]) error {
+	st := a.store
+	task, err := st.GetTaskByID(ctx, st.DB(), job.Args.TaskID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if task.Status != store.TaskAwaitingAuthorization || task.Segment != job.Args.Segment {
+		return nil
+	}
+	waits, err := st.TaskWaits(ctx, st.DB(), task.ID)
+	if err != nil {
+		return err
+	}
+	now := st.Now()
+	var expired []string
+	var soonest time.Time
+	for _, w := range waits {
+		if !now.Before(w.ExpiresAt) {
+			expired = append(expired, w.ServerURL)
+		} else if soonest.IsZero() || w.ExpiresAt.Before(soonest) {
+			soonest = w.ExpiresAt
+		}
+	}
+	if len(expired) == 0 {
+		if soonest.IsZero() {
+			return nil // resumed meanwhile
+		}
+		return river.JobSnooze(soonest.Sub(now))
+	}
+	rc, err := river.ClientFromContextSafely[*sql.Tx](ctx)
+	if err != nil {
+		return err
+	}
+	errJSON, _ := json.Marshal(taskview.TaskError{Code: CodeAuthorizationTimeout,
+		Message: "nobody logged in to " + strings.Join(expired, ", ") + " before the login link expired"})
+	return st.InTx(ctx, func(tx *sql.Tx) error {
+		ok, err := st.FinishTask(ctx, tx, task.ID, store.FinishParams{Status: store.TaskFailed, Error: errJSON, Retention: a.retention,
+			OnlyFrom: store.TaskAwaitingAuthorization, Segment: &task.Segment})
+		if err != nil || !ok {
+			return err
+		}
+		return endTx(ctx, tx, rc, st, a.publicURL, task.ID, EventFailed)
+	})
+}
+
+// endTx is what every end of a task does besides the status change: forget
+// what it waited on, drop its parked job, and announce the end.
+func endTx(ctx context.Context, tx *sql.Tx, rc *river.Client[*sql.Tx], st *store.Store, publicURL, taskID, event string) error {
+	if err := st.ClearWaits(ctx, tx, taskID); err != nil {
+		return err
+	}
+	parked, err := st.ContinuationJob(ctx, tx, taskID)
+	if err != nil {
+		return err
+	}
+	if parked != 0 {
+		if _, err := rc.JobDeleteTx(ctx, tx, parked); err != nil && !errors.Is(err, river.ErrNotFound) && !errors.Is(err, rivertype.ErrJobRunning) {
+			return fmt.Errorf("error removing parked job: %w", err)
+		}
+	}
+	return AnnounceTx(ctx, tx, rc, st, publicURL, taskID, event)
+}
+
+// EndTx finishes the bookkeeping of a task that just ended (for the API's
+// cancel).
+func EndTx(ctx context.Context, tx *sql.Tx, rc *river.Client[*sql.Tx], st *store.Store, publicURL, taskID, event string) error {
+	return endTx(ctx, tx, rc, st, publicURL, taskID, event)
+}
