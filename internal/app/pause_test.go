@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mcpidp/mcpidp/internal/llm/llmtest"
@@ -232,10 +233,15 @@ func TestAuthorizationTimeout(t *testing.T) {
 			require.Len(t, res.Jobs, 1)
 			return res.Jobs[0].ID
 		}
-		// Run the timeout job now: by the store's clock it is too early.
-		_, err := env.App.River().JobRetry(ctx, timeoutJob())
+		// Run the timeout job now: by the store's clock it is too early, so
+		// it snoozes (it ran once and is scheduled again).
+		id := timeoutJob()
+		_, err := env.App.River().JobRetry(ctx, id)
 		require.NoError(t, err)
-		time.Sleep(500 * time.Millisecond)
+		require.Eventually(t, func() bool {
+			job, err := env.App.River().JobGet(ctx, id)
+			return err == nil && job.AttemptedAt != nil && job.State == rivertype.JobStateScheduled
+		}, 20*time.Second, 20*time.Millisecond, "the early timeout run snoozes")
 		status, raw, _ := call(t, "GET", env.URL+"/v1/tasks/"+tk.ID, keyAcme, nil)
 		require.Equal(t, http.StatusOK, status)
 		require.Contains(t, string(raw), `"status":"awaiting_authorization"`, "not timed out before the link expires")
