@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mcpidp/mcpidp/internal/llm/llmtest"
+	"github.com/mcpidp/mcpidp/internal/mcpauth/mcpauthtest"
 	"github.com/mcpidp/mcpidp/internal/mcptest"
 	"github.com/mcpidp/mcpidp/internal/store/storetest"
 	"github.com/mcpidp/mcpidp/internal/testenv"
@@ -124,3 +126,60 @@ func TestWorkerKilledMidTaskResumesWithoutRepeatingSteps(t *testing.T) {
 }
 
 func filepathTemp() (string, error) { return os.MkdirTemp("", "mcpidp-bin-") }
+
+// A paused task survives a kill of its process while it waits, and another
+// kill right after the login callback: it completes exactly once.
+func TestPausedTaskSurvivesRestarts(t *testing.T) {
+	t.Parallel()
+	bin := mcpidpBinary(t)
+	backends(t, func(t *testing.T, databaseURL string) {
+		model := llmtest.NewServer(t)
+		model.Handle(echoOnce(t))
+		mcp, _ := mcptest.NewProtected(t, mcpauthtest.Config{})
+		recv := newHookReceiver(t, "")
+		port := testenv.FreePort(t)
+		base := fmt.Sprintf("http://127.0.0.1:%d", port)
+		env := []string{
+			"MCPIDP_DATABASE_URL=" + databaseURL,
+			"MCPIDP_LISTEN=127.0.0.1:" + strconv.Itoa(port),
+			"MCPIDP_PUBLIC_URL=" + base,
+			"MCPIDP_API_KEYS=acme:" + keyAcme,
+			"MCPIDP_WEBHOOK_SECRET=" + testWebhookSecret,
+			"MCPIDP_UPSTREAM_BASE_URL=" + model.URL(),
+			"MCPIDP_ALLOW_PRIVATE_NETWORKS=true",
+			"MCPIDP_ENCRYPTION_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+			"MCPIDP_JOB_TIMEOUT=3s",
+			"MCPIDP_RESCUE_STUCK_JOBS_AFTER=4s",
+		}
+		kill := func(cmd *exec.Cmd) {
+			require.NoError(t, syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL))
+			require.Eventually(t, func() bool { return !testenv.PortReady(port)() }, 10*time.Second, 20*time.Millisecond)
+		}
+		e := &testEnv{URL: base}
+		proc := testenv.StartProcess(t, bin, []string{"serve"}, env, testenv.PortReady(port))
+		tk := waitStatus(t, e.submit(t, keyAcme, map[string]any{"user": "phoenix", "model": "m", "input": "rise",
+			"tools": []map[string]any{{"type": "mcp", "url": mcp.URL}}, "webhook": map[string]any{"url": recv.URL}}), "awaiting_authorization")
+
+		kill(proc) // while the task waits
+		proc = testenv.StartProcess(t, bin, []string{"serve"}, env, testenv.PortReady(port))
+		status, page := followLogin(t, tk.AuthorizationRequired[0].AuthorizationURL)
+		require.Equal(t, http.StatusOK, status, page)
+		kill(proc) // right after the callback
+		testenv.StartProcess(t, bin, []string{"serve"}, env, testenv.PortReady(port))
+
+		done := waitDone(t, tk)
+		require.Equal(t, "completed", done.Status, "error: %+v", done.Error)
+		require.Equal(t, "Tool said: echo: rise", done.Output.Content)
+		var echoes int
+		for _, s := range done.Steps {
+			if s.Tool == "echo" {
+				echoes++
+			}
+		}
+		require.Equal(t, 1, echoes, "one recorded tool step")
+		require.LessOrEqual(t, len(mcp.Calls("echo")), 2, "only a step in flight at the kill may run again")
+		recv.wait(t, "task.completed", 0)
+		time.Sleep(500 * time.Millisecond)
+		require.Equal(t, 1, recv.count("task.completed"), "the task completed exactly once")
+	})
+}
