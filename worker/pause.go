@@ -206,7 +206,21 @@ func AnnounceTx(ctx context.Context, tx *sql.Tx, rc *river.Client[*sql.Tx], st *
 		return err
 	}
 	var req taskview.TaskRequest
-	if err := json.Unmarshal(task.Request, &req); err != nil || req.Webhook == nil || req.Webhook.URL == "" {
+	if err := json.Unmarshal(task.Request, &req); err != nil {
+		return nil
+	}
+	url := ""
+	if req.Webhook != nil {
+		url = req.Webhook.URL
+	}
+	if url == "" {
+		tenant, err := st.GetTenant(ctx, tx, task.TenantID)
+		if err != nil {
+			return err
+		}
+		url = tenant.WebhookURL
+	}
+	if url == "" {
 		return nil
 	}
 	steps, err := st.ListSteps(ctx, tx, taskID)
@@ -217,7 +231,26 @@ func AnnounceTx(ctx context.Context, tx *sql.Tx, rc *river.Client[*sql.Tx], st *
 	if err != nil {
 		return err
 	}
-	_, err = webhooks.Enqueue(ctx, tx, rc, st, webhooks.Event{TenantID: task.TenantID, TaskID: task.ID, Type: eventType, URL: req.Webhook.URL, Data: data})
+	_, err = webhooks.Enqueue(ctx, tx, rc, st, webhooks.Event{TenantID: task.TenantID, TaskID: task.ID, Type: eventType, URL: url, Data: data})
+	return err
+}
+
+// EventConnectionRefreshFailed announces that a user's connection needs a
+// new login.
+const EventConnectionRefreshFailed = "connection.refresh_failed"
+
+// AnnounceRefreshFailedTx queues connection.refresh_failed to the tenant's
+// default webhook URL, if it has one, in the refresh's transaction.
+func AnnounceRefreshFailedTx(ctx context.Context, tx *sql.Tx, rc *river.Client[*sql.Tx], st *store.Store, tenant, user string, c mcpauth.Connection) error {
+	t, err := st.GetTenant(ctx, tx, tenant)
+	if err != nil || t.WebhookURL == "" {
+		return err
+	}
+	data, err := json.Marshal(map[string]any{"user": user, "connection": c})
+	if err != nil {
+		return err
+	}
+	_, err = webhooks.Enqueue(ctx, tx, rc, st, webhooks.Event{TenantID: tenant, Type: EventConnectionRefreshFailed, URL: t.WebhookURL, Data: data})
 	return err
 }
 

@@ -126,6 +126,9 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	a.oauth, err = mcpauth.New(mcpauth.Config{
 		Store: a.store, Keyring: a.keyring, HTTPClient: guard.Client(30 * time.Second), PublicURL: cfg.PublicURL,
 		ClientName: "mcpidp", PreRegistered: preRegistered, LoginTTL: cfg.AuthorizationTimeout, Now: opts.Now, Logger: a.logger,
+		RefreshFailedTxFunc: func(ctx context.Context, tx *sql.Tx, tenant, user string, c mcpauth.Connection) error {
+			return worker.AnnounceRefreshFailedTx(ctx, tx, a.river, a.store, tenant, user, c)
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("error creating OAuth engine: %w", err)
@@ -273,6 +276,11 @@ func (a *App) ensureEnvTenants(ctx context.Context) error {
 	for _, tenant := range a.cfg.APIKeys {
 		if err := a.store.UpsertTenant(ctx, a.store.DB(), tenant, sealed); err != nil {
 			return err
+		}
+		if a.cfg.WebhookURL != "" {
+			if err := a.store.SetTenantWebhookURL(ctx, a.store.DB(), tenant, a.cfg.WebhookURL); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

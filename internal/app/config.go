@@ -19,6 +19,7 @@ type Config struct {
 	AllowPrivateNetworks bool
 	APIKeys              map[string]string // key → tenant
 	WebhookSecret        string
+	WebhookURL           string
 	UpstreamBaseURL      string
 	UpstreamAPIKey       string
 	Workers              int
@@ -46,6 +47,7 @@ var envVars = []envVar{
 	{"MCPIDP_ALLOW_PRIVATE_NETWORKS", "false", "let caller-supplied URLs reach loopback/private/link-local addresses"},
 	{"MCPIDP_API_KEYS", "", "tenant:key,tenant2:key2 — API keys defined by environment"},
 	{"MCPIDP_WEBHOOK_SECRET", "", "whsec_… signing secret for tenants defined by MCPIDP_API_KEYS"},
+	{"MCPIDP_WEBHOOK_URL", "", "default webhook URL of the tenants defined by MCPIDP_API_KEYS (connection events; tasks without their own)"},
 	{"MCPIDP_UPSTREAM_BASE_URL", "$OPENAI_BASE_URL or https://api.openai.com/v1", "OpenAI-compatible model API"},
 	{"MCPIDP_UPSTREAM_API_KEY", "$OPENAI_API_KEY", "key for the upstream model API"},
 	{"MCPIDP_WORKERS", "20", "task segments one worker process runs at once"},
@@ -82,6 +84,7 @@ func LoadConfig(getenv func(string) string) (*Config, error) {
 		DatabaseURL:          get("MCPIDP_DATABASE_URL", ""),
 		EncryptionKey:        get("MCPIDP_ENCRYPTION_KEY", ""),
 		WebhookSecret:        get("MCPIDP_WEBHOOK_SECRET", ""),
+		WebhookURL:           get("MCPIDP_WEBHOOK_URL", ""),
 		UpstreamBaseURL:      get("MCPIDP_UPSTREAM_BASE_URL", get("OPENAI_BASE_URL", "https://api.openai.com/v1")),
 		UpstreamAPIKey:       get("MCPIDP_UPSTREAM_API_KEY", getenv("OPENAI_API_KEY")),
 		TaskRetention:        dur("MCPIDP_TASK_RETENTION", "24h"),

@@ -282,3 +282,41 @@ func TestCancelWaitingTaskCannotResume(t *testing.T) {
 		require.Empty(t, mcp.Calls("echo"), "a canceled task never resumes")
 	})
 }
+
+// A refresh refused with invalid_grant marks the connection refresh_failed,
+// announces it to the tenant's default webhook URL, and the next task asks
+// for a new login.
+func TestRefreshFailedIsAnnouncedAndLeadsToNewLogin(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, databaseURL string) {
+		recv := newHookReceiver(t, "")
+		env := startEnv(t, databaseURL, func(o *envOpts) { o.env["MCPIDP_WEBHOOK_URL"] = recv.URL + "/tenant-hooks" })
+		mcp, as := mcptest.NewProtected(t, mcpauthtest.Config{Now: env.Clock.Now})
+		env.Model.Handle(echoOnce(t))
+		body := map[string]any{"user": "carol", "model": "m", "input": "hello", "tools": []map[string]any{{"type": "mcp", "url": mcp.URL}}}
+
+		first := waitStatus(t, env.submit(t, keyAcme, body), "awaiting_authorization")
+		status, page := followLogin(t, first.AuthorizationRequired[0].AuthorizationURL)
+		require.Equal(t, http.StatusOK, status, page)
+		require.Equal(t, "completed", waitDone(t, first).Status)
+		require.Equal(t, "/tenant-hooks", recv.wait(t, "task.completed", 0).Path, "tasks without a webhook use the tenant's")
+
+		as.RevokeAll()
+		env.Clock.Add(2 * time.Hour) // the access token has expired
+		second := waitStatus(t, env.submit(t, keyAcme, body), "awaiting_authorization")
+		require.NotEmpty(t, second.AuthorizationRequired[0].AuthorizationURL)
+
+		ev := recv.wait(t, "connection.refresh_failed", 0)
+		require.Equal(t, "/tenant-hooks", ev.Path)
+		require.Contains(t, string(ev.Data), `"user":"carol"`)
+		require.Contains(t, string(ev.Data), `"status":"refresh_failed"`)
+		status, raw, _ := call(t, "GET", env.URL+"/v1/connections?user=carol", keyAcme, nil)
+		require.Equal(t, http.StatusOK, status)
+		require.Contains(t, string(raw), `"status":"refresh_failed"`)
+
+		status, page = followLogin(t, second.AuthorizationRequired[0].AuthorizationURL)
+		require.Equal(t, http.StatusOK, status, page)
+		require.Equal(t, "completed", waitDone(t, second).Status)
+		require.Len(t, mcp.Calls("echo"), 2)
+	})
+}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/mcpidp/mcpidp/internal/netguard"
 	"github.com/mcpidp/mcpidp/internal/store"
 	"github.com/mcpidp/mcpidp/webhooks"
 )
@@ -185,6 +186,7 @@ func runKeysCreate(ctx context.Context, args []string, getenv func(string) strin
 	fs := newFlagSet("keys create --tenant NAME", "Creates an API key for the tenant (creating the tenant if needed) and prints it once, with the tenant's webhook signing secret.",
 		[]string{"MCPIDP_DATABASE_URL", "MCPIDP_ENCRYPTION_KEY"}, stdout)
 	tenant := fs.String("tenant", "", "tenant name (required)")
+	webhookURL := fs.String("webhook-url", "", "set the tenant's default webhook URL (connection events; tasks without their own webhook)")
 	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
 	}
@@ -203,6 +205,14 @@ func runKeysCreate(ctx context.Context, args []string, getenv func(string) strin
 	key, secret, err := a.CreateKey(ctx, strings.TrimSpace(*tenant))
 	if err != nil {
 		return err
+	}
+	if *webhookURL != "" {
+		if _, err := netguard.ValidateURL(*webhookURL); err != nil {
+			return fmt.Errorf("--webhook-url: %w", err)
+		}
+		if err := a.store.SetTenantWebhookURL(ctx, a.store.DB(), strings.TrimSpace(*tenant), *webhookURL); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(stdout, "tenant:         %s\napi_key:        %s\nwebhook_secret: %s\n\nThe API key is shown only now; it is stored hashed.\n", *tenant, key, secret)
 	return nil

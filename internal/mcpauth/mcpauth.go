@@ -14,6 +14,7 @@ package mcpauth
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -84,10 +85,12 @@ type Config struct {
 	// failure). Tokens, codes, verifiers and secrets are never logged.
 	// Defaults to discarding.
 	Logger *slog.Logger
-	// RefreshFailedFunc, if set, is called after a refresh was refused
-	// with invalid_grant and the connection was marked refresh_failed (for
-	// the connection.refresh_failed webhook). It runs after the commit.
-	RefreshFailedFunc func(ctx context.Context, tenant, user string, c Connection)
+	// RefreshFailedTxFunc, if set, is called when a refresh was refused
+	// with invalid_grant and the connection was marked refresh_failed, in
+	// the same transaction (for the connection.refresh_failed webhook, so
+	// it is queued if and only if the status change commits). An error
+	// rolls the change back.
+	RefreshFailedTxFunc func(ctx context.Context, tx *sql.Tx, tenant, user string, c Connection) error
 }
 
 func (c *Config) validate() error {
@@ -143,7 +146,7 @@ type Engine struct {
 	stateTTL      time.Duration
 	now           func() time.Time
 	logger        *slog.Logger
-	refreshFailed func(ctx context.Context, tenant, user string, c Connection)
+	refreshFailed func(ctx context.Context, tx *sql.Tx, tenant, user string, c Connection) error
 }
 
 // New returns an Engine for cfg.
@@ -163,7 +166,7 @@ func New(cfg Config) (*Engine, error) {
 		stateTTL:      cfg.StateTTL,
 		now:           cfg.Now,
 		logger:        cfg.Logger,
-		refreshFailed: cfg.RefreshFailedFunc,
+		refreshFailed: cfg.RefreshFailedTxFunc,
 	}
 	for _, p := range cfg.PreRegistered {
 		e.preRegistered[normalizeIssuer(p.Issuer)] = p

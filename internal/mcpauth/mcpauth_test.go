@@ -2,6 +2,7 @@ package mcpauth_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -212,12 +213,14 @@ func TestInvalidGrantMarksRefreshFailed(t *testing.T) {
 			failed []mcpauth.Connection
 		)
 		e, bundle := setup(t, backend, func(c *mcpauth.Config) {
-			c.RefreshFailedFunc = func(_ context.Context, tenant, user string, conn mcpauth.Connection) {
+			c.RefreshFailedTxFunc = func(_ context.Context, tx *sql.Tx, tenant, user string, conn mcpauth.Connection) error {
 				mu.Lock()
 				defer mu.Unlock()
+				require.NotNil(t, tx, "called inside the transaction")
 				require.Equal(t, "acme", tenant)
 				require.Equal(t, "alice", user)
 				failed = append(failed, conn)
+				return nil
 			}
 		})
 		srv := mcpauthtest.New(t, mcpauthtest.Config{Now: bundle.clock.Now})

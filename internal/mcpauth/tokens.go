@@ -206,6 +206,9 @@ func (e *Engine) refresh(ctx context.Context, tenant, id string, leeway time.Dur
 			}
 			c.Status = store.OAuthConnectionRefreshFailed
 			failed = c
+			if e.refreshFailed != nil {
+				return e.refreshFailed(ctx, tx, c.TenantID, c.UserID, e.connection(c))
+			}
 			return nil
 		case err != nil:
 			if c.AccessToken != "" && c.ExpiresAt != nil && now.Before(*c.ExpiresAt) {
@@ -238,9 +241,6 @@ func (e *Engine) refresh(ctx context.Context, tenant, id string, leeway time.Dur
 		return "", false, err
 	}
 	if failed != nil {
-		if e.refreshFailed != nil {
-			e.refreshFailed(ctx, failed.TenantID, failed.UserID, e.connection(failed))
-		}
 		return "", false, &NeedsLoginError{ServerURL: failed.ServerURL, Reason: StatusRefreshFailed}
 	}
 	return token, refreshed, nil

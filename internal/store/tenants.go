@@ -13,7 +13,9 @@ type Tenant struct {
 	ID string
 	// WebhookSecret is sealed (secretbox); empty when none is set.
 	WebhookSecret string
-	CreatedAt     time.Time
+	// WebhookURL is the default webhook URL; empty when none is set.
+	WebhookURL string
+	CreatedAt  time.Time
 }
 
 // UpsertTenant creates the tenant if it does not exist. A non-empty
@@ -32,8 +34,8 @@ func (s *Store) UpsertTenant(ctx context.Context, q DBTX, id, sealedWebhookSecre
 func (s *Store) GetTenant(ctx context.Context, q DBTX, id string) (*Tenant, error) {
 	var t Tenant
 	var created int64
-	err := q.QueryRowContext(ctx, `SELECT id, webhook_secret, created_at FROM mcpidp_tenant WHERE id = $1`, id).
-		Scan(&t.ID, &t.WebhookSecret, &created)
+	err := q.QueryRowContext(ctx, `SELECT id, webhook_secret, webhook_url, created_at FROM mcpidp_tenant WHERE id = $1`, id).
+		Scan(&t.ID, &t.WebhookSecret, &t.WebhookURL, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("tenant %q: %w", id, ErrNotFound)
 	}
@@ -42,6 +44,14 @@ func (s *Store) GetTenant(ctx context.Context, q DBTX, id string) (*Tenant, erro
 	}
 	t.CreatedAt = fromMicros(created)
 	return &t, nil
+}
+
+// SetTenantWebhookURL sets the tenant's default webhook URL ("" for none).
+func (s *Store) SetTenantWebhookURL(ctx context.Context, q DBTX, id, url string) error {
+	if _, err := q.ExecContext(ctx, `UPDATE mcpidp_tenant SET webhook_url = $2 WHERE id = $1`, id, url); err != nil {
+		return fmt.Errorf("error saving webhook URL of tenant %q: %w", id, err)
+	}
+	return nil
 }
 
 // CreateAPIKey stores the hash of a new key for the tenant.

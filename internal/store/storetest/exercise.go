@@ -66,6 +66,12 @@ func Exercise(t *testing.T, databaseURL func(t testing.TB) string) {
 		require.Equal(t, "acme", tenant)
 		_, err = s.TenantForKeyHash(ctx, s.DB(), store.HashKey("secret-2"))
 		require.ErrorIs(t, err, store.ErrNotFound)
+
+		require.NoError(t, s.SetTenantWebhookURL(ctx, s.DB(), "acme", "https://hooks.example.com/x"))
+		require.NoError(t, s.UpsertTenant(ctx, s.DB(), "acme", ""), "an upsert keeps the webhook URL")
+		tn, err := s.GetTenant(ctx, s.DB(), "acme")
+		require.NoError(t, err)
+		require.Equal(t, "https://hooks.example.com/x", tn.WebhookURL)
 	})
 
 	t.Run("TaskRoundTripAndTenantIsolation", func(t *testing.T) {

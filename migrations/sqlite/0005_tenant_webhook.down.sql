@@ -1,0 +1,1 @@
+ALTER TABLE mcpidp_tenant DROP COLUMN webhook_url;
