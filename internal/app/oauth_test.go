@@ -7,11 +7,15 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/mcpidp/mcpidp/internal/llm/llmtest"
+	"github.com/mcpidp/mcpidp/internal/mcpauth/mcpauthtest"
+	"github.com/mcpidp/mcpidp/internal/mcptest"
 	"github.com/mcpidp/mcpidp/internal/testenv"
 )
 
@@ -141,5 +145,45 @@ func TestOAuthExampleServerLoginThenTask(t *testing.T) {
 		status, raw, _ = call(t, "GET", env.URL+"/oauth/start/nosuchlogin", "", nil)
 		require.Equal(t, http.StatusNotFound, status)
 		require.Contains(t, string(raw), "expired")
+	})
+}
+
+// 50 tasks of one user start at once with an expired access token: the
+// authorization server sees exactly one refresh (with rotation and reuse
+// detection, a second one would fail), and every task completes.
+func TestConcurrentTasksShareOneRefresh(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, databaseURL string) {
+		env := startEnv(t, databaseURL)
+		mcp, as := mcptest.NewProtected(t, mcpauthtest.Config{Now: env.Clock.Now})
+		env.Model.Handle(echoOnce(t))
+		body := map[string]any{"user": "dora", "model": "m", "input": "hi", "tools": []map[string]any{{"type": "mcp", "url": mcp.URL}}}
+		status, raw, _ := call(t, "POST", env.URL+"/v1/connections", keyAcme, map[string]any{"user": "dora", "server_url": mcp.URL})
+		require.Equal(t, http.StatusOK, status, string(raw))
+		var connect struct {
+			AuthorizationURL string `json:"authorization_url"`
+		}
+		require.NoError(t, json.Unmarshal(raw, &connect))
+		status, page := followLogin(t, connect.AuthorizationURL)
+		require.Equal(t, http.StatusOK, status, page)
+
+		env.Clock.Add(2 * time.Hour) // the access token has expired
+		const n = 50
+		tasks := make([]task, n)
+		var wg sync.WaitGroup
+		for i := range tasks {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				tasks[i] = env.submit(t, keyAcme, body)
+			}()
+		}
+		wg.Wait()
+		for _, tk := range tasks {
+			done := waitDone(t, tk)
+			require.Equal(t, "completed", done.Status, "error: %+v", done.Error)
+		}
+		require.Equal(t, 1, as.Count("refresh"), "one refresh for all tasks")
+		require.Len(t, mcp.Calls("echo"), n)
 	})
 }
