@@ -18,6 +18,7 @@ import (
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
 	"github.com/mcpidp/mcpidp/internal/secretbox"
 	"github.com/mcpidp/mcpidp/internal/store"
+	"github.com/mcpidp/mcpidp/mcpproxy"
 )
 
 // Config holds the API's dependencies.
@@ -30,6 +31,9 @@ type Config struct {
 	// OnAuthorized is called after a login stored its token (resumes the
 	// user's waiting tasks). Optional.
 	OnAuthorized func(ctx context.Context, res *mcpauth.CallbackResult) error
+	// Chat answers POST /v1/chat/completions and GET /v1/models. Optional:
+	// without it those routes answer 404.
+	Chat *mcpproxy.Engine
 	// PublicURL is this deployment's external base URL, without a
 	// trailing slash; result URLs are built from it.
 	PublicURL string

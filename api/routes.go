@@ -45,6 +45,8 @@ func (a *API) Handler() http.Handler {
 	v1.GET("/connections", a.handleListConnections)
 	v1.POST("/connections", a.handleConnect)
 	v1.DELETE("/connections/:id", a.handleDisconnect)
+	v1.POST("/chat/completions", a.handleChatCompletions)
+	v1.GET("/models", a.handleModels)
 	return r
 }
 

@@ -12,8 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -275,44 +273,16 @@ type connectError struct{ err error }
 func (e *connectError) Error() string { return e.err.Error() }
 func (e *connectError) Unwrap() error { return e.err }
 
-// connect opens a session with the user's token for the server. When the
-// server answers 401 it is tried once more if that can help: the token we
-// sent may refresh, or a login may have stored a token since the request
-// left without one.
+// connect opens a session with the user's token for the server
+// (agentloop.UserConnect, shared with the chat proxy). Failures other than
+// a login challenge are marked as the server's.
 func (w *TaskRunner) connect(ctx context.Context, tenant, user string, server mcpclient.Server) (*mcpclient.Session, error) {
-	authorize := w.cfg.OAuth.Authorizer(tenant, user)
-	var sent atomic.Value // the bearer token of the last request, "" for none
-	opts := mcpclient.Options{HTTPClient: w.cfg.HTTPClient, Logger: w.cfg.Logger,
-		AuthorizeFunc: func(ctx context.Context, serverURL string, req *http.Request) error {
-			err := authorize(ctx, serverURL, req)
-			token, _ := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
-			sent.Store(token)
-			return err
-		}}
-	for attempt := 0; ; attempt++ {
-		s, err := mcpclient.Connect(ctx, opts, server)
-		if err == nil {
-			return s, nil
-		}
-		var ch *mcpclient.AuthChallengeError
-		if !errors.As(err, &ch) {
-			return nil, &connectError{err: err}
-		}
-		if attempt > 0 || ch.StatusCode != http.StatusUnauthorized {
-			return nil, err
-		}
-		token, _ := sent.Load().(string)
-		if token == "" {
-			if _, terr := w.cfg.OAuth.AccessToken(ctx, tenant, user, server.URL); terr != nil {
-				return nil, err // no token then or now: a login is needed
-			}
-			continue
-		}
-		retry, rerr := w.cfg.OAuth.TokenRejected(ctx, tenant, user, server.URL, token)
-		if rerr != nil || !retry {
-			return nil, err
-		}
+	connect := agentloop.UserConnect(w.cfg.OAuth, mcpclient.Options{HTTPClient: w.cfg.HTTPClient, Logger: w.cfg.Logger}, tenant, user)
+	s, err := connect(ctx, server)
+	if err != nil && !agentloop.IsChallenge(err) {
+		return nil, &connectError{err: err}
 	}
+	return s, err
 }
 
 // record commits one step, but only while the task is still running: a

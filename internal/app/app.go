@@ -26,6 +26,7 @@ import (
 	"github.com/mcpidp/mcpidp/internal/netguard"
 	"github.com/mcpidp/mcpidp/internal/secretbox"
 	"github.com/mcpidp/mcpidp/internal/store"
+	"github.com/mcpidp/mcpidp/mcpproxy"
 	"github.com/mcpidp/mcpidp/webhooks"
 	"github.com/mcpidp/mcpidp/worker"
 )
@@ -186,8 +187,12 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		return fmt.Errorf("error creating River client: %w", err)
 	}
 
+	chat, err := mcpproxy.NewEngine(mcpproxy.EngineConfig{Model: model, OAuth: a.oauth, HTTPClient: guard.Client(0), Logger: a.logger})
+	if err != nil {
+		return err
+	}
 	a.api, err = api.New(api.Config{
-		Store: a.store, River: a.river, Keyring: a.keyring, OAuth: a.oauth, PublicURL: cfg.PublicURL, EnvKeys: cfg.APIKeys,
+		Store: a.store, River: a.river, Keyring: a.keyring, OAuth: a.oauth, PublicURL: cfg.PublicURL, EnvKeys: cfg.APIKeys, Chat: chat,
 		OnAuthorized: a.resumeAfterLogin,
 		Retention:    cfg.TaskRetention, Limits: api.Limits{MaxBodyBytes: cfg.MaxBodyBytes}, Ready: a.ready, Logger: a.logger,
 	})

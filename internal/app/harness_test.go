@@ -22,7 +22,7 @@ import (
 const (
 	testWebhookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 	keyAcme           = "acme-key-0123456789abcdef"
-	keyGlobex = "globex-key-0123456789abcdef"
+	keyGlobex         = "globex-key-0123456789abcdef"
 )
 
 // testEnv is a running mcpidp (API + workers in this process) with a
