@@ -79,7 +79,7 @@ func New(cfg Config) (*API, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	cfg.Limits.applyDefaults()
+	cfg.Limits.ApplyDefaults()
 	a := &API{cfg: cfg, envKeys: map[string]string{}}
 	for key, tenant := range cfg.EnvKeys {
 		a.envKeys[store.HashKey(key)] = tenant

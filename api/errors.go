@@ -4,28 +4,17 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/mcpidp/mcpidp/internal/chatreq"
 	"github.com/mcpidp/mcpidp/internal/store"
 )
 
 // Error is an API error in OpenAI's shape:
 // {"error":{"type","code","message","param"}}.
-type Error struct {
-	Status  int    `json:"-"`
-	Type    string `json:"type"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Param   string `json:"param,omitempty"`
-}
+type Error = chatreq.Error
 
-func (e *Error) Error() string { return e.Message }
+func invalid(param, message string) *Error { return chatreq.Invalid(param, message) }
 
-func invalid(param, message string) *Error {
-	return &Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_value", Param: param, Message: message}
-}
-
-func missing(param string) *Error {
-	return &Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "missing_required_parameter", Param: param, Message: "missing required parameter: " + param}
-}
+func missing(param string) *Error { return chatreq.Missing(param) }
 
 func notFound(what string) *Error {
 	return &Error{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "not_found", Message: what + " not found"}

@@ -28,7 +28,7 @@ func BenchmarkChat(b *testing.B) {
 		case last.Role == "tool":
 			return llmtest.Response{Content: "The tool said: " + last.Content}
 		case strings.Contains(string(req.Tools), "__echo"):
-			return llmtest.Response{ToolCalls: []llmtest.ToolCall{{Name: offered(b, req, "echo"), Arguments: `{"message":"hi"}`}}}
+			return llmtest.Response{ToolCalls: []llmtest.ToolCall{{Name: req.OfferedTool(b, "echo"), Arguments: `{"message":"hi"}`}}}
 		}
 		return llmtest.Response{Content: "Hello there, how can I help?"}
 	})

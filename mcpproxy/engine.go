@@ -50,7 +50,7 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	case cfg.HTTPClient == nil:
 		return nil, errors.New("mcpproxy: HTTP client is required")
 	}
-	cfg.Limits.applyDefaults()
+	cfg.Limits.ApplyDefaults()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

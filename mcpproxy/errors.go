@@ -7,28 +7,14 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/mcpidp/mcpidp/internal/chatreq"
 	"github.com/mcpidp/mcpidp/internal/llm"
 )
 
 // Error is an error answer in OpenAI's shape:
-// {"error":{"type","code","message","param"}}.
-type Error struct {
-	Status  int    `json:"-"`
-	Type    string `json:"type"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Param   string `json:"param,omitempty"`
-}
-
-func (e *Error) Error() string { return e.Message }
-
-func invalid(param, message string) *Error {
-	return &Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_value", Param: param, Message: message}
-}
-
-func missing(param string) *Error {
-	return &Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "missing_required_parameter", Param: param, Message: "missing required parameter: " + param}
-}
+// {"error":{"type","code","message","param"}}, with the HTTP status it is
+// answered with (Status, not serialized).
+type Error = chatreq.Error
 
 // upstreamHeaders are the upstream answer's headers a client may act on;
 // they are copied to error answers (a 429's Retry-After above all).

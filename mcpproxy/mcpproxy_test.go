@@ -10,7 +10,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -65,23 +64,6 @@ func mcpTool(url string, allowed ...string) openai.ChatCompletionToolUnionParam 
 	return param.Override[openai.ChatCompletionToolUnionParam](t)
 }
 
-// offered returns the function name the model was offered for an MCP tool.
-func offered(t testing.TB, req llmtest.Request, tool string) string {
-	var tools []struct {
-		Function struct {
-			Name string `json:"name"`
-		} `json:"function"`
-	}
-	require.NoError(t, json.Unmarshal(req.Tools, &tools))
-	for _, tl := range tools {
-		if strings.HasSuffix(tl.Function.Name, "__"+tool) {
-			return tl.Function.Name
-		}
-	}
-	t.Errorf("tool %q was not offered; offered: %s", tool, req.Tools)
-	return ""
-}
-
 // echoThenAnswer scripts a model that calls the echo tool once, then
 // repeats what the tool said.
 func echoThenAnswer(t testing.TB) func(req llmtest.Request) llmtest.Response {
@@ -90,7 +72,7 @@ func echoThenAnswer(t testing.TB) func(req llmtest.Request) llmtest.Response {
 		if last.Role == "tool" {
 			return llmtest.Response{Content: "The tool said: " + last.Content}
 		}
-		return llmtest.Response{Content: "Let me ask.", ToolCalls: []llmtest.ToolCall{{Name: offered(t, req, "echo"), Arguments: `{"message":"hi"}`}}}
+		return llmtest.Response{Content: "Let me ask.", ToolCalls: []llmtest.ToolCall{{Name: req.OfferedTool(t, "echo"), Arguments: `{"message":"hi"}`}}}
 	}
 }
 
@@ -157,7 +139,7 @@ func TestProxyClientFunctionTools(t *testing.T) {
 		if last.Role == "tool" {
 			return llmtest.Response{ToolCalls: []llmtest.ToolCall{{ID: "call_weather", Name: "get_weather", Arguments: `{"city":"Paris"}`}}}
 		}
-		return llmtest.Response{ToolCalls: []llmtest.ToolCall{{Name: offered(t, req, "echo"), Arguments: `{"message":"first"}`}}}
+		return llmtest.Response{ToolCalls: []llmtest.ToolCall{{Name: req.OfferedTool(t, "echo"), Arguments: `{"message":"first"}`}}}
 	})
 	weather := openai.ChatCompletionFunctionTool(openai.FunctionDefinitionParam{
 		Name:       "get_weather",
@@ -279,7 +261,7 @@ func TestProxyUpstreamErrorMidStream(t *testing.T) {
 		if req.Messages[len(req.Messages)-1].Role == "tool" {
 			return llmtest.Response{Status: http.StatusServiceUnavailable, Content: "overloaded"}
 		}
-		return llmtest.Response{Content: "Let me ask.", ToolCalls: []llmtest.ToolCall{{Name: offered(t, req, "echo"), Arguments: `{"message":"hi"}`}}}
+		return llmtest.Response{Content: "Let me ask.", ToolCalls: []llmtest.ToolCall{{Name: req.OfferedTool(t, "echo"), Arguments: `{"message":"hi"}`}}}
 	})
 	stream := b.client.Chat.Completions.NewStreaming(context.Background(), chatParams(mcpTool(b.mcp.URL)))
 	var content string
@@ -299,7 +281,7 @@ func TestProxyClientCloseStopsTheRun(t *testing.T) {
 	b.model.Handle(func(req llmtest.Request) llmtest.Response {
 		return llmtest.Response{
 			Content:    "A long answer that streams slowly before it asks for a tool.",
-			ToolCalls:  []llmtest.ToolCall{{Name: offered(t, req, "echo"), Arguments: `{"message":"never"}`}},
+			ToolCalls:  []llmtest.ToolCall{{Name: req.OfferedTool(t, "echo"), Arguments: `{"message":"never"}`}},
 			ChunkDelay: 50 * time.Millisecond,
 		}
 	})
@@ -383,14 +365,14 @@ func TestProxyMCPServerDown(t *testing.T) {
 
 func TestProxyLoginLinkThenSuccess(t *testing.T) {
 	t.Parallel()
-	server := startOAuthExample(t)
+	server := testenv.StartOAuthExample(t)
 	proxy, b := setup(t)
 	b.model.Handle(func(req llmtest.Request) llmtest.Response {
 		last := req.Messages[len(req.Messages)-1]
 		if last.Role == "tool" {
 			return llmtest.Response{Content: "Server said: " + last.Content}
 		}
-		return llmtest.Response{ToolCalls: []llmtest.ToolCall{{Name: offered(t, req, "greet"), Arguments: `{"name":"Alice"}`}}}
+		return llmtest.Response{ToolCalls: []llmtest.ToolCall{{Name: req.OfferedTool(t, "greet"), Arguments: `{"name":"Alice"}`}}}
 	})
 	ctx := context.Background()
 
@@ -405,7 +387,7 @@ func TestProxyLoginLinkThenSuccess(t *testing.T) {
 	require.Contains(t, msg.Content, "[Log in to "+strings.TrimPrefix(strings.TrimSuffix(server, "/mcp"), "http://")+"]("+links[0].AuthorizationURL+")")
 	require.Empty(t, b.model.Requests(), "no model call without the tools")
 
-	status, page := followLogin(t, links[0].AuthorizationURL)
+	status, page := testenv.FollowLogin(t, links[0].AuthorizationURL)
 	require.Equal(t, http.StatusOK, status, page)
 	require.Contains(t, page, "You&#39;ve authorized localhost:")
 
@@ -466,38 +448,4 @@ func post(t testing.TB, proxy http.RoundTripper, path, body string) response {
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	return response{status: resp.StatusCode, header: resp.Header, body: string(raw)}
-}
-
-// startOAuthExample runs the OAuth-protected example server of
-// @modelcontextprotocol/sdk with its demo authorization server (which
-// approves every request) and returns the MCP URL.
-func startOAuthExample(t *testing.T) string {
-	t.Helper()
-	mcpPort, authPort := testenv.FreePort(t), testenv.FreePort(t)
-	script := filepath.Join(testenv.NodeDir(t), "node_modules/@modelcontextprotocol/sdk/dist/esm/examples/server/simpleStreamableHttp.js")
-	testenv.StartProcess(t, testenv.Node22(t), []string{script, "--oauth"},
-		[]string{"MCP_PORT=" + strconv.Itoa(mcpPort), "MCP_AUTH_PORT=" + strconv.Itoa(authPort)},
-		func() bool { return testenv.PortReady(mcpPort)() && testenv.PortReady(authPort)() })
-	return "http://localhost:" + strconv.Itoa(mcpPort) + "/mcp"
-}
-
-// followLogin plays the user's browser through the redirects of a login.
-func followLogin(t testing.TB, link string) (int, string) {
-	t.Helper()
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	u := link
-	for hop := 0; hop < 10; hop++ {
-		resp, err := client.Get(u)
-		require.NoError(t, err)
-		body, _ := io.ReadAll(resp.Body)
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther {
-			return resp.StatusCode, string(body)
-		}
-		next, err := resp.Location()
-		require.NoError(t, err)
-		u = next.String()
-	}
-	t.Fatal("too many redirects")
-	return 0, ""
 }

@@ -41,7 +41,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"html/template"
 	"io"
 	"log/slog"
 	"net"
@@ -52,8 +51,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mcpidp/mcpidp/internal/agentloop"
 	"github.com/mcpidp/mcpidp/internal/llm"
+	"github.com/mcpidp/mcpidp/internal/loginpage"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
 	"github.com/mcpidp/mcpidp/internal/netguard"
 	"github.com/mcpidp/mcpidp/internal/secretbox"
@@ -382,31 +381,28 @@ func (p *Proxy) Handler() http.Handler {
 	prefix := strings.TrimRight(p.publicURL.Path, "/")
 	mux.HandleFunc("GET "+prefix+mcpauth.StartPathPrefix+"{id}", func(w http.ResponseWriter, r *http.Request) {
 		u, err := p.oauth.Start(r.Context(), r.PathValue("id"))
-		switch {
-		case errors.Is(err, mcpauth.ErrLoginLinkInvalid):
-			writePage(w, http.StatusNotFound, "This login link has expired", "Go back to the application and ask for a new one.")
-		case err != nil:
-			p.opts.Logger.WarnContext(r.Context(), "mcpproxy: login start failed", slog.String("error", err.Error()))
-			writePage(w, http.StatusBadGateway, "The login could not be started", "The authorization server could not be reached or refused the request. Try again later.")
-		default:
-			w.Header().Set("Cache-Control", "no-store")
-			http.Redirect(w, r, u, http.StatusFound)
+		if err != nil {
+			page, known := loginpage.StartFailed(err)
+			if !known {
+				p.opts.Logger.WarnContext(r.Context(), "mcpproxy: login start failed", slog.String("error", err.Error()))
+			}
+			loginpage.Write(w, page)
+			return
 		}
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, u, http.StatusFound)
 	})
 	mux.HandleFunc("GET "+prefix+mcpauth.CallbackPath, func(w http.ResponseWriter, r *http.Request) {
 		res, err := p.oauth.Callback(r.Context(), r.URL.Query())
-		var authErr *mcpauth.AuthorizationError
-		switch {
-		case err == nil:
-			writePage(w, http.StatusOK, "You've authorized "+agentloop.Host(res.ServerURL), "You can close this window and go back to the application.")
-		case errors.As(err, &authErr):
-			writePage(w, http.StatusForbidden, "Access was not granted", authErr.Error())
-		case errors.Is(err, mcpauth.ErrStateInvalid):
-			writePage(w, http.StatusBadRequest, "This login has expired or was already used", "Open the login link again to start a fresh login.")
-		default:
-			p.opts.Logger.WarnContext(r.Context(), "mcpproxy: login callback failed", slog.String("error", err.Error()))
-			writePage(w, http.StatusBadGateway, "The login could not be completed", "Open the login link again.")
+		if err != nil {
+			page, known := loginpage.CallbackFailed(err)
+			if !known {
+				p.opts.Logger.WarnContext(r.Context(), "mcpproxy: login callback failed", slog.String("error", err.Error()))
+			}
+			loginpage.Write(w, page)
+			return
 		}
+		loginpage.Write(w, loginpage.Authorized(res.ServerURL))
 	})
 	mux.HandleFunc("GET "+prefix+mcpauth.ClientMetadataPath, func(w http.ResponseWriter, r *http.Request) {
 		doc, err := p.oauth.ClientMetadataDocument()
@@ -418,19 +414,4 @@ func (p *Proxy) Handler() http.Handler {
 		_, _ = w.Write(doc)
 	})
 	return mux
-}
-
-var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{.Title}}</title>
-<style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}h1{font-size:1.4rem}</style>
-</head><body><h1>{{.Title}}</h1><p>{{.Message}}</p></body></html>
-`))
-
-func writePage(w http.ResponseWriter, status int, title, message string) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Referrer-Policy", "no-referrer")
-	w.WriteHeader(status)
-	_ = pageTemplate.Execute(w, struct{ Title, Message string }{title, message})
 }

@@ -50,7 +50,7 @@ func callToolOnce(t testing.TB, tool, arguments string) func(req llmtest.Request
 		if last.Role == "tool" {
 			return llmtest.Response{Content: "The tool said: " + last.Content}
 		}
-		return llmtest.Response{ToolCalls: []llmtest.ToolCall{{Name: offered(t, req, tool), Arguments: arguments}}}
+		return llmtest.Response{ToolCalls: []llmtest.ToolCall{{Name: req.OfferedTool(t, tool), Arguments: arguments}}}
 	}
 }
 
@@ -215,7 +215,7 @@ func TestChatOpenAIGo(t *testing.T) {
 
 func TestChatLoginLink(t *testing.T) {
 	t.Parallel()
-	server := startOAuthExample(t)
+	server := testenv.StartOAuthExample(t)
 	backends(t, func(t *testing.T, databaseURL string) {
 		env := startEnv(t, databaseURL)
 		env.Model.Handle(callToolOnce(t, "greet", `{"name":"Alice"}`))
@@ -255,7 +255,7 @@ func TestChatLoginLink(t *testing.T) {
 		require.Len(t, chunk.Choices[0].Delta.MCPAuthorizationRequired, 1)
 		require.Empty(t, env.Model.Requests(), "the model is not called without the tools")
 
-		status, page := followLogin(t, links[0].AuthorizationURL)
+		status, page := testenv.FollowLogin(t, links[0].AuthorizationURL)
 		require.Equal(t, http.StatusOK, status, page)
 
 		// The same request now runs with alice's token.
@@ -280,7 +280,7 @@ func TestChatClientDisconnectStopsTheRun(t *testing.T) {
 		env.Model.Handle(func(req llmtest.Request) llmtest.Response {
 			return llmtest.Response{
 				Content:    "Streaming slowly, then asking for a tool.",
-				ToolCalls:  []llmtest.ToolCall{{Name: offered(t, req, "echo"), Arguments: `{"message":"never"}`}},
+				ToolCalls:  []llmtest.ToolCall{{Name: req.OfferedTool(t, "echo"), Arguments: `{"message":"never"}`}},
 				ChunkDelay: 50 * time.Millisecond,
 			}
 		})

@@ -65,9 +65,9 @@ func TestWorkerKilledMidTaskResumesWithoutRepeatingSteps(t *testing.T) {
 			}
 			switch tools {
 			case 0:
-				return llmtest.Response{ToolCalls: []llmtest.ToolCall{{Name: offered(t, req, "echo"), Arguments: `{"message":"first"}`}}}
+				return llmtest.Response{ToolCalls: []llmtest.ToolCall{{Name: req.OfferedTool(t, "echo"), Arguments: `{"message":"first"}`}}}
 			case 1:
-				return llmtest.Response{ToolCalls: []llmtest.ToolCall{{Name: offered(t, req, "wait"), Arguments: `{"message":"second"}`}}}
+				return llmtest.Response{ToolCalls: []llmtest.ToolCall{{Name: req.OfferedTool(t, "wait"), Arguments: `{"message":"second"}`}}}
 			}
 			return llmtest.Response{Content: "all done"}
 		})
@@ -162,7 +162,7 @@ func TestPausedTaskSurvivesRestarts(t *testing.T) {
 
 		kill(proc) // while the task waits
 		proc = testenv.StartProcess(t, bin, []string{"serve"}, env, testenv.PortReady(port))
-		status, page := followLogin(t, tk.AuthorizationRequired[0].AuthorizationURL)
+		status, page := testenv.FollowLogin(t, tk.AuthorizationRequired[0].AuthorizationURL)
 		require.Equal(t, http.StatusOK, status, page)
 		kill(proc) // right after the callback
 		testenv.StartProcess(t, bin, []string{"serve"}, env, testenv.PortReady(port))

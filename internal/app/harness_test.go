@@ -40,7 +40,7 @@ type envOpts struct {
 	opts app.Options
 }
 
-func startEnv(t *testing.T, databaseURL string, configure ...func(*envOpts)) *testEnv {
+func startEnv(t testing.TB, databaseURL string, configure ...func(*envOpts)) *testEnv {
 	t.Helper()
 	model := llmtest.NewServer(t)
 	clock := storetest.NewClock()
@@ -223,9 +223,4 @@ func toolCallsThenAnswer(calls []llmtest.ToolCall) func(req llmtest.Request) llm
 
 func backends(t *testing.T, fn func(t *testing.T, databaseURL string)) {
 	storetest.Backends(t, fn)
-}
-
-func ioCopy(dst io.Writer, resp *http.Response) (int64, error) {
-	defer resp.Body.Close()
-	return io.Copy(dst, resp.Body)
 }

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,45 +17,9 @@ import (
 	"github.com/mcpidp/mcpidp/internal/testenv"
 )
 
-// startOAuthExample runs the OAuth-protected example server shipped in
-// @modelcontextprotocol/sdk, with its demo authorization server (which
-// approves every request), and returns the MCP URL.
-func startOAuthExample(t *testing.T) string {
-	t.Helper()
-	mcpPort, authPort := testenv.FreePort(t), testenv.FreePort(t)
-	script := filepath.Join(testenv.NodeDir(t), "node_modules/@modelcontextprotocol/sdk/dist/esm/examples/server/simpleStreamableHttp.js")
-	testenv.StartProcess(t, testenv.Node22(t), []string{script, "--oauth"},
-		[]string{"MCP_PORT=" + strconv.Itoa(mcpPort), "MCP_AUTH_PORT=" + strconv.Itoa(authPort)},
-		func() bool { return testenv.PortReady(mcpPort)() && testenv.PortReady(authPort)() })
-	return "http://localhost:" + strconv.Itoa(mcpPort) + "/mcp"
-}
-
-// followLogin plays the user's browser: it opens the login link and follows
-// every redirect (mcpidp → authorization server → mcpidp's callback), and
-// returns the final page's status and body.
-func followLogin(t testing.TB, link string) (int, string) {
-	t.Helper()
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	u := link
-	for hop := 0; hop < 10; hop++ {
-		resp, err := client.Get(u)
-		require.NoError(t, err)
-		body := new(strings.Builder)
-		_, _ = ioCopy(body, resp)
-		if resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther {
-			return resp.StatusCode, body.String()
-		}
-		next, err := resp.Location()
-		require.NoError(t, err)
-		u = next.String()
-	}
-	t.Fatal("too many redirects")
-	return 0, ""
-}
-
 func TestOAuthExampleServerLoginThenTask(t *testing.T) {
 	t.Parallel()
-	server := startOAuthExample(t)
+	server := testenv.StartOAuthExample(t)
 	backends(t, func(t *testing.T, databaseURL string) {
 		env := startEnv(t, databaseURL)
 		env.Model.Handle(func(req llmtest.Request) llmtest.Response {
@@ -65,7 +27,7 @@ func TestOAuthExampleServerLoginThenTask(t *testing.T) {
 			if last.Role == "tool" {
 				return llmtest.Response{Content: "Server said: " + last.Content}
 			}
-			return llmtest.Response{ToolCalls: []llmtest.ToolCall{{Name: offered(t, req, "greet"), Arguments: `{"name":"Alice"}`}}}
+			return llmtest.Response{ToolCalls: []llmtest.ToolCall{{Name: req.OfferedTool(t, "greet"), Arguments: `{"name":"Alice"}`}}}
 		})
 		taskBody := map[string]any{"user": "alice", "model": "m", "input": "greet me",
 			"tools": []map[string]any{{"type": "mcp", "url": server}}}
@@ -88,7 +50,7 @@ func TestOAuthExampleServerLoginThenTask(t *testing.T) {
 		require.NoError(t, json.Unmarshal(raw, &connect))
 		require.True(t, strings.HasPrefix(connect.AuthorizationURL, env.URL+"/oauth/start/"))
 
-		status, page := followLogin(t, connect.AuthorizationURL)
+		status, page := testenv.FollowLogin(t, connect.AuthorizationURL)
 		require.Equal(t, http.StatusOK, status, page)
 		require.Contains(t, page, "You&#39;ve authorized localhost:")
 
@@ -164,7 +126,7 @@ func TestConcurrentTasksShareOneRefresh(t *testing.T) {
 			AuthorizationURL string `json:"authorization_url"`
 		}
 		require.NoError(t, json.Unmarshal(raw, &connect))
-		status, page := followLogin(t, connect.AuthorizationURL)
+		status, page := testenv.FollowLogin(t, connect.AuthorizationURL)
 		require.Equal(t, http.StatusOK, status, page)
 
 		env.Clock.Add(2 * time.Hour) // the access token has expired

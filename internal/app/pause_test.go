@@ -17,6 +17,7 @@ import (
 	"github.com/mcpidp/mcpidp/internal/llm/llmtest"
 	"github.com/mcpidp/mcpidp/internal/mcpauth/mcpauthtest"
 	"github.com/mcpidp/mcpidp/internal/mcptest"
+	"github.com/mcpidp/mcpidp/internal/testenv"
 )
 
 // echoOnce answers each task with one echo call of the task's own input,
@@ -28,7 +29,7 @@ func echoOnce(t testing.TB) func(req llmtest.Request) llmtest.Response {
 			return llmtest.Response{Content: "Tool said: " + last.Content}
 		}
 		args, _ := json.Marshal(map[string]string{"message": req.Messages[0].Content})
-		return llmtest.Response{ToolCalls: []llmtest.ToolCall{{Name: offered(t, req, "echo"), Arguments: string(args)}}}
+		return llmtest.Response{ToolCalls: []llmtest.ToolCall{{Name: req.OfferedTool(t, "echo"), Arguments: string(args)}}}
 	}
 }
 
@@ -38,7 +39,7 @@ func echoOnce(t testing.TB) func(req llmtest.Request) llmtest.Response {
 // (verified in Go and by the standardwebhooks library in Node).
 func TestPausedTaskResumesAfterLoginFullStory(t *testing.T) {
 	t.Parallel()
-	server := startOAuthExample(t)
+	server := testenv.StartOAuthExample(t)
 	node := startNodeReceiver(t)
 	backends(t, func(t *testing.T, databaseURL string) {
 		env := startEnv(t, databaseURL)
@@ -48,7 +49,7 @@ func TestPausedTaskResumesAfterLoginFullStory(t *testing.T) {
 			if last.Role == "tool" {
 				return llmtest.Response{Content: "Server said: " + last.Content}
 			}
-			return llmtest.Response{ToolCalls: []llmtest.ToolCall{{Name: offered(t, req, "greet"), Arguments: `{"name":"Ada"}`}}}
+			return llmtest.Response{ToolCalls: []llmtest.ToolCall{{Name: req.OfferedTool(t, "greet"), Arguments: `{"name":"Ada"}`}}}
 		})
 		tk := env.submit(t, keyAcme, map[string]any{
 			"user": "ada@example.com", "model": "m", "input": "greet me",
@@ -84,7 +85,7 @@ func TestPausedTaskResumesAfterLoginFullStory(t *testing.T) {
 		require.Equal(t, "/webhooks", waiting.Path)
 		require.Contains(t, string(waiting.Data), `"status":"awaiting_authorization"`)
 
-		status, page := followLogin(t, data.AuthorizationURL)
+		status, page := testenv.FollowLogin(t, data.AuthorizationURL)
 		require.Equal(t, http.StatusOK, status, page)
 
 		done := waitDone(t, tk)
@@ -203,7 +204,7 @@ func TestLoginDuringPauseIsNotLost(t *testing.T) {
 			mu.Lock()
 			hold = nil
 			mu.Unlock()
-			status, page := followLogin(t, first.AuthorizationRequired[0].AuthorizationURL)
+			status, page := testenv.FollowLogin(t, first.AuthorizationRequired[0].AuthorizationURL)
 			require.Equal(t, http.StatusOK, status, page)
 			close(release)
 
@@ -255,7 +256,7 @@ func TestAuthorizationTimeout(t *testing.T) {
 		require.Contains(t, string(recv.wait(t, "task.failed", 0).Data), "authorization_timeout")
 
 		// The expired link cannot resume it any more.
-		status, page := followLogin(t, tk.AuthorizationRequired[0].AuthorizationURL)
+		status, page := testenv.FollowLogin(t, tk.AuthorizationRequired[0].AuthorizationURL)
 		require.Equal(t, http.StatusNotFound, status, page)
 		require.Empty(t, mcp.Calls("echo"))
 	})
@@ -274,7 +275,7 @@ func TestCancelWaitingTaskCannotResume(t *testing.T) {
 		require.Equal(t, http.StatusOK, status, string(raw))
 		require.Contains(t, string(recv.wait(t, "task.canceled", 0).Data), `"status":"canceled"`)
 
-		status, page := followLogin(t, tk.AuthorizationRequired[0].AuthorizationURL)
+		status, page := testenv.FollowLogin(t, tk.AuthorizationRequired[0].AuthorizationURL)
 		require.Equal(t, http.StatusOK, status, "the login itself still works: %s", page)
 		time.Sleep(500 * time.Millisecond)
 		done := waitDone(t, tk)
@@ -296,7 +297,7 @@ func TestRefreshFailedIsAnnouncedAndLeadsToNewLogin(t *testing.T) {
 		body := map[string]any{"user": "carol", "model": "m", "input": "hello", "tools": []map[string]any{{"type": "mcp", "url": mcp.URL}}}
 
 		first := waitStatus(t, env.submit(t, keyAcme, body), "awaiting_authorization")
-		status, page := followLogin(t, first.AuthorizationRequired[0].AuthorizationURL)
+		status, page := testenv.FollowLogin(t, first.AuthorizationRequired[0].AuthorizationURL)
 		require.Equal(t, http.StatusOK, status, page)
 		require.Equal(t, "completed", waitDone(t, first).Status)
 		require.Equal(t, "/tenant-hooks", recv.wait(t, "task.completed", 0).Path, "tasks without a webhook use the tenant's")
@@ -314,7 +315,7 @@ func TestRefreshFailedIsAnnouncedAndLeadsToNewLogin(t *testing.T) {
 		require.Equal(t, http.StatusOK, status)
 		require.Contains(t, string(raw), `"status":"refresh_failed"`)
 
-		status, page = followLogin(t, second.AuthorizationRequired[0].AuthorizationURL)
+		status, page = testenv.FollowLogin(t, second.AuthorizationRequired[0].AuthorizationURL)
 		require.Equal(t, http.StatusOK, status, page)
 		require.Equal(t, "completed", waitDone(t, second).Status)
 		require.Len(t, mcp.Calls("echo"), 2)

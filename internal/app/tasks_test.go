@@ -19,24 +19,6 @@ import (
 	"github.com/mcpidp/mcpidp/internal/testenv"
 )
 
-// offered returns the name of the function tool offered to the model whose
-// name ends with "__"+tool.
-func offered(t testing.TB, req llmtest.Request, tool string) string {
-	var tools []struct {
-		Function struct {
-			Name string `json:"name"`
-		} `json:"function"`
-	}
-	require.NoError(t, json.Unmarshal(req.Tools, &tools))
-	for _, tl := range tools {
-		if strings.HasSuffix(tl.Function.Name, "__"+tool) {
-			return tl.Function.Name
-		}
-	}
-	t.Errorf("tool %q was not offered; offered: %s", tool, req.Tools)
-	return ""
-}
-
 // echoThenAnswer makes the model call the echo tool once, then answer with
 // the tool's output.
 func echoThenAnswer(t testing.TB, message string) func(req llmtest.Request) llmtest.Response {
@@ -46,7 +28,7 @@ func echoThenAnswer(t testing.TB, message string) func(req llmtest.Request) llmt
 			return llmtest.Response{Content: "The tool said: " + last.Content}
 		}
 		args, _ := json.Marshal(map[string]string{"message": message})
-		return llmtest.Response{ToolCalls: []llmtest.ToolCall{{Name: offered(t, req, "echo"), Arguments: string(args)}}}
+		return llmtest.Response{ToolCalls: []llmtest.ToolCall{{Name: req.OfferedTool(t, "echo"), Arguments: string(args)}}}
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -87,6 +88,29 @@ type Request struct {
 
 	// IncludeUsage is stream_options.include_usage: a stream then ends with a usage chunk.
 	IncludeUsage bool
+}
+
+// OfferedTool returns the name of the function tool the model was offered for the MCP tool
+// named tool: the one whose name ends with "__"+tool, as mcpidp prefixes MCP tools with their
+// server ("notion__create_page"). It reports an error on t, and returns "", when there is none.
+func (r Request) OfferedTool(t testing.TB, tool string) string {
+	t.Helper()
+	var tools []struct {
+		Function struct {
+			Name string `json:"name"`
+		} `json:"function"`
+	}
+	if err := json.Unmarshal(r.Tools, &tools); err != nil {
+		t.Errorf("llmtest: the request's tools are not an array of function tools: %v; tools: %s", err, r.Tools)
+		return ""
+	}
+	for _, tl := range tools {
+		if strings.HasSuffix(tl.Function.Name, "__"+tool) {
+			return tl.Function.Name
+		}
+	}
+	t.Errorf("tool %q was not offered; offered: %s", tool, r.Tools)
+	return ""
 }
 
 // Server is a fake OpenAI-compatible model server. It is safe for concurrent use.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -151,6 +152,44 @@ func TestServer(t *testing.T) {
 		defer resp.Body.Close()
 		require.Equal(t, http.StatusNotFound, resp.StatusCode)
 	})
+}
+
+func TestRequestOfferedTool(t *testing.T) {
+	t.Parallel()
+	server := llmtest.NewServer(t)
+	server.Enqueue(llmtest.Response{Content: "ok"})
+	resp := post(t, server.URL(), `{"messages":[{"role":"user","content":"hi"}],"tools":[`+
+		`{"type":"function","function":{"name":"get_weather"}},`+
+		`{"type":"function","function":{"name":"notion__create_page"}}]}`)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	req := server.Requests()[0]
+
+	rec := &errorRecorder{TB: t}
+	require.Equal(t, "notion__create_page", req.OfferedTool(rec, "create_page"))
+	require.Empty(t, rec.errors)
+
+	require.Empty(t, req.OfferedTool(rec, "weather"), "only the suffix after the server's \"__\" counts")
+	require.Len(t, rec.errors, 1)
+	require.Contains(t, rec.errors[0], `tool "weather" was not offered`)
+
+	require.Empty(t, llmtest.Request{}.OfferedTool(rec, "create_page"), "a request without tools offers none")
+	require.Len(t, rec.errors, 2)
+}
+
+// errorRecorder records the errors reported on it instead of failing the test, so that a test
+// can check that a helper fails the test it is given.
+type errorRecorder struct {
+	testing.TB
+	mu     sync.Mutex
+	errors []string
+}
+
+func (r *errorRecorder) Helper() {}
+
+func (r *errorRecorder) Errorf(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.errors = append(r.errors, fmt.Sprintf(format, args...))
 }
 
 // delta returns the delta of the first choice of a raw chunk.
