@@ -44,6 +44,10 @@ type Config struct {
 	// ResultPollInterval is how often ?wait= re-reads a task; default 200ms.
 	ResultPollInterval time.Duration
 	Limits             Limits
+	// AdminKey guards Admin; empty disables it.
+	AdminKey string
+	// Admin serves the River UI under AdminPrefix. Optional.
+	Admin http.Handler
 	// Ready reports whether the service can serve (database reachable,
 	// migrations current). Nil means always ready.
 	Ready  func(ctx context.Context) error
@@ -54,7 +58,11 @@ type Config struct {
 type API struct {
 	cfg     Config
 	envKeys map[string]string // key hash → tenant
+	metrics *metrics
 }
+
+// AdminPrefix is where the River UI is served.
+const AdminPrefix = "/admin/riverui"
 
 // New validates cfg and returns the API.
 func New(cfg Config) (*API, error) {
@@ -80,7 +88,7 @@ func New(cfg Config) (*API, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	cfg.Limits.ApplyDefaults()
-	a := &API{cfg: cfg, envKeys: map[string]string{}}
+	a := &API{cfg: cfg, envKeys: map[string]string{}, metrics: newMetrics(cfg.Store, cfg.Logger)}
 	for key, tenant := range cfg.EnvKeys {
 		a.envKeys[store.HashKey(key)] = tenant
 	}

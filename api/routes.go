@@ -22,7 +22,7 @@ func init() { gin.SetMode(gin.ReleaseMode) }
 func (a *API) Handler() http.Handler {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	r.Use(a.recoverer())
+	r.Use(a.recoverer(), a.metrics.middleware())
 	r.NoRoute(func(c *gin.Context) { a.writeError(c, notFound("route "+c.Request.Method+" "+c.Request.URL.Path)) })
 	r.NoMethod(func(c *gin.Context) {
 		a.writeError(c, &Error{Status: http.StatusMethodNotAllowed, Type: "invalid_request_error", Code: "method_not_allowed", Message: "method not allowed"})
@@ -30,6 +30,11 @@ func (a *API) Handler() http.Handler {
 
 	r.GET("/healthz", a.handleHealthz)
 	r.GET("/readyz", a.handleReadyz)
+	r.GET("/metrics", gin.WrapH(a.metrics.handler()))
+	r.GET("/openapi.json", a.handleOpenAPI)
+	if a.cfg.Admin != nil && a.cfg.AdminKey != "" {
+		r.Any(AdminPrefix+"/*path", a.adminAuth(), gin.WrapH(a.cfg.Admin))
+	}
 	r.GET("/r/:file", a.handleResult)
 	r.GET("/oauth/start/:id", a.handleOAuthStart)
 	r.GET("/oauth/callback", a.handleOAuthCallback)

@@ -20,6 +20,8 @@ import (
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 
+	"riverqueue.com/riverui"
+
 	"github.com/mcpidp/mcpidp/api"
 	"github.com/mcpidp/mcpidp/internal/llm"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
@@ -66,6 +68,7 @@ type App struct {
 	api     *api.API
 	oauth   *mcpauth.Engine
 	model   *llm.Client
+	admin   *riverui.Handler
 	guard   *netguard.Guard
 	mode    Mode
 }
@@ -191,10 +194,25 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	var admin *riverui.Handler
+	if cfg.AdminKey != "" && a.mode != ModeWorker {
+		if len(cfg.AdminKey) < 16 {
+			return errors.New("MCPIDP_ADMIN_KEY must be at least 16 characters")
+		}
+		admin, err = riverui.NewHandler(&riverui.HandlerOpts{
+			Endpoints: riverui.NewEndpoints(a.river, nil),
+			Logger:    a.logger,
+			Prefix:    api.AdminPrefix,
+		})
+		if err != nil {
+			return fmt.Errorf("error creating River UI: %w", err)
+		}
+		a.admin = admin
+	}
 	a.api, err = api.New(api.Config{
 		Store: a.store, River: a.river, Keyring: a.keyring, OAuth: a.oauth, PublicURL: cfg.PublicURL, EnvKeys: cfg.APIKeys, Chat: chat,
-		OnAuthorized: a.resumeAfterLogin,
-		Retention:    cfg.TaskRetention, Limits: api.Limits{MaxBodyBytes: cfg.MaxBodyBytes}, Ready: a.ready, Logger: a.logger,
+		OnAuthorized: a.resumeAfterLogin, AdminKey: cfg.AdminKey, Admin: adminHandler(admin),
+		Retention: cfg.TaskRetention, Limits: api.Limits{MaxBodyBytes: cfg.MaxBodyBytes}, Ready: a.ready, Logger: a.logger,
 	})
 	return err
 }
@@ -305,6 +323,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 			return fmt.Errorf("error starting River: %w", err)
 		}
 	}
+	if a.admin != nil {
+		if err := a.admin.Start(ctx); err != nil {
+			return fmt.Errorf("error starting River UI: %w", err)
+		}
+	}
 	errc := make(chan error, 1)
 	var srv *http.Server
 	if ln != nil {
@@ -331,6 +354,15 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		err = nil
 	}
 	return err
+}
+
+// adminHandler keeps a nil *riverui.Handler from becoming a non-nil
+// http.Handler.
+func adminHandler(h *riverui.Handler) http.Handler {
+	if h == nil {
+		return nil
+	}
+	return h
 }
 
 // Close releases the database.

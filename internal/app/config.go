@@ -30,6 +30,7 @@ type Config struct {
 	MaxBodyBytes         int64
 	OAuthClients         string
 	AuthorizationTimeout time.Duration
+	AdminKey             string
 	LogLevel             slog.Level
 	LogFormat            string
 }
@@ -58,6 +59,7 @@ var envVars = []envVar{
 	{"MCPIDP_OAUTH_CLIENTS", "", `pre-registered OAuth clients, JSON: [{"issuer","client_id","client_secret","token_endpoint_auth_method","scopes"}]`},
 	{"MCPIDP_AUTHORIZATION_TIMEOUT", "24h", "how long a login link works (and a task waits for its login)"},
 	{"MCPIDP_MAX_BODY_BYTES", "4194304", "largest request body accepted"},
+	{"MCPIDP_ADMIN_KEY", "", "password (HTTP Basic) of the River UI at /admin/riverui/; unset disables it"},
 	{"MCPIDP_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"MCPIDP_LOG_FORMAT", "text", "text or json"},
 }
@@ -93,6 +95,7 @@ func LoadConfig(getenv func(string) string) (*Config, error) {
 		OAuthClients:         get("MCPIDP_OAUTH_CLIENTS", ""),
 		AuthorizationTimeout: dur("MCPIDP_AUTHORIZATION_TIMEOUT", "24h"),
 		LogFormat:            get("MCPIDP_LOG_FORMAT", "text"),
+		AdminKey:             get("MCPIDP_ADMIN_KEY", ""),
 		APIKeys:              map[string]string{},
 	}
 	c.RescueStuckJobsAfter = dur("MCPIDP_RESCUE_STUCK_JOBS_AFTER", (c.JobTimeout + time.Minute).String())
