@@ -133,7 +133,7 @@ func (w *TaskRunner) pause(ctx context.Context, job *river.Job[TaskRunArgs], tas
 	// A login that completed between the challenge and the commit above
 	// found no waiting task to resume: resume it here.
 	for _, wt := range waits {
-		fresh, err := st.ConnectionRefreshedSince(ctx, st.DB(), task.TenantID, task.UserID, wt.ServerURL, challengedAfter)
+		fresh, err := st.LoginCompletedSince(ctx, st.DB(), task.TenantID, task.UserID, wt.ServerURL, challengedAfter)
 		if err != nil {
 			return err
 		}
@@ -158,6 +158,12 @@ func Resume(ctx context.Context, st *store.Store, rc *river.Client[*sql.Tx], ten
 	resumed := 0
 	for _, id := range ids {
 		err := st.InTx(ctx, func(tx *sql.Tx) error {
+			// Lock the task first: two logins for two servers of one task
+			// must not each see the other's wait still there.
+			task, err := st.GetTaskForUpdate(ctx, tx, id)
+			if err != nil {
+				return err
+			}
 			cleared, err := st.ClearWait(ctx, tx, id, serverURL)
 			if err != nil || !cleared {
 				return err
@@ -166,36 +172,38 @@ func Resume(ctx context.Context, st *store.Store, rc *river.Client[*sql.Tx], ten
 			if err != nil || len(rest) > 0 {
 				return err // still waiting on another server
 			}
-			task, err := st.GetTaskByID(ctx, tx, id)
-			if err != nil {
-				return err
+			ok, err := resumeTx(ctx, tx, st, rc, task)
+			if ok {
+				resumed++
 			}
-			ok, parked, err := st.ResumeTask(ctx, tx, id, task.Segment)
-			if err != nil || !ok {
-				return err
-			}
-			// A fresh insert notifies workers at once (PostgreSQL); the
-			// parked job is then not needed.
-			if parked != 0 {
-				if _, err := rc.JobDeleteTx(ctx, tx, parked); err != nil && !errors.Is(err, river.ErrNotFound) {
-					return fmt.Errorf("error removing parked job: %w", err)
-				}
-			}
-			res, err := rc.InsertTx(ctx, tx, TaskRunArgs{TaskID: id, Segment: task.Segment}, nil)
-			if err != nil {
-				return fmt.Errorf("error queueing resumed task: %w", err)
-			}
-			if err := st.SetContinuationJob(ctx, tx, id, res.Job.ID); err != nil {
-				return err
-			}
-			resumed++
-			return nil
+			return err
 		})
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return resumed, err
 		}
 	}
 	return resumed, nil
+}
+
+// resumeTx moves an awaiting task back to queued and queues a fresh job for
+// its segment (a fresh insert notifies workers at once on PostgreSQL; the
+// parked job is then not needed). It reports false when the task was no
+// longer waiting.
+func resumeTx(ctx context.Context, tx *sql.Tx, st *store.Store, rc *river.Client[*sql.Tx], task *store.Task) (bool, error) {
+	ok, parked, err := st.ResumeTask(ctx, tx, task.ID, task.Segment)
+	if err != nil || !ok {
+		return false, err
+	}
+	if parked != 0 {
+		if _, err := rc.JobDeleteTx(ctx, tx, parked); err != nil && !errors.Is(err, river.ErrNotFound) {
+			return false, fmt.Errorf("error removing parked job: %w", err)
+		}
+	}
+	res, err := rc.InsertTx(ctx, tx, TaskRunArgs{TaskID: task.ID, Segment: task.Segment}, nil)
+	if err != nil {
+		return false, fmt.Errorf("error queueing resumed task: %w", err)
+	}
+	return true, st.SetContinuationJob(ctx, tx, task.ID, res.Job.ID)
 }
 
 // AnnounceTx queues a task webhook event (when the task has a webhook) in
@@ -306,15 +314,27 @@ func (a *AuthTimeouter) Work(ctx context.Context, job *river.Job[AuthTimeoutArgs
 			soonest = w.ExpiresAt
 		}
 	}
-	if len(expired) == 0 {
-		if soonest.IsZero() {
-			return nil // resumed meanwhile
-		}
-		return river.JobSnooze(soonest.Sub(now))
-	}
 	rc, err := river.ClientFromContextSafely[*sql.Tx](ctx)
 	if err != nil {
 		return err
+	}
+	if len(waits) == 0 {
+		// Waiting on nothing, yet not resumed: resume it rather than let it
+		// wait forever.
+		return st.InTx(ctx, func(tx *sql.Tx) error {
+			locked, err := st.GetTaskForUpdate(ctx, tx, task.ID)
+			if err != nil {
+				return err
+			}
+			if rest, err := st.TaskWaits(ctx, tx, task.ID); err != nil || len(rest) > 0 {
+				return err
+			}
+			_, err = resumeTx(ctx, tx, st, rc, locked)
+			return err
+		})
+	}
+	if len(expired) == 0 {
+		return river.JobSnooze(soonest.Sub(now))
 	}
 	errJSON, _ := json.Marshal(taskview.TaskError{Code: CodeAuthorizationTimeout,
 		Message: "nobody logged in to " + strings.Join(expired, ", ") + " before the login link expired"})

@@ -195,8 +195,9 @@ func waitDone(t testing.TB, tk task) task {
 func waitStatus(t testing.TB, tk task, status string) task {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		code, raw, _ := call(t, "GET", tk.ResultURLs.JSON+"?wait=5", "", nil)
+	for wait := "0"; time.Now().Before(deadline); wait = "5" {
+		// Look first: a long-poll returns only when the status changes.
+		code, raw, _ := call(t, "GET", tk.ResultURLs.JSON+"?wait="+wait, "", nil)
 		require.Equal(t, http.StatusOK, code, string(raw))
 		var got task
 		require.NoError(t, json.Unmarshal(raw, &got))

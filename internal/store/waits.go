@@ -152,16 +152,17 @@ func (s *Store) ResumeTask(ctx context.Context, q DBTX, taskID string, segment i
 	return true, *cont, nil
 }
 
-// ConnectionRefreshedSince reports whether the user's connection to
-// serverURL got a token after since: a login that completed while a task
-// was pausing.
-func (s *Store) ConnectionRefreshedSince(ctx context.Context, q DBTX, tenantID, userID, serverURL string, since time.Time) (bool, error) {
+// LoginCompletedSince reports whether the user completed a login to
+// serverURL at or after since: a login that finished while a task was
+// pausing. Token refreshes do not count; only a completed login can answer
+// a challenge.
+func (s *Store) LoginCompletedSince(ctx context.Context, q DBTX, tenantID, userID, serverURL string, since time.Time) (bool, error) {
 	var n int
-	err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM mcpidp_oauth_connection
-		WHERE tenant_id = $1 AND user_id = $2 AND server_url = $3 AND status = 'active' AND updated_at >= $4`,
+	err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM mcpidp_oauth_login
+		WHERE tenant_id = $1 AND user_id = $2 AND server_url = $3 AND completed_at >= $4`,
 		tenantID, userID, serverURL, micros(since)).Scan(&n)
 	if err != nil {
-		return false, fmt.Errorf("error checking connection: %w", err)
+		return false, fmt.Errorf("error checking completed logins: %w", err)
 	}
 	return n > 0, nil
 }
