@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -136,6 +137,16 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	// A RoundTripper must not modify the request it was given.
 	req = req.Clone(ctx)
+	if !sameOrigin(req.URL, t.serverURL) {
+		// A redirect (or an SSE endpoint) elsewhere: the user's token and
+		// the caller's headers belong to the server alone. Go's client
+		// copies custom headers to redirects, so take them off too.
+		for name := range t.headers {
+			req.Header.Del(name)
+		}
+		req.Header.Del("Authorization")
+		return t.roundTrip(ctx, req)
+	}
 	for name, value := range t.headers {
 		req.Header.Set(name, value)
 	}
@@ -147,6 +158,10 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, fmt.Errorf("error authorizing request to MCP server %s: %w", t.serverURL, err)
 		}
 	}
+	return t.roundTrip(ctx, req)
+}
+
+func (t *authTransport) roundTrip(ctx context.Context, req *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(req)
 	if err != nil {
 		return nil, err
@@ -157,4 +172,23 @@ func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	return resp, nil
+}
+
+// sameOrigin reports whether u has the scheme, host and port of serverURL.
+func sameOrigin(u *url.URL, serverURL string) bool {
+	s, err := url.Parse(serverURL)
+	if err != nil {
+		return false
+	}
+	return strings.EqualFold(u.Scheme, s.Scheme) && strings.EqualFold(u.Hostname(), s.Hostname()) && port(u) == port(s)
+}
+
+func port(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if strings.EqualFold(u.Scheme, "https") {
+		return "443"
+	}
+	return "80"
 }
