@@ -111,6 +111,7 @@ const (
 	CodeInternal              = "internal_error"
 	CodeAuthorizationFailed   = "authorization_failed"
 	CodeAuthorizationTimeout  = "authorization_timeout"
+	CodeTimeout               = "timeout"
 	CodeBadRequest            = "invalid_task"
 )
 
@@ -148,7 +149,13 @@ func (w *TaskRunner) Work(ctx context.Context, job *river.Job[TaskRunArgs]) erro
 		log.WarnContext(ctx, "task run stopped: step already recorded by another run")
 		return nil
 	case ctx.Err() != nil:
-		return err // shutting down or timed out: River retries, recorded steps stay
+		if job.Attempt < job.MaxAttempts {
+			return err // shutting down or timed out: River retries, recorded steps stay
+		}
+		// River gives up after this attempt; end the task rather than
+		// leave it running with no job.
+		return w.finish(context.WithoutCancel(ctx), task.ID, store.TaskFailed, nil, nil,
+			&taskview.TaskError{Code: CodeTimeout, Message: fmt.Sprintf("the task did not finish within %d attempts of %s each: %v", job.MaxAttempts, w.cfg.JobTimeout, err)})
 	}
 	var fail *taskFailure
 	if !errors.As(err, &fail) {

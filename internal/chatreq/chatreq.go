@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/mcpidp/mcpidp/internal/agentloop"
+	"github.com/mcpidp/mcpidp/internal/mcpauth"
 	"github.com/mcpidp/mcpidp/internal/mcpclient"
 	"github.com/mcpidp/mcpidp/internal/netguard"
 )
@@ -206,10 +207,16 @@ func (t *mcpTool) server(param string, lim Limits, seen map[string]bool) (mcpcli
 	if _, err := netguard.ValidateURL(u); err != nil {
 		return mcpclient.Server{}, Invalid(param+".url", param+".url: "+err.Error())
 	}
-	if seen[u] {
+	// The same server may be spelled two ways (case, default port): compare
+	// the canonical form that logins and tokens are keyed by.
+	canon, err := mcpauth.CanonicalServerURL(u)
+	if err != nil {
+		return mcpclient.Server{}, Invalid(param+".url", param+".url: "+err.Error())
+	}
+	if seen[canon] {
 		return mcpclient.Server{}, Invalid(param+".url", param+".url: the same MCP server is listed twice")
 	}
-	seen[u] = true
+	seen[canon] = true
 	srv := mcpclient.Server{URL: u}
 	if t.AllowedTools != nil && !IsNull(t.AllowedTools) {
 		if err := json.Unmarshal(t.AllowedTools, &srv.AllowedTools); err != nil {
@@ -225,7 +232,6 @@ func (t *mcpTool) server(param string, lim Limits, seen map[string]bool) (mcpcli
 			return mcpclient.Server{}, Invalid(param+".allowed_tools", fmt.Sprintf("%s.allowed_tools has more than %d names", param, lim.MaxAllowedTools))
 		}
 	}
-	var err error
 	if srv.Headers, err = validateHeaders(param+".headers", t.Headers, lim); err != nil {
 		return mcpclient.Server{}, err
 	}
