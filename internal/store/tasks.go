@@ -128,6 +128,15 @@ func (s *Store) CreateTask(ctx context.Context, q DBTX, t *Task) error {
 		t.Metadata = json.RawMessage(`{}`)
 	}
 	t.CreatedAt, t.UpdatedAt = now.UTC().Truncate(time.Microsecond), now.UTC().Truncate(time.Microsecond)
+	if t.IdempotencyKey != "" {
+		// An expired task no longer answers for its key: let it go, so the
+		// key does not point at a task nobody can see.
+		if _, err := q.ExecContext(ctx, `UPDATE mcpidp_task SET idempotency_key = NULL
+			WHERE tenant_id = $1 AND idempotency_key = $2 AND expires_at IS NOT NULL AND expires_at <= $3`,
+			t.TenantID, t.IdempotencyKey, micros(now)); err != nil {
+			return fmt.Errorf("error releasing expired idempotency key: %w", err)
+		}
+	}
 	_, err := q.ExecContext(ctx, `INSERT INTO mcpidp_task (`+taskColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
 		t.ID, t.TenantID, t.UserID, t.Status, t.Model, t.Store, string(t.Request), t.Secrets, string(t.Metadata), t.ResultToken,
@@ -343,9 +352,12 @@ func (s *Store) DeleteTask(ctx context.Context, q DBTX, tenantID, id string) err
 	return nil
 }
 
-// DeleteExpiredTasks removes tasks whose retention has run out.
+// DeleteExpiredTasks removes tasks whose retention has run out. A task whose
+// webhooks are still being retried stays (hidden, like every expired task)
+// until they end, since its deliveries go with it.
 func (s *Store) DeleteExpiredTasks(ctx context.Context, q DBTX) (int, error) {
-	res, err := q.ExecContext(ctx, `DELETE FROM mcpidp_task WHERE expires_at IS NOT NULL AND expires_at <= $1`, micros(s.now()))
+	res, err := q.ExecContext(ctx, `DELETE FROM mcpidp_task WHERE expires_at IS NOT NULL AND expires_at <= $1
+		AND NOT EXISTS (SELECT 1 FROM mcpidp_webhook_delivery d WHERE d.task_id = mcpidp_task.id AND d.status = 'pending')`, micros(s.now()))
 	if err != nil {
 		return 0, fmt.Errorf("error deleting expired tasks: %w", err)
 	}

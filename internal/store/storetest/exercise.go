@@ -179,6 +179,48 @@ func Exercise(t *testing.T, databaseURL func(t testing.TB) string) {
 		require.Equal(t, 1, n)
 	})
 
+	t.Run("ExpiredTaskStaysWhileItsWebhooksRetry", func(t *testing.T) {
+		t.Parallel()
+		s, bundle := setup(t)
+		task := newTask("acme", "alice")
+		require.NoError(t, s.CreateTask(ctx, s.DB(), task))
+		_, err := s.FinishTask(ctx, s.DB(), task.ID, store.FinishParams{Status: store.TaskCompleted, Retention: time.Hour})
+		require.NoError(t, err)
+		d := &store.WebhookDelivery{TenantID: "acme", TaskID: task.ID, Type: "task.completed", URL: "https://hooks.example.com/", Body: []byte(`{}`)}
+		require.NoError(t, s.CreateWebhookDelivery(ctx, s.DB(), d))
+
+		bundle.clock.Add(2 * time.Hour)
+		n, err := s.DeleteExpiredTasks(ctx, s.DB())
+		require.NoError(t, err)
+		require.Zero(t, n, "kept while a delivery is pending")
+		_, err = s.GetTaskByResultToken(ctx, s.DB(), task.ResultToken)
+		require.ErrorIs(t, err, store.ErrNotFound, "but hidden")
+
+		_, err = s.RecordWebhookAttempt(ctx, s.DB(), &store.WebhookAttempt{DeliveryID: d.ID, StartedAt: bundle.clock.Now(), StatusCode: 200},
+			store.WebhookOutcome{Status: store.WebhookDelivered})
+		require.NoError(t, err)
+		n, err = s.DeleteExpiredTasks(ctx, s.DB())
+		require.NoError(t, err)
+		require.Equal(t, 1, n, "deleted once its webhooks are done")
+	})
+
+	t.Run("IdempotencyKeyOfExpiredTaskIsFree", func(t *testing.T) {
+		t.Parallel()
+		s, bundle := setup(t)
+		old := newTask("acme", "alice")
+		old.IdempotencyKey = "k"
+		require.NoError(t, s.CreateTask(ctx, s.DB(), old))
+		_, err := s.FinishTask(ctx, s.DB(), old.ID, store.FinishParams{Status: store.TaskCompleted, Retention: time.Hour})
+		require.NoError(t, err)
+		bundle.clock.Add(2 * time.Hour)
+		fresh := newTask("acme", "alice")
+		fresh.IdempotencyKey = "k"
+		require.NoError(t, s.CreateTask(ctx, s.DB(), fresh), "the expired task, not yet cleaned up, gives its key back")
+		got, err := s.GetTaskByIdempotencyKey(ctx, s.DB(), "acme", "k")
+		require.NoError(t, err)
+		require.Equal(t, fresh.ID, got.ID)
+	})
+
 	t.Run("StoredTasksDoNotExpire", func(t *testing.T) {
 		t.Parallel()
 		s, bundle := setup(t)
