@@ -36,7 +36,8 @@ type LoginParams struct {
 type Login struct {
 	ID string
 	// AuthorizationURL is PublicURL/oauth/start/{ID}: the link to hand to
-	// the user. It works until ExpiresAt, as many times as needed.
+	// the user. It works as many times as needed until ExpiresAt or until a
+	// login through it completes, whichever comes first.
 	AuthorizationURL string
 	ServerURL        string
 	// Issuer is the authorization server the user will log in to.
@@ -141,7 +142,9 @@ func (e *Engine) BeginLogin(ctx context.Context, p LoginParams) (*Login, error) 
 // Start serves GET /oauth/start/{loginID}: it makes a fresh single-use
 // state and PKCE verifier, valid for StateTTL, and returns the
 // authorization server URL to redirect the browser to. An unknown or
-// expired link gives ErrLoginLinkInvalid.
+// expired link, or one through which a login already completed, gives
+// ErrLoginLinkInvalid: nothing waits on it any more, and whoever holds it
+// must not log in as the user again.
 func (e *Engine) Start(ctx context.Context, loginID string) (string, error) {
 	l, err := e.store.GetOAuthLogin(ctx, e.store.DB(), loginID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -153,6 +156,9 @@ func (e *Engine) Start(ctx context.Context, loginID string) (string, error) {
 	now := e.now()
 	if !now.Before(l.ExpiresAt) {
 		return "", ErrLoginLinkInvalid
+	}
+	if l.CompletedAt != nil {
+		return "", fmt.Errorf("%w: the login was already completed", ErrLoginLinkInvalid)
 	}
 	state := store.NewToken()
 	verifier := oauth2.GenerateVerifier()
@@ -190,7 +196,10 @@ type CallbackResult struct {
 // reports an authorization error (*AuthorizationError, matching
 // ErrAccessDenied), exchanges the code with the PKCE verifier and resource
 // (ErrExchangeFailed), and stores the tokens sealed as the user's active
-// connection to the server.
+// connection to the server. A login link completes once: a state from a
+// link whose login already completed is ErrStateInvalid, even when it was
+// made before, so that no second login through the same link replaces the
+// connection.
 func (e *Engine) Callback(ctx context.Context, query url.Values) (*CallbackResult, error) {
 	state := query.Get("state")
 	if state == "" {
@@ -220,6 +229,9 @@ func (e *Engine) Callback(ctx context.Context, query url.Values) (*CallbackResul
 			return nil, fmt.Errorf("%w: the login link is gone", ErrStateInvalid)
 		}
 		return nil, err
+	}
+	if l.CompletedAt != nil {
+		return nil, errLoginCompleted
 	}
 
 	// RFC 9207: check the issuer before trusting anything else in the
@@ -275,12 +287,19 @@ func (e *Engine) Callback(ctx context.Context, query url.Values) (*CallbackResul
 		return nil, err
 	}
 	err = e.store.InTx(ctx, func(tx *sql.Tx) error {
-		if err := e.store.UpsertOAuthConnection(ctx, tx, c); err != nil {
+		// Completing the login first makes it the guard: of two callbacks
+		// through the same link, only one stores its tokens.
+		if err := e.store.MarkOAuthLoginCompleted(ctx, tx, l.ID); err != nil {
 			return err
 		}
-		return e.store.MarkOAuthLoginCompleted(ctx, tx, l.ID)
+		return e.store.UpsertOAuthConnection(ctx, tx, c)
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		return nil, errLoginCompleted
+	case errors.Is(err, store.ErrNotFound):
+		return nil, fmt.Errorf("%w: the login link is gone", ErrStateInvalid)
+	case err != nil:
 		return nil, err
 	}
 	return &CallbackResult{
@@ -308,6 +327,10 @@ func (e *Engine) forgetRejectedClient(ctx context.Context, a *store.OAuthAuthori
 		e.logger.WarnContext(ctx, "mcpauth: error forgetting rejected client registration", slogIssuer(a.Issuer), slogError(err))
 	}
 }
+
+// errLoginCompleted refuses a callback through a link whose login already
+// completed.
+var errLoginCompleted = fmt.Errorf("%w: a login through this link was already completed", ErrStateInvalid)
 
 func hashState(state string) string {
 	sum := sha256.Sum256([]byte(state))

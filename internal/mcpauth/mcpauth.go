@@ -3,8 +3,9 @@
 // discovery, the 2025-03-26 fallbacks), client registration (pre-registered,
 // Client ID Metadata Document, RFC 7591 dynamic registration), login links
 // with PKCE S256 and single-use state, the code exchange, tokens sealed at
-// rest, refresh ahead of expiry serialized across processes by a row lock,
-// and RFC 7009 revocation.
+// rest, refresh ahead of expiry serialized across processes by a lease on
+// the connection's row (no transaction is held during a token request), and
+// RFC 7009 revocation.
 //
 // Tokens belong to (tenant, user, canonical server URL) and are never sent
 // anywhere else. Everything a flow needs lives in the database, so one
@@ -147,6 +148,7 @@ type Engine struct {
 	now           func() time.Time
 	logger        *slog.Logger
 	refreshFailed func(ctx context.Context, tx *sql.Tx, tenant, user string, c Connection) error
+	refreshWaits  refreshWaits
 }
 
 // New returns an Engine for cfg.
@@ -209,10 +211,12 @@ var (
 	// ErrLoginRequired means there is no usable token: the user must log in
 	// (again). AccessToken returns a *NeedsLoginError that matches it.
 	ErrLoginRequired = errors.New("login required")
-	// ErrLoginLinkInvalid means a /oauth/start link is unknown or expired.
+	// ErrLoginLinkInvalid means a /oauth/start link is unknown, expired or
+	// used up (a login through it already completed).
 	ErrLoginLinkInvalid = errors.New("login link is unknown or has expired")
 	// ErrStateInvalid means the callback's state is missing, unknown,
-	// expired or already used.
+	// expired or already used, or that a login through its link already
+	// completed.
 	ErrStateInvalid = errors.New("authorization state is invalid")
 	// ErrAccessDenied means the authorization server answered the callback
 	// with an error (access_denied or any other); see *AuthorizationError.

@@ -48,16 +48,14 @@ type Connection struct {
 // touchInterval limits last_used_at writes.
 const touchInterval = time.Minute
 
-// refreshTimeout bounds one refresh request, which runs while the
-// connection's row is locked.
-const refreshTimeout = 30 * time.Second
-
 // AccessToken returns a valid access token of the tenant's user for the MCP
 // server, refreshing it first when it expires within RefreshLeeway. Only one
 // refresh per connection runs at a time across all processes: the refresher
-// holds the connection's row lock (PostgreSQL) or the write lock (SQLite),
-// and whoever waited re-reads the row and uses the new token. The rotated
-// refresh token is stored in the same transaction as the access token.
+// holds the connection's refresh lease (a column of its row, taken in a
+// short transaction; no transaction is open during the token request), and
+// whoever waited for the lease re-reads the row and uses the new token. The
+// rotated refresh token is stored in the same statement as the access
+// token.
 //
 // When there is no usable token it returns a *NeedsLoginError (matching
 // ErrLoginRequired); a refresh refused with invalid_grant marks the
@@ -148,102 +146,6 @@ func (e *Engine) TokenRejected(ctx context.Context, tenant, user, serverURL, acc
 // least leeway more.
 func usable(c *store.OAuthConnection, now time.Time, leeway time.Duration) bool {
 	return c.AccessToken != "" && (c.ExpiresAt == nil || c.ExpiresAt.After(now.Add(leeway)))
-}
-
-// refresh refreshes a connection under its row lock unless, once the lock
-// is held, its token turns out to be good for leeway more (another process
-// refreshed it meanwhile). It returns the access token to use and whether
-// this call refreshed it.
-func (e *Engine) refresh(ctx context.Context, tenant, id string, leeway time.Duration) (string, bool, error) {
-	var (
-		token     string
-		refreshed bool
-		failed    *store.OAuthConnection
-	)
-	err := e.store.InTx(ctx, func(tx *sql.Tx) error {
-		c, err := e.store.GetOAuthConnectionForUpdate(ctx, tx, tenant, id)
-		if err != nil {
-			return err
-		}
-		if c.Status != store.OAuthConnectionActive {
-			return &NeedsLoginError{ServerURL: c.ServerURL, Reason: string(c.Status)}
-		}
-		now := e.now()
-		if usable(c, now, leeway) {
-			token, err = e.openToken(c, "access-token", c.AccessToken)
-			return err
-		}
-		if c.RefreshToken == "" {
-			return &NeedsLoginError{ServerURL: c.ServerURL, Reason: StatusExpired}
-		}
-		rt, err := e.openToken(c, "refresh-token", c.RefreshToken)
-		if err != nil {
-			return err
-		}
-		// Everything below runs on tx: with SQLite there is only one
-		// connection, and it is ours until commit.
-		secret, err := e.clientSecret(ctx, tx, &c.OAuthAuthority)
-		if err != nil {
-			return err
-		}
-		cfg, err := e.oauthConfig(&c.OAuthAuthority, secret, nil)
-		if err != nil {
-			return err
-		}
-		rctx, cancel := context.WithTimeout(ctx, refreshTimeout)
-		defer cancel()
-		tok, err := cfg.TokenSource(e.oauthContext(rctx, url.Values{"resource": {c.Resource}}), &oauth2.Token{RefreshToken: rt}).Token()
-		if err == nil {
-			err = checkToken(tok)
-		}
-		var re *oauth2.RetrieveError
-		switch {
-		case errors.As(err, &re) && re.ErrorCode == "invalid_grant":
-			e.logger.WarnContext(ctx, "mcpauth: refresh token refused, connection needs a new login",
-				slog.String("connection_id", c.ID), slogIssuer(c.Issuer), slog.String("error_description", re.ErrorDescription))
-			if err := e.store.SetOAuthConnectionStatus(ctx, tx, tenant, c.ID, store.OAuthConnectionRefreshFailed); err != nil {
-				return err
-			}
-			c.Status = store.OAuthConnectionRefreshFailed
-			failed = c
-			if e.refreshFailed != nil {
-				return e.refreshFailed(ctx, tx, c.TenantID, c.UserID, e.connection(c))
-			}
-			return nil
-		case err != nil:
-			if c.AccessToken != "" && c.ExpiresAt != nil && now.Before(*c.ExpiresAt) {
-				// The old token still works for a little while; use it and
-				// let the next call try again.
-				e.logger.WarnContext(ctx, "mcpauth: refresh failed, using the current token until it expires",
-					slog.String("connection_id", c.ID), slogIssuer(c.Issuer), slog.String("error", describeTokenError(err)))
-				token, err = e.openToken(c, "access-token", c.AccessToken)
-				return err
-			}
-			return fmt.Errorf("error refreshing token for %s at %s: %s", c.ServerURL, c.Issuer, describeTokenError(err))
-		}
-		scopes := c.Scopes
-		if s, ok := tok.Extra("scope").(string); ok && s != "" {
-			scopes = s
-		}
-		upd := store.OAuthTokenUpdate{TokenType: tok.TokenType, Scopes: scopes, ExpiresAt: e.tokenExpiry(tok)}
-		sealed := *c
-		if err := e.sealTokens(&sealed, tok.AccessToken, tok.RefreshToken); err != nil {
-			return err
-		}
-		upd.AccessToken, upd.RefreshToken = sealed.AccessToken, sealed.RefreshToken
-		if err := e.store.UpdateOAuthConnectionTokens(ctx, tx, tenant, c.ID, upd); err != nil {
-			return err
-		}
-		token, refreshed = tok.AccessToken, true
-		return nil
-	})
-	if err != nil {
-		return "", false, err
-	}
-	if failed != nil {
-		return "", false, &NeedsLoginError{ServerURL: failed.ServerURL, Reason: StatusRefreshFailed}
-	}
-	return token, refreshed, nil
 }
 
 // RefreshExpiring refreshes every active connection whose access token

@@ -99,6 +99,11 @@ type OAuthConnection struct {
 	UpdatedAt   time.Time
 	LastUsedAt  *time.Time
 	RefreshedAt *time.Time
+	// RefreshLeaseID names the refresh under way, if any, and
+	// RefreshLeaseUntil is when its lease ends (see TakeOAuthRefreshLease).
+	// Both are empty when nobody is refreshing.
+	RefreshLeaseID    string
+	RefreshLeaseUntil *time.Time
 }
 
 // GetOAuthClient returns the registration stored for the issuer and redirect
@@ -217,12 +222,24 @@ func (s *Store) GetOAuthLogin(ctx context.Context, q DBTX, id string) (*OAuthLog
 }
 
 // MarkOAuthLoginCompleted records that a flow started from the link
-// finished. The link keeps working until it expires.
+// finished; a link completes once. Exactly one caller wins: the others (and
+// any later call) get ErrConflict. An unknown id is ErrNotFound.
 func (s *Store) MarkOAuthLoginCompleted(ctx context.Context, q DBTX, id string) error {
-	if _, err := q.ExecContext(ctx, `UPDATE mcpidp_oauth_login SET completed_at = $1 WHERE id = $2`, micros(s.now()), id); err != nil {
+	res, err := q.ExecContext(ctx, `UPDATE mcpidp_oauth_login SET completed_at = $1 WHERE id = $2 AND completed_at IS NULL`, micros(s.now()), id)
+	if err != nil {
 		return fmt.Errorf("error updating oauth login: %w", err)
 	}
-	return nil
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("error updating oauth login: %w", err)
+	}
+	if n == 1 {
+		return nil
+	}
+	if _, err := s.GetOAuthLogin(ctx, q, id); err != nil {
+		return err
+	}
+	return fmt.Errorf("oauth login already completed: %w", ErrConflict)
 }
 
 // CreateOAuthState inserts a state. StateHash, LoginID, CodeVerifier and
@@ -304,22 +321,31 @@ func (s *Store) DeleteExpiredOAuth(ctx context.Context, q DBTX, statesBefore, lo
 	return total, nil
 }
 
-const connectionColumns = `id, tenant_id, user_id, server_url, ` + authorityColumns + `, scopes, status, access_token, refresh_token,
+// connectionDataColumns are those a login writes; connectionColumns add
+// the refresh lease, which only the lease methods write.
+const (
+	connectionDataColumns = `id, tenant_id, user_id, server_url, ` + authorityColumns + `, scopes, status, access_token, refresh_token,
 	token_type, expires_at, created_at, updated_at, last_used_at, refreshed_at`
+	connectionColumns = connectionDataColumns + `, refresh_lease_id, refresh_lease_until`
+)
 
 func scanConnection(row interface{ Scan(...any) error }) (*OAuthConnection, error) {
 	var (
 		c                            OAuthConnection
 		created, updated             int64
 		expires, lastUsed, refreshed sql.NullInt64
+		leaseID                      sql.NullString
+		leaseUntil                   sql.NullInt64
 	)
 	dest := []any{&c.ID, &c.TenantID, &c.UserID, &c.ServerURL}
 	dest = append(dest, authorityDest(&c.OAuthAuthority)...)
-	dest = append(dest, &c.Scopes, &c.Status, &c.AccessToken, &c.RefreshToken, &c.TokenType, &expires, &created, &updated, &lastUsed, &refreshed)
+	dest = append(dest, &c.Scopes, &c.Status, &c.AccessToken, &c.RefreshToken, &c.TokenType, &expires, &created, &updated, &lastUsed, &refreshed,
+		&leaseID, &leaseUntil)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
 	c.ExpiresAt, c.LastUsedAt, c.RefreshedAt = timePtr(expires), timePtr(lastUsed), timePtr(refreshed)
+	c.RefreshLeaseID, c.RefreshLeaseUntil = leaseID.String, timePtr(leaseUntil)
 	c.CreatedAt, c.UpdatedAt = fromMicros(created), fromMicros(updated)
 	return &c, nil
 }
@@ -338,7 +364,9 @@ func connectionResult(c *OAuthConnection, err error) (*OAuthConnection, error) {
 // or, when the tenant's user already has a connection to the server, the
 // same row (same ID and CreatedAt) with everything else replaced. It fills
 // c.ID, CreatedAt and UpdatedAt. Sealed values must therefore be bound to
-// the (tenant, user, server) key, not to the id.
+// the (tenant, user, server) key, not to the id. A refresh lease is
+// dropped: a refresh of the old tokens that is still under way then cannot
+// store its outcome over the new ones.
 func (s *Store) UpsertOAuthConnection(ctx context.Context, q DBTX, c *OAuthConnection) error {
 	now := s.now().UTC().Truncate(time.Microsecond)
 	id := NewID("conn_", now)
@@ -347,14 +375,15 @@ func (s *Store) UpsertOAuthConnection(ctx context.Context, q DBTX, c *OAuthConne
 	args = append(args, c.Scopes, string(c.Status), c.AccessToken, c.RefreshToken, c.TokenType, nullMicros(c.ExpiresAt),
 		micros(now), micros(now), nullMicros(c.LastUsedAt), nullMicros(c.RefreshedAt))
 	var created int64
-	err := q.QueryRowContext(ctx, `INSERT INTO mcpidp_oauth_connection (`+connectionColumns+`) VALUES (`+placeholders(1, len(args))+`)
+	err := q.QueryRowContext(ctx, `INSERT INTO mcpidp_oauth_connection (`+connectionDataColumns+`) VALUES (`+placeholders(1, len(args))+`)
 		ON CONFLICT (tenant_id, user_id, server_url) DO UPDATE SET
 			resource = excluded.resource, issuer = excluded.issuer, authorization_endpoint = excluded.authorization_endpoint,
 			token_endpoint = excluded.token_endpoint, revocation_endpoint = excluded.revocation_endpoint,
 			iss_parameter_supported = excluded.iss_parameter_supported, client_id = excluded.client_id,
 			token_endpoint_auth_method = excluded.token_endpoint_auth_method, scopes = excluded.scopes, status = excluded.status,
 			access_token = excluded.access_token, refresh_token = excluded.refresh_token, token_type = excluded.token_type,
-			expires_at = excluded.expires_at, updated_at = excluded.updated_at, refreshed_at = excluded.refreshed_at
+			expires_at = excluded.expires_at, updated_at = excluded.updated_at, refreshed_at = excluded.refreshed_at,
+			refresh_lease_id = NULL, refresh_lease_until = NULL
 		RETURNING id, created_at`, args...).Scan(&c.ID, &created)
 	if err != nil {
 		return fmt.Errorf("error saving oauth connection: %w", err)
@@ -379,8 +408,8 @@ func (s *Store) GetOAuthConnectionByID(ctx context.Context, q DBTX, tenantID, id
 
 // GetOAuthConnectionForUpdate is GetOAuthConnectionByID that also locks the
 // row until q's transaction ends (PostgreSQL; SQLite's immediate
-// transactions already hold the write lock). This is what serializes
-// refreshes of one connection across processes.
+// transactions already hold the write lock). Callers keep such a
+// transaction short: never across a network request.
 func (s *Store) GetOAuthConnectionForUpdate(ctx context.Context, q DBTX, tenantID, id string) (*OAuthConnection, error) {
 	return connectionResult(scanConnection(q.QueryRowContext(ctx, `SELECT `+connectionColumns+` FROM mcpidp_oauth_connection
 		WHERE tenant_id = $1 AND id = $2`+s.forUpdate(), tenantID, id)))
@@ -428,15 +457,84 @@ type OAuthTokenUpdate struct {
 	TokenType    string
 	Scopes       string
 	ExpiresAt    *time.Time
+	// LeaseID, when set, is the refresh lease the refresh was made under:
+	// the tokens are stored only if the connection is active and the lease
+	// is still held (else ErrConflict), and the lease is released.
+	LeaseID string
 }
 
 // UpdateOAuthConnectionTokens stores refreshed tokens, sets the connection
 // active and records the refresh time.
 func (s *Store) UpdateOAuthConnectionTokens(ctx context.Context, q DBTX, tenantID, id string, u OAuthTokenUpdate) error {
 	now := micros(s.now())
+	if u.LeaseID != "" {
+		return s.updateLeased(ctx, q, tenantID, id, `UPDATE mcpidp_oauth_connection SET access_token = $1, refresh_token = $2,
+			token_type = $3, scopes = $4, expires_at = $5, updated_at = $6, refreshed_at = $6,
+			refresh_lease_id = NULL, refresh_lease_until = NULL
+			WHERE tenant_id = $7 AND id = $8 AND refresh_lease_id = $9 AND status = $10`,
+			u.AccessToken, u.RefreshToken, u.TokenType, u.Scopes, nullMicros(u.ExpiresAt), now, tenantID, id, u.LeaseID,
+			string(OAuthConnectionActive))
+	}
 	return s.updateConnection(ctx, q, `UPDATE mcpidp_oauth_connection SET access_token = $1, refresh_token = $2, token_type = $3,
 		scopes = $4, expires_at = $5, status = $6, updated_at = $7, refreshed_at = $7 WHERE tenant_id = $8 AND id = $9`,
 		u.AccessToken, u.RefreshToken, u.TokenType, u.Scopes, nullMicros(u.ExpiresAt), string(OAuthConnectionActive), now, tenantID, id)
+}
+
+// TakeOAuthRefreshLease makes leaseID the connection's refresh lease until
+// until, provided nobody holds the lease, its term ended by now, or it is
+// replacing (a lease the caller watched outlive its term; "" for none). It
+// reports whether leaseID got the lease; a connection that does not exist
+// is ErrNotFound. The holder makes the token request with no transaction
+// open and stores the outcome with UpdateOAuthConnectionTokens or
+// MarkOAuthConnectionRefreshFailed under the lease, which release it.
+func (s *Store) TakeOAuthRefreshLease(ctx context.Context, q DBTX, tenantID, id, leaseID string, now, until time.Time, replacing string) (bool, error) {
+	if leaseID == "" {
+		return false, errors.New("a refresh lease needs an id")
+	}
+	err := s.updateConnection(ctx, q, `UPDATE mcpidp_oauth_connection SET refresh_lease_id = $1, refresh_lease_until = $2
+		WHERE tenant_id = $3 AND id = $4 AND (refresh_lease_id IS NULL OR refresh_lease_until IS NULL OR refresh_lease_until <= $5
+			OR refresh_lease_id = $6)`,
+		leaseID, micros(until), tenantID, id, micros(now), replacing)
+	if errors.Is(err, ErrNotFound) {
+		if _, err := s.GetOAuthConnectionByID(ctx, q, tenantID, id); err != nil {
+			return false, err
+		}
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// ReleaseOAuthRefreshLease gives up the refresh lease if leaseID still holds
+// it, and does nothing otherwise.
+func (s *Store) ReleaseOAuthRefreshLease(ctx context.Context, q DBTX, tenantID, id, leaseID string) error {
+	if _, err := q.ExecContext(ctx, `UPDATE mcpidp_oauth_connection SET refresh_lease_id = NULL, refresh_lease_until = NULL
+		WHERE tenant_id = $1 AND id = $2 AND refresh_lease_id = $3`, tenantID, id, leaseID); err != nil {
+		return fmt.Errorf("error releasing oauth refresh lease: %w", err)
+	}
+	return nil
+}
+
+// MarkOAuthConnectionRefreshFailed sets the connection refresh_failed,
+// drops its tokens and releases the refresh lease, provided the connection
+// is active and leaseID still holds its lease (else ErrConflict).
+func (s *Store) MarkOAuthConnectionRefreshFailed(ctx context.Context, q DBTX, tenantID, id, leaseID string) error {
+	return s.updateLeased(ctx, q, tenantID, id, `UPDATE mcpidp_oauth_connection SET status = $1, updated_at = $2, access_token = '',
+		refresh_token = '', refresh_lease_id = NULL, refresh_lease_until = NULL
+		WHERE tenant_id = $3 AND id = $4 AND refresh_lease_id = $5 AND status = $6`,
+		string(OAuthConnectionRefreshFailed), micros(s.now()), tenantID, id, leaseID, string(OAuthConnectionActive))
+}
+
+// updateLeased runs an update guarded by a refresh lease: ErrConflict when
+// it changed nothing although the connection exists.
+func (s *Store) updateLeased(ctx context.Context, q DBTX, tenantID, id, query string, args ...any) error {
+	err := s.updateConnection(ctx, q, query, args...)
+	if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if _, err := s.GetOAuthConnectionByID(ctx, q, tenantID, id); err != nil {
+		return err
+	}
+	return fmt.Errorf("oauth connection: the refresh lease is no longer held: %w", ErrConflict)
 }
 
 // ExpireOAuthAccessToken marks the connection's access token expired at
@@ -447,14 +545,15 @@ func (s *Store) ExpireOAuthAccessToken(ctx context.Context, q DBTX, tenantID, id
 }
 
 // SetOAuthConnectionStatus changes a connection's status. Any status other
-// than active also drops its tokens, which are no longer usable.
+// than active also drops its tokens, which are no longer usable, and its
+// refresh lease, so that a refresh under way cannot store tokens again.
 func (s *Store) SetOAuthConnectionStatus(ctx context.Context, q DBTX, tenantID, id string, status OAuthConnectionStatus) error {
 	if status == OAuthConnectionActive {
 		return s.updateConnection(ctx, q, `UPDATE mcpidp_oauth_connection SET status = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4`,
 			string(status), micros(s.now()), tenantID, id)
 	}
-	return s.updateConnection(ctx, q, `UPDATE mcpidp_oauth_connection SET status = $1, updated_at = $2, access_token = '', refresh_token = ''
-		WHERE tenant_id = $3 AND id = $4`, string(status), micros(s.now()), tenantID, id)
+	return s.updateConnection(ctx, q, `UPDATE mcpidp_oauth_connection SET status = $1, updated_at = $2, access_token = '', refresh_token = '',
+		refresh_lease_id = NULL, refresh_lease_until = NULL WHERE tenant_id = $3 AND id = $4`, string(status), micros(s.now()), tenantID, id)
 }
 
 // TouchOAuthConnection records a use of the connection's access token.

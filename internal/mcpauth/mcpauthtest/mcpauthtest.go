@@ -94,6 +94,9 @@ type Config struct {
 	NoRotation bool
 	// RefreshDelay is slept in each refresh, widening race windows.
 	RefreshDelay time.Duration
+	// RefreshHookFunc, when set, runs at the start of every refresh
+	// request (before RefreshDelay): tests use it to hold a refresh.
+	RefreshHookFunc func()
 	// Now is the server's clock; defaults to time.Now.
 	Now func() time.Time
 
@@ -578,6 +581,9 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.exchangeCode(w, r, c)
 	case "refresh_token":
 		s.count("refresh")
+		if s.cfg.RefreshHookFunc != nil {
+			s.cfg.RefreshHookFunc()
+		}
 		if s.cfg.RefreshDelay > 0 {
 			time.Sleep(s.cfg.RefreshDelay)
 		}

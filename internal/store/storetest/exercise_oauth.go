@@ -108,6 +108,11 @@ func ExerciseOAuth(t *testing.T, databaseURL func(t testing.TB) string) {
 		got, err = s.GetOAuthLogin(ctx, s.DB(), l.ID)
 		require.NoError(t, err)
 		require.NotNil(t, got.CompletedAt)
+		require.ErrorIs(t, s.MarkOAuthLoginCompleted(ctx, s.DB(), l.ID), store.ErrConflict, "a login completes once")
+		require.ErrorIs(t, s.MarkOAuthLoginCompleted(ctx, s.DB(), "nope"), store.ErrNotFound)
+		again, err := s.GetOAuthLogin(ctx, s.DB(), l.ID)
+		require.NoError(t, err)
+		require.Equal(t, got.CompletedAt, again.CompletedAt, "the first completion time stays")
 	})
 
 	t.Run("CleanupDeletesExpiredStatesAndLogins", func(t *testing.T) {
@@ -240,5 +245,106 @@ func ExerciseOAuth(t *testing.T, databaseURL func(t testing.TB) string) {
 		require.NoError(t, err)
 		require.Len(t, expiring, 1, "only active connections with a refresh token")
 		require.Equal(t, later.ID, expiring[0].ID)
+	})
+
+	t.Run("ConnectionRefreshLease", func(t *testing.T) {
+		t.Parallel()
+		s, bundle := setup(t)
+		c := newConnection("acme", "alice", "https://mcp.example.com/mcp")
+		require.NoError(t, s.UpsertOAuthConnection(ctx, s.DB(), c))
+		got, err := s.GetOAuthConnectionByID(ctx, s.DB(), "acme", c.ID)
+		require.NoError(t, err)
+		require.Empty(t, got.RefreshLeaseID)
+		require.Nil(t, got.RefreshLeaseUntil)
+
+		now := bundle.clock.Now().UTC().Truncate(time.Microsecond)
+		until := now.Add(45 * time.Second)
+		ok, err := s.TakeOAuthRefreshLease(ctx, s.DB(), "acme", c.ID, "lease-1", now, until, "")
+		require.NoError(t, err)
+		require.True(t, ok)
+		got, err = s.GetOAuthConnectionByID(ctx, s.DB(), "acme", c.ID)
+		require.NoError(t, err)
+		require.Equal(t, "lease-1", got.RefreshLeaseID)
+		require.Equal(t, until, *got.RefreshLeaseUntil)
+
+		ok, err = s.TakeOAuthRefreshLease(ctx, s.DB(), "acme", c.ID, "lease-2", now, until, "")
+		require.NoError(t, err)
+		require.False(t, ok, "a live lease is not taken")
+		ok, err = s.TakeOAuthRefreshLease(ctx, s.DB(), "acme", c.ID, "lease-2", now, until, "lease-other")
+		require.NoError(t, err)
+		require.False(t, ok, "replacing names another lease")
+		_, err = s.TakeOAuthRefreshLease(ctx, s.DB(), "globex", c.ID, "lease-2", now, until, "")
+		require.ErrorIs(t, err, store.ErrNotFound, "another tenant's connection")
+		ok, err = s.TakeOAuthRefreshLease(ctx, s.DB(), "acme", c.ID, "lease-2", until, until.Add(45*time.Second), "")
+		require.NoError(t, err)
+		require.True(t, ok, "a lease whose term ended is taken")
+		ok, err = s.TakeOAuthRefreshLease(ctx, s.DB(), "acme", c.ID, "lease-3", now, until, "lease-2")
+		require.NoError(t, err)
+		require.True(t, ok, "a lease the caller watched outlive its term is replaced")
+
+		// Only the holder stores tokens or a failure, and doing so
+		// releases the lease.
+		upd := store.OAuthTokenUpdate{AccessToken: "at-2", RefreshToken: "rt-2", TokenType: "Bearer", Scopes: "read", LeaseID: "lease-2"}
+		require.ErrorIs(t, s.UpdateOAuthConnectionTokens(ctx, s.DB(), "acme", c.ID, upd), store.ErrConflict)
+		require.ErrorIs(t, s.MarkOAuthConnectionRefreshFailed(ctx, s.DB(), "acme", c.ID, "lease-2"), store.ErrConflict)
+		require.NoError(t, s.ReleaseOAuthRefreshLease(ctx, s.DB(), "acme", c.ID, "lease-2"), "releasing a lease not held does nothing")
+		upd.LeaseID = "lease-3"
+		require.ErrorIs(t, s.UpdateOAuthConnectionTokens(ctx, s.DB(), "globex", c.ID, upd), store.ErrNotFound)
+		require.NoError(t, s.UpdateOAuthConnectionTokens(ctx, s.DB(), "acme", c.ID, upd))
+		got, err = s.GetOAuthConnectionByID(ctx, s.DB(), "acme", c.ID)
+		require.NoError(t, err)
+		require.Equal(t, "at-2", got.AccessToken)
+		require.Equal(t, "rt-2", got.RefreshToken)
+		require.NotNil(t, got.RefreshedAt)
+		require.Empty(t, got.RefreshLeaseID, "storing the tokens released the lease")
+		require.Nil(t, got.RefreshLeaseUntil)
+		require.ErrorIs(t, s.UpdateOAuthConnectionTokens(ctx, s.DB(), "acme", c.ID, upd), store.ErrConflict, "the lease is used once")
+
+		ok, err = s.TakeOAuthRefreshLease(ctx, s.DB(), "acme", c.ID, "lease-4", now, until, "")
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.NoError(t, s.ReleaseOAuthRefreshLease(ctx, s.DB(), "acme", c.ID, "lease-4"))
+		got, err = s.GetOAuthConnectionByID(ctx, s.DB(), "acme", c.ID)
+		require.NoError(t, err)
+		require.Empty(t, got.RefreshLeaseID)
+
+		// A new login drops the lease: a refresh of the old tokens still
+		// under way stores nothing.
+		ok, err = s.TakeOAuthRefreshLease(ctx, s.DB(), "acme", c.ID, "lease-5", now, until, "")
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.NoError(t, s.UpsertOAuthConnection(ctx, s.DB(), newConnection("acme", "alice", "https://mcp.example.com/mcp")))
+		upd.LeaseID = "lease-5"
+		require.ErrorIs(t, s.UpdateOAuthConnectionTokens(ctx, s.DB(), "acme", c.ID, upd), store.ErrConflict)
+		got, err = s.GetOAuthConnectionByID(ctx, s.DB(), "acme", c.ID)
+		require.NoError(t, err)
+		require.Equal(t, "sealed-at", got.AccessToken, "the new login's tokens stay")
+		require.Empty(t, got.RefreshLeaseID)
+
+		// A failure under the lease drops the tokens and the lease.
+		ok, err = s.TakeOAuthRefreshLease(ctx, s.DB(), "acme", c.ID, "lease-6", now, until, "")
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.NoError(t, s.MarkOAuthConnectionRefreshFailed(ctx, s.DB(), "acme", c.ID, "lease-6"))
+		got, err = s.GetOAuthConnectionByID(ctx, s.DB(), "acme", c.ID)
+		require.NoError(t, err)
+		require.Equal(t, store.OAuthConnectionRefreshFailed, got.Status)
+		require.Empty(t, got.AccessToken)
+		require.Empty(t, got.RefreshToken)
+		require.Empty(t, got.RefreshLeaseID)
+
+		// A status change drops the lease too.
+		other := newConnection("acme", "bob", "https://mcp.example.com/mcp")
+		require.NoError(t, s.UpsertOAuthConnection(ctx, s.DB(), other))
+		ok, err = s.TakeOAuthRefreshLease(ctx, s.DB(), "acme", other.ID, "lease-7", now, until, "")
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.NoError(t, s.SetOAuthConnectionStatus(ctx, s.DB(), "acme", other.ID, store.OAuthConnectionRevoked))
+		upd.LeaseID = "lease-7"
+		require.ErrorIs(t, s.UpdateOAuthConnectionTokens(ctx, s.DB(), "acme", other.ID, upd), store.ErrConflict)
+		got, err = s.GetOAuthConnectionByID(ctx, s.DB(), "acme", other.ID)
+		require.NoError(t, err)
+		require.Equal(t, store.OAuthConnectionRevoked, got.Status)
+		require.Empty(t, got.AccessToken, "a revoked connection gets no tokens back")
 	})
 }
