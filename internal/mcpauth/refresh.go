@@ -39,6 +39,9 @@ const (
 // caller reads the connection again.
 var errLeaseLost = errors.New("refresh lease lost")
 
+// errRefresh marks a failed token request (other than invalid_grant).
+var errRefresh = errors.New("token refresh failed")
+
 // refresh refreshes a connection unless its token turns out to be good for
 // leeway more (another caller refreshed it meanwhile). Only the holder of
 // the connection's refresh lease refreshes; everyone else waits for the
@@ -109,20 +112,38 @@ func (e *Engine) refresh(ctx context.Context, tenant, id string, leeway time.Dur
 			poll = min(2*poll, leasePollMax)
 			continue
 		}
-		token, refreshed, err := e.refreshLeased(ctx, c, leaseID)
-		if errors.Is(err, errLeaseLost) {
-			continue
+		// Once the lease is ours the refresh runs to its end even if this
+		// caller goes away: the authorization server may already have
+		// rotated the refresh token, and the new one must be stored.
+		// refreshLeased bounds itself (refreshTimeout, storeTimeout).
+		type result struct {
+			token     string
+			refreshed bool
+			err       error
 		}
-		return token, refreshed, err
+		done := make(chan result, 1)
+		go func() {
+			token, refreshed, err := e.refreshLeased(context.WithoutCancel(ctx), c, leaseID)
+			done <- result{token, refreshed, err}
+		}()
+		select {
+		case <-ctx.Done():
+			return "", false, ctx.Err()
+		case res := <-done:
+			if errors.Is(res.err, errLeaseLost) {
+				continue
+			}
+			return res.token, res.refreshed, res.err
+		}
 	}
 }
 
 // refreshLeased makes the token request for a connection whose refresh
 // lease is leaseID, with no transaction open, and stores the outcome only
 // while the lease is still leaseID, releasing it.
-func (e *Engine) refreshLeased(ctx context.Context, c *store.OAuthConnection, leaseID string) (string, bool, error) {
+func (e *Engine) refreshLeased(ctx context.Context, c *store.OAuthConnection, leaseID string) (token string, refreshed bool, err error) {
 	done := e.refreshWaits.start(c.ID)
-	defer done()
+	defer func() { done(err) }()
 	// storeCtx outlives ctx: once the authorization server has rotated the
 	// refresh token, the new one must be stored.
 	storeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
@@ -189,7 +210,7 @@ func (e *Engine) refreshLeased(ctx context.Context, c *store.OAuthConnection, le
 			token, err := e.openToken(c, "access-token", c.AccessToken)
 			return token, false, err
 		}
-		return "", false, fmt.Errorf("error refreshing token for %s at %s: %s", c.ServerURL, c.Issuer, describeTokenError(err))
+		return "", false, fmt.Errorf("error refreshing token for %s at %s: %s: %w", c.ServerURL, c.Issuer, describeTokenError(err), errRefresh)
 	}
 
 	scopes := c.Scopes
@@ -220,39 +241,55 @@ func (e *Engine) refreshLeased(ctx context.Context, c *store.OAuthConnection, le
 // the database. Callers in other processes poll.
 type refreshWaits struct {
 	mu sync.Mutex
-	m  map[string]chan struct{}
+	m  map[string]*refreshRun
+}
+
+// refreshRun is one refresh under way in this process.
+type refreshRun struct {
+	done chan struct{}
+	err  error // set before done closes: a failed token request
 }
 
 // start records a refresh of the connection under way and returns the
-// function that ends it.
-func (w *refreshWaits) start(connectionID string) func() {
-	ch := make(chan struct{})
+// function that ends it with the refresh's outcome.
+func (w *refreshWaits) start(connectionID string) func(error) {
+	run := &refreshRun{done: make(chan struct{})}
 	w.mu.Lock()
 	if w.m == nil {
-		w.m = map[string]chan struct{}{}
+		w.m = map[string]*refreshRun{}
 	}
-	w.m[connectionID] = ch
+	w.m[connectionID] = run
 	w.mu.Unlock()
-	return func() {
+	return func(err error) {
 		w.mu.Lock()
-		if w.m[connectionID] == ch {
+		if w.m[connectionID] == run {
 			delete(w.m, connectionID)
 		}
 		w.mu.Unlock()
-		close(ch)
+		if errors.Is(err, errRefresh) {
+			run.err = err
+		}
+		close(run.done)
 	}
 }
 
 // wait returns when this process's refresh of the connection ends, after d
-// at the latest, or with ctx's error.
+// at the latest, or with ctx's error. When the refresh it waited for failed
+// at the authorization server, it returns that error: the waiters share
+// the outcome instead of each trying again in turn.
 func (w *refreshWaits) wait(ctx context.Context, connectionID string, d time.Duration) error {
 	w.mu.Lock()
-	ch := w.m[connectionID] // nil when the refresh is not ours: never ready
+	run := w.m[connectionID] // nil when the refresh is not ours
 	w.mu.Unlock()
+	var done chan struct{} // nil: never ready
+	if run != nil {
+		done = run.done
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
-	case <-ch:
+	case <-done:
+		return run.err
 	case <-t.C:
 	case <-ctx.Done():
 		return ctx.Err()

@@ -145,7 +145,18 @@ func (e *Engine) TokenRejected(ctx context.Context, tenant, user, serverURL, acc
 // usable reports whether the connection's access token is good for at
 // least leeway more.
 func usable(c *store.OAuthConnection, now time.Time, leeway time.Duration) bool {
-	return c.AccessToken != "" && (c.ExpiresAt == nil || c.ExpiresAt.After(now.Add(leeway)))
+	if c.AccessToken == "" {
+		return false
+	}
+	if c.ExpiresAt == nil {
+		return true
+	}
+	// A token that lives shorter than the leeway would be refreshed on
+	// every call: refresh it in the second half of its life instead.
+	if life := c.ExpiresAt.Sub(c.UpdatedAt); life > 0 && life/2 < leeway {
+		leeway = life / 2
+	}
+	return c.ExpiresAt.After(now.Add(leeway))
 }
 
 // RefreshExpiring refreshes every active connection whose access token
