@@ -28,9 +28,6 @@ type Config struct {
 	Keyring *secretbox.Keyring
 	// OAuth runs MCP logins (connections, login links, callbacks).
 	OAuth *mcpauth.Engine
-	// OnAuthorized is called after a login stored its token (resumes the
-	// user's waiting tasks). Optional.
-	OnAuthorized func(ctx context.Context, res *mcpauth.CallbackResult) error
 	// Chat answers POST /v1/chat/completions and GET /v1/models. Optional:
 	// without it those routes answer 404.
 	Chat *mcpproxy.Engine

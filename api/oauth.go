@@ -32,11 +32,8 @@ func (a *API) StartLogin(ctx context.Context, loginID string) (string, *OAuthPag
 func (a *API) FinishLogin(ctx context.Context, query url.Values) (*mcpauth.CallbackResult, *OAuthPage) {
 	res, err := a.cfg.OAuth.Callback(ctx, query)
 	if err == nil {
-		if a.cfg.OnAuthorized != nil {
-			if err := a.cfg.OnAuthorized(ctx, res); err != nil {
-				a.cfg.Logger.ErrorContext(ctx, "resuming tasks after login failed", "error", err.Error())
-			}
-		}
+		// The engine resumed the user's waiting tasks in the transaction
+		// that stored the token (mcpauth.Config.LoginCompletedTxFunc).
 		return res, loginpage.Authorized(res.ServerURL)
 	}
 	page, known := loginpage.CallbackFailed(err)

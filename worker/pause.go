@@ -105,6 +105,12 @@ func (w *TaskRunner) pause(ctx context.Context, job *river.Job[TaskRunArgs], tas
 		if _, err := rc.InsertTx(ctx, tx, AuthTimeoutArgs{TaskID: task.ID, Segment: next}, &river.InsertOpts{ScheduledAt: expiry}); err != nil {
 			return fmt.Errorf("error scheduling authorization timeout: %w", err)
 		}
+		// A login that completed between the challenge and this commit
+		// found no waiting task to resume: a job queued with the pause
+		// looks for it, so not even a crash right after the commit loses it.
+		if _, err := rc.InsertTx(ctx, tx, LoginRecheckArgs{TaskID: task.ID, Segment: next, Since: challengedAfter}, nil); err != nil {
+			return fmt.Errorf("error queueing login recheck: %w", err)
+		}
 		if req.AuthorizationRequestCallback != "" {
 			urls := taskview.Build(task, nil, w.cfg.PublicURL).ResultURLs
 			for _, l := range logins {
@@ -130,59 +136,73 @@ func (w *TaskRunner) pause(ctx context.Context, job *river.Job[TaskRunArgs], tas
 	if err != nil {
 		return err
 	}
-	// A login that completed between the challenge and the commit above
-	// found no waiting task to resume: resume it here.
-	for _, wt := range waits {
-		fresh, err := st.LoginCompletedSince(ctx, st.DB(), task.TenantID, task.UserID, wt.ServerURL, challengedAfter)
-		if err != nil {
-			return err
-		}
-		if fresh {
-			if _, err := Resume(ctx, st, rc, task.TenantID, task.UserID, wt.ServerURL); err != nil {
-				return err
-			}
-		}
-	}
 	return nil
 }
 
 // Resume continues every task of the tenant's user that waits on serverURL
-// (canonical) and waits on nothing else, and returns how many it resumed.
-// Each resume is a guarded status update plus a fresh continuation job in
-// one transaction, so duplicate or late calls change nothing.
+// (canonical) and waits on nothing else, one transaction per task, and
+// returns how many it resumed. A task that fails to resume does not stop
+// the others; the errors are joined.
 func Resume(ctx context.Context, st *store.Store, rc *river.Client[*sql.Tx], tenant, user, serverURL string) (int, error) {
 	ids, err := st.WaitingTasks(ctx, st.DB(), tenant, user, serverURL)
 	if err != nil {
 		return 0, err
 	}
 	resumed := 0
+	var errs []error
 	for _, id := range ids {
 		err := st.InTx(ctx, func(tx *sql.Tx) error {
-			// Lock the task first: two logins for two servers of one task
-			// must not each see the other's wait still there.
-			task, err := st.GetTaskForUpdate(ctx, tx, id)
-			if err != nil {
-				return err
-			}
-			cleared, err := st.ClearWait(ctx, tx, id, serverURL)
-			if err != nil || !cleared {
-				return err
-			}
-			rest, err := st.TaskWaits(ctx, tx, id)
-			if err != nil || len(rest) > 0 {
-				return err // still waiting on another server
-			}
-			ok, err := resumeTx(ctx, tx, st, rc, task)
+			ok, err := resumeOneTx(ctx, tx, st, rc, id, serverURL)
 			if ok {
 				resumed++
 			}
 			return err
 		})
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return resumed, err
+			errs = append(errs, fmt.Errorf("resuming task %s: %w", id, err))
+		}
+	}
+	return resumed, errors.Join(errs...)
+}
+
+// ResumeTx is Resume inside the caller's transaction: the OAuth callback
+// resumes the waiting tasks in the transaction that stores the token, so
+// the token and the resumes commit together or not at all.
+func ResumeTx(ctx context.Context, tx *sql.Tx, st *store.Store, rc *river.Client[*sql.Tx], tenant, user, serverURL string) (int, error) {
+	ids, err := st.WaitingTasks(ctx, tx, tenant, user, serverURL)
+	if err != nil {
+		return 0, err
+	}
+	resumed := 0
+	for _, id := range ids {
+		ok, err := resumeOneTx(ctx, tx, st, rc, id, serverURL)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return resumed, fmt.Errorf("resuming task %s: %w", id, err)
+		}
+		if ok {
+			resumed++
 		}
 	}
 	return resumed, nil
+}
+
+// resumeOneTx clears the task's wait on serverURL and resumes it when that
+// was its last wait. The task row is locked first: two logins for two
+// servers of one task must not each see the other's wait still there.
+func resumeOneTx(ctx context.Context, tx *sql.Tx, st *store.Store, rc *river.Client[*sql.Tx], id, serverURL string) (bool, error) {
+	task, err := st.GetTaskForUpdate(ctx, tx, id)
+	if err != nil {
+		return false, err
+	}
+	cleared, err := st.ClearWait(ctx, tx, id, serverURL)
+	if err != nil || !cleared {
+		return false, err
+	}
+	rest, err := st.TaskWaits(ctx, tx, id)
+	if err != nil || len(rest) > 0 {
+		return false, err // still waiting on another server
+	}
+	return resumeTx(ctx, tx, st, rc, task)
 }
 
 // resumeTx moves an awaiting task back to queued and queues a fresh job for
@@ -304,6 +324,32 @@ func (a *AuthTimeouter) Work(ctx context.Context, job *river.Job[AuthTimeoutArgs
 	if err != nil {
 		return err
 	}
+	rc, err := river.ClientFromContextSafely[*sql.Tx](ctx)
+	if err != nil {
+		return err
+	}
+	// A login whose resume was lost must not end in a timeout.
+	resumedAny := false
+	for _, w := range waits {
+		done, err := st.LoginCompletedSince(ctx, st.DB(), task.TenantID, task.UserID, w.ServerURL, w.CreatedAt)
+		if err != nil {
+			return err
+		}
+		if done {
+			if _, err := Resume(ctx, st, rc, task.TenantID, task.UserID, w.ServerURL); err != nil {
+				return err
+			}
+			resumedAny = true
+		}
+	}
+	if resumedAny {
+		if waits, err = st.TaskWaits(ctx, st.DB(), task.ID); err != nil {
+			return err
+		}
+		if task, err = st.GetTaskByID(ctx, st.DB(), task.ID); err != nil || task.Status != store.TaskAwaitingAuthorization {
+			return err
+		}
+	}
 	now := st.Now()
 	var expired []string
 	var soonest time.Time
@@ -313,10 +359,6 @@ func (a *AuthTimeouter) Work(ctx context.Context, job *river.Job[AuthTimeoutArgs
 		} else if soonest.IsZero() || w.ExpiresAt.Before(soonest) {
 			soonest = w.ExpiresAt
 		}
-	}
-	rc, err := river.ClientFromContextSafely[*sql.Tx](ctx)
-	if err != nil {
-		return err
 	}
 	if len(waits) == 0 {
 		// Waiting on nothing, yet not resumed: resume it rather than let it
@@ -370,4 +412,57 @@ func endTx(ctx context.Context, tx *sql.Tx, rc *river.Client[*sql.Tx], st *store
 // cancel).
 func EndTx(ctx context.Context, tx *sql.Tx, rc *river.Client[*sql.Tx], st *store.Store, publicURL, taskID, event string) error {
 	return endTx(ctx, tx, rc, st, publicURL, taskID, event)
+}
+
+// LoginRecheckArgs looks, right after a pause commits, for a login that
+// completed between the task's challenge and its pause, and resumes the
+// task if one did. Inserted in the pause transaction.
+type LoginRecheckArgs struct {
+	TaskID  string    `json:"task_id"`
+	Segment int       `json:"segment"`
+	Since   time.Time `json:"since"`
+}
+
+// Kind implements river.JobArgs.
+func (LoginRecheckArgs) Kind() string { return "task_login_recheck" }
+
+// LoginRechecker is the worker for LoginRecheckArgs.
+type LoginRechecker struct {
+	river.WorkerDefaults[LoginRecheckArgs]
+	store *store.Store
+}
+
+// NewLoginRechecker returns the worker.
+func NewLoginRechecker(st *store.Store) *LoginRechecker { return &LoginRechecker{store: st} }
+
+// Work implements river.Worker.
+func (l *LoginRechecker) Work(ctx context.Context, job *river.Job[LoginRecheckArgs]) error {
+	st := l.store
+	task, err := st.GetTaskByID(ctx, st.DB(), job.Args.TaskID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil || task.Status != store.TaskAwaitingAuthorization || task.Segment != job.Args.Segment {
+		return err
+	}
+	waits, err := st.TaskWaits(ctx, st.DB(), task.ID)
+	if err != nil {
+		return err
+	}
+	rc, err := river.ClientFromContextSafely[*sql.Tx](ctx)
+	if err != nil {
+		return err
+	}
+	for _, w := range waits {
+		done, err := st.LoginCompletedSince(ctx, st.DB(), task.TenantID, task.UserID, w.ServerURL, job.Args.Since)
+		if err != nil {
+			return err
+		}
+		if done {
+			if _, err := Resume(ctx, st, rc, task.TenantID, task.UserID, w.ServerURL); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

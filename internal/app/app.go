@@ -133,6 +133,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		RefreshFailedTxFunc: func(ctx context.Context, tx *sql.Tx, tenant, user string, c mcpauth.Connection) error {
 			return worker.AnnounceRefreshFailedTx(ctx, tx, a.river, a.store, tenant, user, c)
 		},
+		LoginCompletedTxFunc: a.resumeAfterLoginTx,
 	})
 	if err != nil {
 		return fmt.Errorf("error creating OAuth engine: %w", err)
@@ -155,6 +156,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	river.AddWorker(workers, cleaner)
 	river.AddWorker(workers, worker.NewOAuthMaintainer(a.oauth, a.logger))
 	river.AddWorker(workers, worker.NewAuthTimeouter(a.store, cfg.PublicURL, cfg.TaskRetention))
+	river.AddWorker(workers, worker.NewLoginRechecker(a.store))
 	deliverer, err := webhooks.NewDeliverer(webhooks.DelivererConfig{Store: a.store, Keyring: a.keyring, HTTPClient: guard.Client(0),
 		BackoffFunc: opts.WebhookBackoffFunc, Logger: a.logger}) // wall clock: receivers check webhook-timestamp
 	if err != nil {
@@ -211,7 +213,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	}
 	a.api, err = api.New(api.Config{
 		Store: a.store, River: a.river, Keyring: a.keyring, OAuth: a.oauth, PublicURL: cfg.PublicURL, EnvKeys: cfg.APIKeys, Chat: chat,
-		OnAuthorized: a.resumeAfterLogin, AdminKey: cfg.AdminKey, Admin: adminHandler(admin),
+		AdminKey: cfg.AdminKey, Admin: adminHandler(admin),
 		Retention: cfg.TaskRetention, Limits: api.Limits{MaxBodyBytes: cfg.MaxBodyBytes}, Ready: a.ready, Logger: a.logger,
 	})
 	return err
@@ -229,12 +231,12 @@ func (a *App) completeJobTx(ctx context.Context, tx *sql.Tx, job *river.Job[work
 	return err
 }
 
-// resumeAfterLogin continues the user's tasks that waited on the server
-// that just got a token.
-func (a *App) resumeAfterLogin(ctx context.Context, res *mcpauth.CallbackResult) error {
-	n, err := worker.Resume(ctx, a.store, a.river, res.Tenant, res.User, res.ServerURL)
+// resumeAfterLoginTx continues, in the callback's transaction, the user's
+// tasks that waited on the server that just got a token.
+func (a *App) resumeAfterLoginTx(ctx context.Context, tx *sql.Tx, res *mcpauth.CallbackResult) error {
+	n, err := worker.ResumeTx(ctx, tx, a.store, a.river, res.Tenant, res.User, res.ServerURL)
 	if n > 0 {
-		a.logger.InfoContext(ctx, "resumed tasks after login", slog.Int("count", n), slog.String("server_url", res.ServerURL))
+		a.logger.InfoContext(ctx, "resuming tasks after login", slog.Int("count", n), slog.String("server_url", res.ServerURL))
 	}
 	return err
 }

@@ -286,13 +286,30 @@ func (e *Engine) Callback(ctx context.Context, query url.Values) (*CallbackResul
 	if err := e.sealTokens(c, tok.AccessToken, tok.RefreshToken); err != nil {
 		return nil, err
 	}
-	err = e.store.InTx(ctx, func(tx *sql.Tx) error {
+	res := &CallbackResult{
+		Tenant:    l.TenantID,
+		User:      l.UserID,
+		ServerURL: l.ServerURL,
+		LoginID:   l.ID,
+		Issuer:    l.Issuer,
+		Scopes:    scopes,
+	}
+	// The code is spent: store its tokens even if the browser goes away.
+	storeCtx := context.WithoutCancel(ctx)
+	err = e.store.InTx(storeCtx, func(tx *sql.Tx) error {
 		// Completing the login first makes it the guard: of two callbacks
 		// through the same link, only one stores its tokens.
-		if err := e.store.MarkOAuthLoginCompleted(ctx, tx, l.ID); err != nil {
+		if err := e.store.MarkOAuthLoginCompleted(storeCtx, tx, l.ID); err != nil {
 			return err
 		}
-		return e.store.UpsertOAuthConnection(ctx, tx, c)
+		if err := e.store.UpsertOAuthConnection(storeCtx, tx, c); err != nil {
+			return err
+		}
+		res.ConnectionID = c.ID
+		if e.loginCompleted != nil {
+			return e.loginCompleted(storeCtx, tx, res)
+		}
+		return nil
 	})
 	switch {
 	case errors.Is(err, store.ErrConflict):
@@ -302,15 +319,7 @@ func (e *Engine) Callback(ctx context.Context, query url.Values) (*CallbackResul
 	case err != nil:
 		return nil, err
 	}
-	return &CallbackResult{
-		Tenant:       l.TenantID,
-		User:         l.UserID,
-		ServerURL:    l.ServerURL,
-		ConnectionID: c.ID,
-		LoginID:      l.ID,
-		Issuer:       l.Issuer,
-		Scopes:       scopes,
-	}, nil
+	return res, nil
 }
 
 // forgetRejectedClient drops a dynamic registration the authorization

@@ -92,6 +92,10 @@ type Config struct {
 	// it is queued if and only if the status change commits). An error
 	// rolls the change back.
 	RefreshFailedTxFunc func(ctx context.Context, tx *sql.Tx, tenant, user string, c Connection) error
+	// LoginCompletedTxFunc, if set, is called in the transaction that stores
+	// a completed login's tokens (to resume the tasks waiting for it in that
+	// same transaction). An error rolls the login back.
+	LoginCompletedTxFunc func(ctx context.Context, tx *sql.Tx, res *CallbackResult) error
 }
 
 func (c *Config) validate() error {
@@ -136,19 +140,20 @@ func (c *Config) validate() error {
 // safe for concurrent use, and any number of processes may share one
 // database.
 type Engine struct {
-	store         *store.Store
-	keyring       *secretbox.Keyring
-	client        *http.Client
-	publicURL     string
-	clientMDURL   string
-	clientName    string
-	preRegistered map[string]PreRegisteredClient
-	loginTTL      time.Duration
-	stateTTL      time.Duration
-	now           func() time.Time
-	logger        *slog.Logger
-	refreshFailed func(ctx context.Context, tx *sql.Tx, tenant, user string, c Connection) error
-	refreshWaits  refreshWaits
+	store          *store.Store
+	keyring        *secretbox.Keyring
+	client         *http.Client
+	publicURL      string
+	clientMDURL    string
+	clientName     string
+	preRegistered  map[string]PreRegisteredClient
+	loginTTL       time.Duration
+	stateTTL       time.Duration
+	now            func() time.Time
+	logger         *slog.Logger
+	refreshFailed  func(ctx context.Context, tx *sql.Tx, tenant, user string, c Connection) error
+	loginCompleted func(ctx context.Context, tx *sql.Tx, res *CallbackResult) error
+	refreshWaits   refreshWaits
 }
 
 // New returns an Engine for cfg.
@@ -168,7 +173,7 @@ func New(cfg Config) (*Engine, error) {
 		stateTTL:      cfg.StateTTL,
 		now:           cfg.Now,
 		logger:        cfg.Logger,
-		refreshFailed: cfg.RefreshFailedTxFunc,
+		refreshFailed: cfg.RefreshFailedTxFunc, loginCompleted: cfg.LoginCompletedTxFunc,
 	}
 	for _, p := range cfg.PreRegistered {
 		e.preRegistered[normalizeIssuer(p.Issuer)] = p
