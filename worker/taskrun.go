@@ -155,7 +155,7 @@ func (w *TaskRunner) Work(ctx context.Context, job *river.Job[TaskRunArgs]) erro
 		// River gives up after this attempt; end the task rather than
 		// leave it running with no job.
 		return w.finish(context.WithoutCancel(ctx), task.ID, store.TaskFailed, nil, nil,
-			&taskview.TaskError{Code: CodeTimeout, Message: fmt.Sprintf("the task did not finish within %d attempts of %s each: %v", job.MaxAttempts, w.cfg.JobTimeout, err)})
+			&taskview.TaskError{Code: CodeTimeout, Message: redactQueries(fmt.Sprintf("the task did not finish within %d attempts of %s each: %v", job.MaxAttempts, w.cfg.JobTimeout, err))})
 	}
 	var fail *taskFailure
 	if !errors.As(err, &fail) {
@@ -167,7 +167,7 @@ func (w *TaskRunner) Work(ctx context.Context, job *river.Job[TaskRunArgs]) erro
 	}
 	log.InfoContext(ctx, "task failed", slog.String("code", fail.code))
 	return w.finish(context.WithoutCancel(ctx), task.ID, store.TaskFailed, nil, nil,
-		&taskview.TaskError{Code: fail.code, Message: fail.message})
+		&taskview.TaskError{Code: fail.code, Message: redactQueries(fail.message)})
 }
 
 type taskFailure struct{ code, message string }
