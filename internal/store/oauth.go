@@ -225,11 +225,7 @@ func (s *Store) GetOAuthLogin(ctx context.Context, q DBTX, id string) (*OAuthLog
 // finished; a link completes once. Exactly one caller wins: the others (and
 // any later call) get ErrConflict. An unknown id is ErrNotFound.
 func (s *Store) MarkOAuthLoginCompleted(ctx context.Context, q DBTX, id string) error {
-	res, err := q.ExecContext(ctx, `UPDATE mcpidp_oauth_login SET completed_at = $1 WHERE id = $2 AND completed_at IS NULL`, micros(s.now()), id)
-	if err != nil {
-		return fmt.Errorf("error updating oauth login: %w", err)
-	}
-	n, err := res.RowsAffected()
+	n, err := execCount(ctx, q, `UPDATE mcpidp_oauth_login SET completed_at = $1 WHERE id = $2 AND completed_at IS NULL`, micros(s.now()), id)
 	if err != nil {
 		return fmt.Errorf("error updating oauth login: %w", err)
 	}
@@ -281,12 +277,8 @@ func (s *Store) GetOAuthState(ctx context.Context, q DBTX, stateHash string) (*O
 // UseOAuthState marks a state used. Exactly one caller wins: the others (and
 // any later replay) get ErrConflict. An unknown state is ErrNotFound.
 func (s *Store) UseOAuthState(ctx context.Context, q DBTX, stateHash string) error {
-	res, err := q.ExecContext(ctx, `UPDATE mcpidp_oauth_state SET used_at = $1 WHERE state_hash = $2 AND used_at IS NULL`,
+	n, err := execCount(ctx, q, `UPDATE mcpidp_oauth_state SET used_at = $1 WHERE state_hash = $2 AND used_at IS NULL`,
 		micros(s.now()), stateHash)
-	if err != nil {
-		return fmt.Errorf("error using oauth state: %w", err)
-	}
-	n, err := res.RowsAffected()
 	if err != nil {
 		return fmt.Errorf("error using oauth state: %w", err)
 	}
@@ -311,11 +303,10 @@ func (s *Store) DeleteExpiredOAuth(ctx context.Context, q DBTX, statesBefore, lo
 		{`DELETE FROM mcpidp_oauth_state WHERE expires_at < $1`, statesBefore},
 		{`DELETE FROM mcpidp_oauth_login WHERE expires_at < $1`, loginsBefore},
 	} {
-		res, err := q.ExecContext(ctx, del.query, micros(del.before))
+		n, err := execCount(ctx, q, del.query, micros(del.before))
 		if err != nil {
 			return total, fmt.Errorf("error deleting expired oauth rows: %w", err)
 		}
-		n, _ := res.RowsAffected()
 		total += n
 	}
 	return total, nil
@@ -569,11 +560,7 @@ func (s *Store) DeleteOAuthConnection(ctx context.Context, q DBTX, tenantID, id 
 }
 
 func (s *Store) updateConnection(ctx context.Context, q DBTX, query string, args ...any) error {
-	res, err := q.ExecContext(ctx, query, args...)
-	if err != nil {
-		return fmt.Errorf("error updating oauth connection: %w", err)
-	}
-	n, err := res.RowsAffected()
+	n, err := execCount(ctx, q, query, args...)
 	if err != nil {
 		return fmt.Errorf("error updating oauth connection: %w", err)
 	}

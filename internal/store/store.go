@@ -206,3 +206,13 @@ func timePtr(v sql.NullInt64) *time.Time {
 	t := fromMicros(v.Int64)
 	return &t
 }
+
+// execCount runs a statement and returns how many rows it changed: the
+// guard of every "only if still in that state" update.
+func execCount(ctx context.Context, q DBTX, query string, args ...any) (int64, error) {
+	res, err := q.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}

@@ -279,11 +279,7 @@ func (s *Store) TransitionTask(ctx context.Context, q DBTX, id string, from []Ta
 		args = append(args, string(f))
 		marks[i] = fmt.Sprintf("$%d", len(args))
 	}
-	res, err := q.ExecContext(ctx, `UPDATE mcpidp_task SET status = $2, updated_at = $3 WHERE id = $1 AND status IN (`+strings.Join(marks, ", ")+`)`, args...)
-	if err != nil {
-		return false, fmt.Errorf("error updating task %s to %s: %w", id, to, err)
-	}
-	n, err := res.RowsAffected()
+	n, err := execCount(ctx, q, `UPDATE mcpidp_task SET status = $2, updated_at = $3 WHERE id = $1 AND status IN (`+strings.Join(marks, ", ")+`)`, args...)
 	if err != nil {
 		return false, fmt.Errorf("error updating task %s to %s: %w", id, to, err)
 	}
@@ -315,17 +311,13 @@ func (s *Store) FinishTask(ctx context.Context, q DBTX, id string, p FinishParam
 	if p.Segment != nil {
 		segment = *p.Segment
 	}
-	res, err := q.ExecContext(ctx, `UPDATE mcpidp_task SET status = $2, output = COALESCE($3, output), usage = COALESCE($4, usage), error = $5,
+	n, err := execCount(ctx, q, `UPDATE mcpidp_task SET status = $2, output = COALESCE($3, output), usage = COALESCE($4, usage), error = $5,
 		authorization_required = NULL, updated_at = $6, completed_at = $6,
 		expires_at = CASE WHEN store THEN NULL ELSE CAST($7 AS BIGINT) END
 		WHERE id = $1 AND status NOT IN ('completed', 'failed', 'canceled')
 		AND ($8 = '' OR status = $8) AND ($9 < 0 OR segment = $9)`,
 		id, string(p.Status), nullRaw(p.Output), nullRaw(p.Usage), nullRaw(p.Error), micros(now), micros(now.Add(p.Retention)),
 		string(p.OnlyFrom), segment)
-	if err != nil {
-		return false, fmt.Errorf("error finishing task %s: %w", id, err)
-	}
-	n, err := res.RowsAffected()
 	if err != nil {
 		return false, fmt.Errorf("error finishing task %s: %w", id, err)
 	}
@@ -342,11 +334,11 @@ func (s *Store) SetTaskUsage(ctx context.Context, q DBTX, id string, usage json.
 
 // DeleteTask removes the tenant's task and its steps.
 func (s *Store) DeleteTask(ctx context.Context, q DBTX, tenantID, id string) error {
-	res, err := q.ExecContext(ctx, `DELETE FROM mcpidp_task WHERE tenant_id = $1 AND id = $2`, tenantID, id)
+	n, err := execCount(ctx, q, `DELETE FROM mcpidp_task WHERE tenant_id = $1 AND id = $2`, tenantID, id)
 	if err != nil {
 		return fmt.Errorf("error deleting task: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if n == 0 {
 		return fmt.Errorf("task: %w", ErrNotFound)
 	}
 	return nil
@@ -356,13 +348,12 @@ func (s *Store) DeleteTask(ctx context.Context, q DBTX, tenantID, id string) err
 // webhooks are still being retried stays (hidden, like every expired task)
 // until they end, since its deliveries go with it.
 func (s *Store) DeleteExpiredTasks(ctx context.Context, q DBTX) (int, error) {
-	res, err := q.ExecContext(ctx, `DELETE FROM mcpidp_task WHERE expires_at IS NOT NULL AND expires_at <= $1
+	n, err := execCount(ctx, q, `DELETE FROM mcpidp_task WHERE expires_at IS NOT NULL AND expires_at <= $1
 		AND NOT EXISTS (SELECT 1 FROM mcpidp_webhook_delivery d WHERE d.task_id = mcpidp_task.id AND d.status = 'pending')`, micros(s.now()))
 	if err != nil {
 		return 0, fmt.Errorf("error deleting expired tasks: %w", err)
 	}
-	n, err := res.RowsAffected()
-	return int(n), err
+	return int(n), nil
 }
 
 // Step is one recorded step of a task run: a model turn or a tool call.

@@ -12,14 +12,13 @@ import (
 // re-runs a job whose worker died). Any other job is refused, so a segment
 // never runs twice at once.
 func (s *Store) ClaimTask(ctx context.Context, q DBTX, id string, segment int, jobID int64) (bool, error) {
-	res, err := q.ExecContext(ctx, `UPDATE mcpidp_task SET status = 'running', run_job_id = $3, updated_at = $4
+	n, err := execCount(ctx, q, `UPDATE mcpidp_task SET status = 'running', run_job_id = $3, updated_at = $4
 		WHERE id = $1 AND segment = $2 AND (status = 'queued' OR (status = 'running' AND run_job_id = $3))`,
 		id, segment, jobID, micros(s.now()))
 	if err != nil {
 		return false, fmt.Errorf("error claiming task %s: %w", id, err)
 	}
-	n, err := res.RowsAffected()
-	return n == 1, err
+	return n == 1, nil
 }
 
 // Wait is one MCP server a paused task waits on.
@@ -47,13 +46,13 @@ type PauseParams struct {
 // segment (canceled or deleted meanwhile).
 func (s *Store) PauseTask(ctx context.Context, q DBTX, p PauseParams) (bool, error) {
 	now := micros(s.now())
-	res, err := q.ExecContext(ctx, `UPDATE mcpidp_task SET status = 'awaiting_authorization', segment = segment + 1,
+	n, err := execCount(ctx, q, `UPDATE mcpidp_task SET status = 'awaiting_authorization', segment = segment + 1,
 		authorization_required = $3, run_job_id = NULL, continuation_job_id = NULL, updated_at = $4
 		WHERE id = $1 AND segment = $2 AND status = 'running'`, p.TaskID, p.Segment, nullRaw(p.AuthorizationRequired), now)
 	if err != nil {
 		return false, fmt.Errorf("error pausing task %s: %w", p.TaskID, err)
 	}
-	if n, _ := res.RowsAffected(); n != 1 {
+	if n != 1 {
 		return false, nil
 	}
 	for _, w := range p.Waits {
@@ -116,12 +115,11 @@ func (s *Store) TaskWaits(ctx context.Context, q DBTX, taskID string) ([]Wait, e
 // ClearWait removes one wait and reports whether this call removed it: of
 // two callbacks for the same login, only one goes on to resume.
 func (s *Store) ClearWait(ctx context.Context, q DBTX, taskID, serverURL string) (bool, error) {
-	res, err := q.ExecContext(ctx, `DELETE FROM mcpidp_task_wait WHERE task_id = $1 AND server_url = $2`, taskID, serverURL)
+	n, err := execCount(ctx, q, `DELETE FROM mcpidp_task_wait WHERE task_id = $1 AND server_url = $2`, taskID, serverURL)
 	if err != nil {
 		return false, fmt.Errorf("error clearing wait of task %s: %w", taskID, err)
 	}
-	n, err := res.RowsAffected()
-	return n == 1, err
+	return n == 1, nil
 }
 
 // ClearWaits removes every wait of a task (it ended).

@@ -270,12 +270,8 @@ func scanWebhookAttempt(row interface{ Scan(...any) error }) (*WebhookAttempt, e
 // also go with the task; this is for the others (connection events) and
 // for tasks kept long. Meant for the periodic cleanup job.
 func (s *Store) DeleteFinishedWebhookDeliveries(ctx context.Context, q DBTX, before time.Time) (int, error) {
-	res, err := q.ExecContext(ctx, `DELETE FROM mcpidp_webhook_delivery WHERE completed_at IS NOT NULL AND completed_at < $1 AND status <> $2`,
+	n, err := execCount(ctx, q, `DELETE FROM mcpidp_webhook_delivery WHERE completed_at IS NOT NULL AND completed_at < $1 AND status <> $2`,
 		micros(before), string(WebhookPending))
-	if err != nil {
-		return 0, fmt.Errorf("error deleting finished webhook deliveries: %w", err)
-	}
-	n, err := res.RowsAffected()
 	if err != nil {
 		return 0, fmt.Errorf("error deleting finished webhook deliveries: %w", err)
 	}
