@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"strings"
 	"time"
 
@@ -64,6 +65,45 @@ func (a *API) Result(ctx context.Context, token string, wait time.Duration) (*ta
 		return nil, err
 	}
 	return taskview.Build(t, steps, a.cfg.PublicURL), nil
+}
+
+// ResultImage returns image n of a task's step (both counted from 0) by the
+// task's result token: the same token rules as the result URLs.
+func (a *API) ResultImage(ctx context.Context, token string, step, n int) (*agentloop.Image, error) {
+	st := a.cfg.Store
+	t, err := st.GetTaskByResultToken(ctx, st.DB(), token)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, notFound("result")
+	}
+	if err != nil {
+		return nil, err
+	}
+	s, err := st.GetStep(ctx, st.DB(), t.ID, step)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, notFound("image")
+	}
+	if err != nil {
+		return nil, err
+	}
+	var data agentloop.Step
+	if err := json.Unmarshal(s.Data, &data); err != nil {
+		return nil, fmt.Errorf("error reading step %d of task %s: %w", step, t.ID, err)
+	}
+	if n < 0 || n >= len(data.Images) {
+		return nil, notFound("image")
+	}
+	return &data.Images[n], nil
+}
+
+// servedImageType is the Content-Type an image is served with, and whether
+// it may be shown inline. A tool names the type, so anything but a raster
+// image/* type (SVG can carry script) is served as a download.
+func servedImageType(mimeType string) (string, bool) {
+	mt, _, err := mime.ParseMediaType(mimeType)
+	if err != nil || !strings.HasPrefix(mt, "image/") || strings.Contains(mt, "svg") {
+		return "application/octet-stream", false
+	}
+	return mt, true
 }
 
 // ResultMarkdown renders a task for people: status, the conversation, the

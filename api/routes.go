@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -36,6 +37,7 @@ func (a *API) Handler() http.Handler {
 		r.Any(AdminPrefix+"/*path", a.adminAuth(), gin.WrapH(a.cfg.Admin))
 	}
 	r.GET("/r/:file", a.handleResult)
+	r.GET("/r/:file/images/:step/:n", a.handleResultImage)
 	r.GET("/oauth/start/:id", a.handleOAuthStart)
 	r.GET("/oauth/callback", a.handleOAuthCallback)
 	r.GET("/oauth/client-metadata.json", a.handleClientMetadata)
@@ -201,4 +203,31 @@ func (a *API) handleResult(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, task)
+}
+
+// handleResultImage serves a tool's image under the task's result token.
+// Headers keep a browser from reading it as anything but what
+// servedImageType allows.
+func (a *API) handleResultImage(c *gin.Context) {
+	step, err := strconv.Atoi(c.Param("step"))
+	n, nerr := strconv.Atoi(c.Param("n"))
+	if err != nil || nerr != nil || step < 0 {
+		a.writeError(c, notFound("image"))
+		return
+	}
+	img, err := a.ResultImage(c.Request.Context(), c.Param("file"), step, n)
+	if err != nil {
+		a.writeError(c, err)
+		return
+	}
+	contentType, inline := servedImageType(img.MIMEType)
+	h := c.Writer.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Robots-Tag", "noindex")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	if !inline {
+		h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="image-%d-%d"`, step, n))
+	}
+	c.Data(http.StatusOK, contentType, img.Data)
 }

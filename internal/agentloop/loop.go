@@ -44,6 +44,11 @@ type Step struct {
 	Output     string          `json:"output,omitempty"`
 	IsError    bool            `json:"is_error,omitempty"`
 	DurationMS int64           `json:"duration_ms,omitempty"`
+	// Images, StructuredContent and Resources keep what the tool returned
+	// besides text (see ToolResult); Output notes each image and resource.
+	Images            []Image           `json:"images,omitempty"`
+	StructuredContent json.RawMessage   `json:"structured_content,omitempty"`
+	Resources         []json.RawMessage `json:"resources,omitempty"`
 }
 
 // StopCondition ends a run early. Type "tool_called" stops once the named
@@ -81,6 +86,18 @@ type Tools interface {
 type ToolResult struct {
 	Text    string
 	IsError bool
+	// Images are attached to the model conversation after the tool
+	// message; the run keeps them within its image limits (see
+	// MaxStepImageBytes), dropping the rest with KeepImagesFunc.
+	Images []Image
+	// StructuredContent is the MCP result's structuredContent.
+	StructuredContent json.RawMessage
+	// Resources are the MCP result's embedded resources and resource links.
+	Resources []json.RawMessage
+	// KeepImagesFunc, when set, returns Text noting that only the first n
+	// Images were kept. Without it a line saying how many were dropped is
+	// added to Text.
+	KeepImagesFunc func(n int) string
 }
 
 // RecordFunc persists a step before the loop goes on. Returning an error
@@ -113,6 +130,8 @@ type Run struct {
 	ErrorIsFatal ErrorIsFatalFunc
 	// Now is the clock used for tool durations; default time.Now.
 	Now func() time.Time
+
+	images imageBudget // what the run's steps hold so far
 }
 
 // Outcome is how a run ended.
@@ -265,7 +284,7 @@ func (r *Run) runTool(ctx context.Context, now func() time.Time, call llm.ToolCa
 		st.Output, st.IsError = "error: "+err.Error(), true
 		return st, nil
 	}
-	st.Output, st.IsError = res.Text, res.IsError
+	r.takeResult(st, res)
 	return st, nil
 }
 
@@ -336,23 +355,28 @@ func (r *Run) requestBody(steps []Step) ([]byte, error) {
 }
 
 // Messages rebuilds the chat conversation from the initial messages and the
-// recorded steps.
+// recorded steps. The viewable images of a model turn's tool calls follow
+// its tool messages in one user message (image_url parts with data URLs),
+// since Chat Completions takes only text in tool messages.
 func Messages(initial []json.RawMessage, steps []Step) []json.RawMessage {
 	out := append([]json.RawMessage(nil), initial...)
+	var images imageMessage // of the tool messages since the last model turn
 	for _, st := range steps {
 		var m llm.Message
 		switch st.Type {
 		case StepModel:
+			out = images.flush(out)
 			m = llm.Message{Role: "assistant", Content: st.Content, ToolCalls: st.ToolCalls}
 		case StepTool:
 			m = llm.Message{Role: "tool", ToolCallID: st.ToolCallID, Content: st.Output}
+			images.add(st)
 		default:
 			continue
 		}
 		raw, _ := json.Marshal(m)
 		out = append(out, raw)
 	}
-	return out
+	return images.flush(out)
 }
 
 func lastModel(steps []Step) *Step {

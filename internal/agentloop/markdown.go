@@ -27,7 +27,16 @@ func Markdown(steps []Step) string {
 	return strings.TrimRight(b.String(), "\n") + "\n"
 }
 
-// ToolMarkdown renders one tool step.
+// MaxInlineImageBytes bounds the images Markdown shows inline as data URIs
+// when they have no URL (chat answers, a task's output.markdown): larger
+// ones get a placeholder, so that with MaxRunImages an answer carries at
+// most a few hundred kilobytes of images.
+const MaxInlineImageBytes = 8 << 10
+
+// ToolMarkdown renders one tool step. Its images follow the output: an
+// image with a URL as a link to it (viewable types as markdown images,
+// others as download links), a small viewable one inline as a data URI,
+// any other as a placeholder.
 func ToolMarkdown(st Step) string {
 	var b strings.Builder
 	name := st.Tool
@@ -47,8 +56,25 @@ func ToolMarkdown(st Step) string {
 		b.WriteString("Output:\n\n")
 	}
 	b.WriteString(fence(st.Output, ""))
+	for i, img := range st.Images {
+		b.WriteString(imageMarkdown(i, img))
+	}
 	b.WriteString("</details>\n\n")
 	return b.String()
+}
+
+func imageMarkdown(i int, img Image) string {
+	label := fmt.Sprintf("image %d, %s, %d bytes", i+1, img.MIMEType, img.Size)
+	switch {
+	case img.URL != "" && img.Viewable():
+		return fmt.Sprintf("![%s](%s)\n\n", label, img.URL)
+	case img.URL != "":
+		return fmt.Sprintf("[%s (download)](%s)\n\n", label, img.URL)
+	case img.Viewable() && len(img.Data) > 0 && len(img.Data) <= MaxInlineImageBytes:
+		return fmt.Sprintf("![%s](%s)\n\n", label, img.dataURL())
+	default:
+		return fmt.Sprintf("_[%s — not shown]_\n\n", label)
+	}
 }
 
 // Host is how a server is named to people: its host name.

@@ -118,7 +118,20 @@ func (m *MCPTools) Call(ctx context.Context, function string, arguments json.Raw
 	if err != nil {
 		return nil, err
 	}
-	return &ToolResult{Text: res.Text, IsError: res.IsError}, nil
+	return toolResult(res), nil
+}
+
+// toolResult is what the loop takes from an MCP tool's result.
+func toolResult(res *mcpclient.CallResult) *ToolResult {
+	out := &ToolResult{Text: res.Text, IsError: res.IsError, StructuredContent: res.StructuredContent, Resources: res.Resources}
+	for _, img := range res.Images {
+		out.Images = append(out.Images, Image{MIMEType: img.MIMEType, Size: len(img.Data), Data: img.Data})
+	}
+	out.KeepImagesFunc = func(n int) string {
+		res.KeepImages(n)
+		return res.Text
+	}
+	return out
 }
 
 // Close ends every session.

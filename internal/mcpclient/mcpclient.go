@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/url"
 	"slices"
@@ -92,14 +93,65 @@ type Tool struct {
 // CallResult is the outcome of a tools/call that the server answered.
 type CallResult struct {
 	// Text is the result's content for a model to read: text blocks and embedded text resources as
-	// they are, other blocks as a short bracketed note ("[image image/png, 1234 bytes]"), joined by
-	// newlines. With no content blocks it is the structuredContent as JSON.
+	// they are, other blocks as a short bracketed note, joined by newlines. It is written for a
+	// caller that attaches Images to the conversation after the tool result: a displayable image is
+	// "[image image/png, 1234 bytes: attached below]"; an image that cannot be shown (invalid data, a
+	// type vision models do not take, or dropped by KeepImages), audio and binary resources are noted
+	// as "not shown" ("[audio audio/wav, 12345 bytes — not shown]"). With no content blocks it is
+	// the structuredContent as JSON.
 	Text string
 	// IsError is the server's isError flag: the tool ran and failed (a result for the model, not a
 	// Go error).
 	IsError bool
+	// Images are the image blocks whose data is valid base64, decoded, in order (any MIME type:
+	// ViewableImageType tells which ones a model may be shown).
+	Images []Image
+	// StructuredContent is the result's structuredContent as the server sent it, if any.
+	StructuredContent json.RawMessage
+	// Resources are the "resource" (embedded resource) and "resource_link" content blocks, each as
+	// the server sent it, in order.
+	Resources []json.RawMessage
 	// Raw is the whole result object as the server sent it.
 	Raw json.RawMessage
+
+	parts []resultPart // Text before joining, so that KeepImages can note images again
+}
+
+// Image is one image of a tool result.
+type Image struct {
+	// MIMEType is the block's mimeType, lowercased and without parameters, or
+	// application/octet-stream when it is not a media type.
+	MIMEType string
+	// Data is the decoded image.
+	Data []byte
+}
+
+// ViewableImageType reports whether mimeType is one that vision models accept (PNG, JPEG, GIF,
+// WebP): the images worth attaching to a model conversation and showing inline.
+func ViewableImageType(mimeType string) bool {
+	switch mediaType(mimeType) {
+	case "image/png", "image/jpeg", "image/gif", "image/webp":
+		return true
+	}
+	return false
+}
+
+// KeepImages keeps the first n Images and drops the rest, whose notes in Text then say they are
+// over the image limit. Callers bound how much image data a run stores and sends with it.
+func (r *CallResult) KeepImages(n int) {
+	if n >= len(r.Images) {
+		return
+	}
+	n = max(n, 0)
+	r.Images = r.Images[:n]
+	kept := 0
+	for i := range r.parts {
+		if r.parts[i].image != nil {
+			r.parts[i].dropped = kept >= n
+			kept++
+		}
+	}
+	r.Text = joinParts(r.parts)
 }
 
 // Session is an initialized connection to one MCP server. Its methods are safe for concurrent use.
@@ -452,7 +504,20 @@ func validateServerURL(raw string) error {
 // renderResult turns a raw tools/call result into a CallResult.
 func renderResult(raw json.RawMessage) (*CallResult, error) {
 	var result struct {
-		Content []struct {
+		Content           []json.RawMessage `json:"content"`
+		StructuredContent json.RawMessage   `json:"structuredContent"`
+		IsError           bool              `json:"isError"`
+	}
+	if err := json.Unmarshal(raw, &result); err != nil {
+		return nil, err
+	}
+	out := &CallResult{IsError: result.IsError, Raw: raw}
+	if len(result.StructuredContent) > 0 && !bytes.Equal(result.StructuredContent, []byte("null")) {
+		out.StructuredContent = result.StructuredContent
+	}
+	out.parts = make([]resultPart, 0, len(result.Content))
+	for _, block := range result.Content {
+		var c struct {
 			Type     string `json:"type"`
 			Text     string `json:"text"`
 			Data     string `json:"data"`
@@ -465,43 +530,98 @@ func renderResult(raw json.RawMessage) (*CallResult, error) {
 				Text     *string `json:"text"`
 				Blob     string  `json:"blob"`
 			} `json:"resource"`
-		} `json:"content"`
-		StructuredContent json.RawMessage `json:"structuredContent"`
-		IsError           bool            `json:"isError"`
-	}
-	if err := json.Unmarshal(raw, &result); err != nil {
-		return nil, err
-	}
-	parts := make([]string, 0, len(result.Content))
-	for _, c := range result.Content {
+		}
+		if err := json.Unmarshal(block, &c); err != nil {
+			return nil, err
+		}
+		var text string
 		switch c.Type {
 		case "text":
-			parts = append(parts, c.Text)
-		case "image", "audio":
-			parts = append(parts, fmt.Sprintf("[%s %s, %d bytes]", c.Type, c.MIMEType, base64Len(c.Data)))
+			text = c.Text
+		case "image":
+			data, ok := decodeBase64(c.Data)
+			if !ok {
+				text = fmt.Sprintf("[image %s — invalid data, not shown]", mediaType(c.MIMEType))
+				break
+			}
+			img := Image{MIMEType: mediaType(c.MIMEType), Data: data}
+			out.Images = append(out.Images, img)
+			out.parts = append(out.parts, resultPart{image: &img})
+			continue
+		case "audio":
+			text = fmt.Sprintf("[audio %s, %d bytes — not shown]", mediaType(c.MIMEType), base64Len(c.Data))
 		case "resource":
+			out.Resources = append(out.Resources, block)
 			switch {
 			case c.Resource == nil:
-				parts = append(parts, "[resource]")
+				text = "[resource]"
 			case c.Resource.Text != nil:
-				parts = append(parts, *c.Resource.Text)
+				text = *c.Resource.Text
 			default:
-				parts = append(parts, fmt.Sprintf("[resource %s %s, %d bytes]", c.Resource.URI, c.Resource.MIMEType, base64Len(c.Resource.Blob)))
+				text = fmt.Sprintf("[resource %s %s, %d bytes — not shown]", c.Resource.URI, c.Resource.MIMEType, base64Len(c.Resource.Blob))
 			}
 		case "resource_link":
-			parts = append(parts, fmt.Sprintf("[resource link %s: %s]", c.Name, c.URI))
+			out.Resources = append(out.Resources, block)
+			text = fmt.Sprintf("[resource link %s: %s]", c.Name, c.URI)
 		default:
-			parts = append(parts, fmt.Sprintf("[%s content]", c.Type))
+			text = fmt.Sprintf("[%s content]", c.Type)
 		}
+		out.parts = append(out.parts, resultPart{text: text})
 	}
-	text := strings.Join(parts, "\n")
-	if len(result.Content) == 0 && len(result.StructuredContent) > 0 {
+	out.Text = joinParts(out.parts)
+	if len(result.Content) == 0 && out.StructuredContent != nil {
 		var compact bytes.Buffer
-		if err := json.Compact(&compact, result.StructuredContent); err == nil {
-			text = compact.String()
+		if err := json.Compact(&compact, out.StructuredContent); err == nil {
+			out.Text = compact.String()
 		}
 	}
-	return &CallResult{Text: text, IsError: result.IsError, Raw: raw}, nil
+	return out, nil
+}
+
+// resultPart is one content block of a result as Text shows it: text, or an image whose note
+// depends on whether it is kept.
+type resultPart struct {
+	text    string
+	image   *Image
+	dropped bool
+}
+
+func joinParts(parts []resultPart) string {
+	lines := make([]string, len(parts))
+	for i, p := range parts {
+		switch {
+		case p.image == nil:
+			lines[i] = p.text
+		case p.dropped:
+			lines[i] = fmt.Sprintf("[image %s, %d bytes — over the image limit, not shown]", p.image.MIMEType, len(p.image.Data))
+		case ViewableImageType(p.image.MIMEType):
+			lines[i] = fmt.Sprintf("[image %s, %d bytes: attached below]", p.image.MIMEType, len(p.image.Data))
+		default:
+			lines[i] = fmt.Sprintf("[image %s, %d bytes — not shown]", p.image.MIMEType, len(p.image.Data))
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// decodeBase64 decodes data padded or not. Empty data, and data cut short by a size bound (which
+// leaves a marker that is not base64), are not an image.
+func decodeBase64(data string) ([]byte, bool) {
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding} {
+		if b, err := enc.DecodeString(data); err == nil && len(b) > 0 {
+			return b, true
+		}
+	}
+	return nil, false
+}
+
+// mediaType returns a MIME type lowercased and without parameters, or application/octet-stream
+// when it is not one, so that notes and Content-Types never carry what a server made up.
+func mediaType(mimeType string) string {
+	mt, _, err := mime.ParseMediaType(mimeType)
+	if err != nil || !strings.Contains(mt, "/") {
+		return "application/octet-stream"
+	}
+	return mt
 }
 
 // base64Len returns the decoded size of base64 data without decoding it.

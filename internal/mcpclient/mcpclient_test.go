@@ -240,11 +240,15 @@ func TestPaginationAndRichContent(t *testing.T) {
 
 	res, err := s.CallTool(ctx, "picture", nil)
 	require.NoError(t, err)
-	require.Equal(t, "here it is\n[image image/png, 1234 bytes]\nthe notes", res.Text)
+	require.Equal(t, "here it is\n[image image/png, 1234 bytes: attached below]\nthe notes", res.Text)
+	require.Equal(t, []Image{{MIMEType: "image/png", Data: make([]byte, 1234)}}, res.Images)
+	require.Len(t, res.Resources, 1)
+	require.JSONEq(t, `{"type":"resource","resource":{"uri":"file:///notes.txt","mimeType":"text/plain","text":"the notes"}}`, string(res.Resources[0]))
 
 	res, err = s.CallTool(ctx, "structured", json.RawMessage(`{}`))
 	require.NoError(t, err)
 	require.JSONEq(t, `{"count":3}`, res.Text)
+	require.JSONEq(t, `{"count":3}`, string(res.StructuredContent))
 
 	_, err = s.CallTool(ctx, "echo", json.RawMessage(`["not","an","object"]`))
 	require.ErrorContains(t, err, "must be a JSON object")
@@ -570,14 +574,71 @@ func TestRenderResult(t *testing.T) {
 	res, err := renderResult(json.RawMessage(`{"content":[
 		{"type":"audio","data":"AAAA","mimeType":"audio/wav"},
 		{"type":"resource","resource":{"uri":"file:///b.bin","mimeType":"application/octet-stream","blob":"AAE="}},
-		{"type":"resource_link","uri":"file:///c.txt","name":"c"},
+		{"type":"resource_link","uri":"file:///c.txt","name":"c","mimeType":"text/plain"},
 		{"type":"future_thing"}],"isError":true}`))
 	require.NoError(t, err)
 	require.True(t, res.IsError)
 	require.Equal(t, strings.Join([]string{
-		"[audio audio/wav, 3 bytes]",
-		"[resource file:///b.bin application/octet-stream, 2 bytes]",
+		"[audio audio/wav, 3 bytes — not shown]",
+		"[resource file:///b.bin application/octet-stream, 2 bytes — not shown]",
 		"[resource link c: file:///c.txt]",
 		"[future_thing content]",
 	}, "\n"), res.Text)
+	require.Empty(t, res.Images, "audio is not an image")
+	require.Len(t, res.Resources, 2)
+	require.JSONEq(t, `{"type":"resource","resource":{"uri":"file:///b.bin","mimeType":"application/octet-stream","blob":"AAE="}}`, string(res.Resources[0]))
+	require.JSONEq(t, `{"type":"resource_link","uri":"file:///c.txt","name":"c","mimeType":"text/plain"}`, string(res.Resources[1]))
+}
+
+func TestRenderResultStructuredContent(t *testing.T) {
+	t.Parallel()
+
+	res, err := renderResult(json.RawMessage(`{"content":[{"type":"text","text":"3 items"}],
+		"structuredContent":{"items":[1, 2, 3]}}`))
+	require.NoError(t, err)
+	require.Equal(t, "3 items", res.Text, "the model reads the content; the structure is kept beside it")
+	require.JSONEq(t, `{"items":[1,2,3]}`, string(res.StructuredContent))
+
+	res, err = renderResult(json.RawMessage(`{"content":[{"type":"text","text":"x"}],"structuredContent":null}`))
+	require.NoError(t, err)
+	require.Nil(t, res.StructuredContent)
+}
+
+func TestRenderResultImages(t *testing.T) {
+	t.Parallel()
+
+	png := []byte("\x89PNG fake")
+	b64 := base64.StdEncoding.EncodeToString(png)
+	res, err := renderResult(json.RawMessage(`{"content":[
+		{"type":"image","data":"` + b64 + `","mimeType":"Image/PNG; charset=x"},
+		{"type":"image","data":"` + b64[:8] + `…[truncated 4 bytes]","mimeType":"image/png"},
+		{"type":"image","data":"","mimeType":"image/png"},
+		{"type":"image","data":"` + strings.TrimRight(b64, "=") + `","mimeType":"image/svg+xml"},
+		{"type":"image","data":"` + b64 + `","mimeType":"not a type"}]}`))
+	require.NoError(t, err)
+	require.Equal(t, strings.Join([]string{
+		"[image image/png, 9 bytes: attached below]",
+		"[image image/png — invalid data, not shown]",
+		"[image image/png — invalid data, not shown]",
+		"[image image/svg+xml, 9 bytes — not shown]",
+		"[image application/octet-stream, 9 bytes — not shown]",
+	}, "\n"), res.Text)
+	require.Equal(t, []Image{
+		{MIMEType: "image/png", Data: png},
+		{MIMEType: "image/svg+xml", Data: png},
+		{MIMEType: "application/octet-stream", Data: png},
+	}, res.Images, "only valid base64 makes an image; unpadded data is accepted")
+
+	res.KeepImages(1)
+	require.Len(t, res.Images, 1)
+	require.Equal(t, strings.Join([]string{
+		"[image image/png, 9 bytes: attached below]",
+		"[image image/png — invalid data, not shown]",
+		"[image image/png — invalid data, not shown]",
+		"[image image/svg+xml, 9 bytes — over the image limit, not shown]",
+		"[image application/octet-stream, 9 bytes — over the image limit, not shown]",
+	}, "\n"), res.Text)
+	res.KeepImages(0)
+	require.Empty(t, res.Images)
+	require.True(t, strings.HasPrefix(res.Text, "[image image/png, 9 bytes — over the image limit, not shown]\n"), res.Text)
 }

@@ -402,4 +402,22 @@ func (s *Store) ListSteps(ctx context.Context, q DBTX, taskID string) ([]Step, e
 	return out, rows.Err()
 }
 
+// GetStep returns step idx of a task.
+func (s *Store) GetStep(ctx context.Context, q DBTX, taskID string, idx int) (*Step, error) {
+	st := Step{}
+	var data string
+	var created int64
+	err := q.QueryRowContext(ctx, `SELECT task_id, idx, type, data, created_at FROM mcpidp_task_step WHERE task_id = $1 AND idx = $2`, taskID, idx).
+		Scan(&st.TaskID, &st.Index, &st.Type, &data, &created)
+	if isNoRows(err) {
+		return nil, fmt.Errorf("step: %w", ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("error loading step: %w", err)
+	}
+	st.Data = json.RawMessage(data)
+	st.CreatedAt = fromMicros(created)
+	return &st, nil
+}
+
 func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }

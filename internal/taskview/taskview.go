@@ -4,6 +4,7 @@ package taskview
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/mcpidp/mcpidp/internal/agentloop"
@@ -40,6 +41,12 @@ type ResultURLs struct {
 	JSON     string `json:"json"`
 }
 
+// ImageURL is the public URL of image n (from 0) of the task's step (its
+// index among the task's steps), under the task's result token.
+func ImageURL(publicURL, resultToken string, step, n int) string {
+	return fmt.Sprintf("%s/r/%s/images/%d/%d", publicURL, resultToken, step, n)
+}
+
 // Build renders a task; steps are included when not nil. publicURL is the
 // deployment's base URL, without a trailing slash.
 func Build(t *store.Task, steps []store.Step, publicURL string) *TaskObject {
@@ -67,9 +74,15 @@ func Build(t *store.Task, steps []store.Step, publicURL string) *TaskObject {
 		o.Steps = make([]agentloop.Step, 0, len(steps))
 		for _, s := range steps {
 			var st agentloop.Step
-			if json.Unmarshal(s.Data, &st) == nil {
-				o.Steps = append(o.Steps, st)
+			if json.Unmarshal(s.Data, &st) != nil {
+				continue
 			}
+			// Images are fetched by URL: task objects and webhooks stay small.
+			for n := range st.Images {
+				st.Images[n].URL = ImageURL(publicURL, t.ResultToken, s.Index, n)
+				st.Images[n].Data = nil
+			}
+			o.Steps = append(o.Steps, st)
 		}
 	}
 	if t.Output != nil {
