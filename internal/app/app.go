@@ -158,7 +158,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	river.AddWorker(workers, worker.NewAuthTimeouter(a.store, cfg.PublicURL, cfg.TaskRetention))
 	river.AddWorker(workers, worker.NewLoginRechecker(a.store))
 	deliverer, err := webhooks.NewDeliverer(webhooks.DelivererConfig{Store: a.store, Keyring: a.keyring, HTTPClient: guard.Client(0),
-		BackoffFunc: opts.WebhookBackoffFunc, Logger: a.logger}) // wall clock: receivers check webhook-timestamp
+		PerHost: cfg.WebhookPerHost, BackoffFunc: opts.WebhookBackoffFunc, Logger: a.logger}) // wall clock: receivers check webhook-timestamp
 	if err != nil {
 		return err
 	}
@@ -178,7 +178,12 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		riverCfg.FetchPollInterval = 50 * time.Millisecond
 	}
 	if a.mode != ModeAPI {
-		riverCfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}}
+		riverCfg.Queues = map[string]river.QueueConfig{
+			river.QueueDefault: {MaxWorkers: cfg.Workers},
+			// Deliveries wait on receivers we do not control: they get
+			// workers of their own so that they can never delay tasks.
+			webhooks.Queue: {MaxWorkers: cfg.WebhookWorkers},
+		}
 		riverCfg.PeriodicJobs = []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(cfg.CleanupInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return worker.CleanupArgs{}, nil },
