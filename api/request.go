@@ -111,6 +111,10 @@ func parseCreateTask(body []byte, lim Limits) (*createTaskRequest, error) {
 		if json.Unmarshal(raw, &m) != nil {
 			return nil, invalid("metadata", "metadata must be a JSON object")
 		}
+		// Receivers often keep metadata in JSON columns that refuse \u0000.
+		if err := chatreq.CheckJSONText("metadata", m); err != nil {
+			return nil, err
+		}
 		out.Metadata = raw
 	}
 	// Everything else passes through to the model untouched.
@@ -136,6 +140,9 @@ func requiredString(obj map[string]json.RawMessage, name string, maxLen int) (st
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return "", invalid(name, name+" must not be empty")
+	}
+	if err := chatreq.CheckText(name, s); err != nil {
+		return "", err
 	}
 	if len(s) > maxLen {
 		return "", invalid(name, fmt.Sprintf("%s is longer than %d characters", name, maxLen))

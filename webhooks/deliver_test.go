@@ -91,8 +91,8 @@ func setup(t *testing.T, databaseURL string, opts setupOpts) *testBundle {
 	deliverer, err := webhooks.NewDeliverer(webhooks.DelivererConfig{
 		Store: s, Keyring: keyring, HTTPClient: guard.Client(0), Timeout: timeout, PerHost: opts.perHost,
 		HostBusyWait: 50 * time.Millisecond,
-		BackoffFunc: func(int) time.Duration { return 20 * time.Millisecond },
-		Logger:      logger,
+		BackoffFunc:  func(int) time.Duration { return 20 * time.Millisecond },
+		Logger:       logger,
 	})
 	require.NoError(t, err)
 	workers := river.NewWorkers()

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/mcpidp/mcpidp/internal/agentloop"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
@@ -62,9 +63,14 @@ func (l *Limits) ApplyDefaults() {
 	def(&l.MaxMetadata, 16<<10)
 }
 
-// ParseObject reads a request body, which must be a JSON object, into its
-// raw top-level fields.
+// ParseObject reads a request body, which must be a JSON object in UTF-8
+// (RFC 8259 §8.1), into its raw top-level fields. Fields are kept raw and
+// may be stored as they came, so invalid UTF-8 anywhere is refused here
+// rather than by the database.
 func ParseObject(body []byte) (map[string]json.RawMessage, error) {
+	if !utf8.Valid(body) {
+		return nil, InvalidJSON("request body must be a JSON object in UTF-8: it holds bytes that are not valid UTF-8")
+	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(body, &obj); err != nil || obj == nil {
 		msg := "request body must be a JSON object"
@@ -74,6 +80,44 @@ func ParseObject(body []byte) (map[string]json.RawMessage, error) {
 		return nil, InvalidJSON(msg)
 	}
 	return obj, nil
+}
+
+// CheckText refuses a value that mcpidp stores or looks up when it holds a
+// NUL character or is not valid UTF-8: PostgreSQL rejects both in text
+// where SQLite would keep them, so both backends answer the same 400.
+func CheckText(param, s string) error {
+	switch {
+	case !utf8.ValidString(s):
+		return Invalid(param, param+" is not valid UTF-8")
+	case strings.IndexByte(s, 0) >= 0:
+		return Invalid(param, param+" must not contain NUL characters")
+	}
+	return nil
+}
+
+// CheckJSONText is CheckText for every string (object keys included) of a
+// decoded JSON value.
+func CheckJSONText(param string, v any) error {
+	switch v := v.(type) {
+	case string:
+		return CheckText(param, v)
+	case []any:
+		for _, e := range v {
+			if err := CheckJSONText(param, e); err != nil {
+				return err
+			}
+		}
+	case map[string]any:
+		for k, e := range v {
+			if err := CheckText(param, k); err != nil {
+				return err
+			}
+			if err := CheckJSONText(param, e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // IsNull reports whether a raw field is JSON null, which the parsers take
