@@ -89,10 +89,9 @@ func setup(t *testing.T, databaseURL string, opts setupOpts) *testBundle {
 	guard := netguard.New(netguard.Config{AllowPrivateNetworks: !opts.blockPrivate})
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	deliverer, err := webhooks.NewDeliverer(webhooks.DelivererConfig{
-		Store: s, Keyring: keyring, HTTPClient: guard.Client(0), Timeout: timeout, PerHost: opts.perHost,
-		HostBusyWait: 50 * time.Millisecond,
-		BackoffFunc:  func(int) time.Duration { return 20 * time.Millisecond },
-		Logger:       logger,
+		Store: s, Keyring: keyring, HTTPClient: guard.Client(0), Timeout: timeout, PerHost: opts.perHost, HostBusyWait: 50 * time.Millisecond,
+		BackoffFunc: func(int) time.Duration { return 20 * time.Millisecond },
+		Logger:      logger,
 	})
 	require.NoError(t, err)
 	workers := river.NewWorkers()
