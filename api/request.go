@@ -33,6 +33,9 @@ type createTaskRequest struct {
 	Metadata json.RawMessage
 	Request  taskview.TaskRequest
 	Headers  map[string]map[string]string
+	// ConnectURLs are the secret full URLs of servers whose URL has a
+	// query (sealed, like Headers).
+	ConnectURLs map[string]string
 }
 
 func parseObject(body []byte) (map[string]json.RawMessage, error) { return chatreq.ParseObject(body) }
@@ -71,6 +74,12 @@ func parseCreateTask(body []byte, lim Limits) (*createTaskRequest, error) {
 				out.Headers = map[string]map[string]string{}
 			}
 			out.Headers[t.URL] = t.Headers
+		}
+		if t.ConnectURL != "" {
+			if out.ConnectURLs == nil {
+				out.ConnectURLs = map[string]string{}
+			}
+			out.ConnectURLs[t.URL] = t.ConnectURL
 		}
 	}
 	if out.Request.MaxSteps, err = chatreq.ParseMaxSteps(obj["max_steps"], cl); err != nil {

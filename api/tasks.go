@@ -55,7 +55,7 @@ func (a *API) CreateTask(ctx context.Context, tenant, idempotencyKey, upstreamAu
 		Metadata:       req.Metadata,
 		IdempotencyKey: idempotencyKey,
 	}
-	task.Secrets, err = worker.SealSecrets(a.cfg.Keyring, task.ID, &taskview.TaskSecrets{Headers: req.Headers, UpstreamAuthorization: upstreamAuth})
+	task.Secrets, err = worker.SealSecrets(a.cfg.Keyring, task.ID, &taskview.TaskSecrets{Headers: req.Headers, ConnectURLs: req.ConnectURLs, UpstreamAuthorization: upstreamAuth})
 	if err != nil {
 		return nil, false, err
 	}

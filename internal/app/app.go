@@ -26,6 +26,7 @@ import (
 	"github.com/mcpidp/mcpidp/internal/llm"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
 	"github.com/mcpidp/mcpidp/internal/netguard"
+	"github.com/mcpidp/mcpidp/internal/redact"
 	"github.com/mcpidp/mcpidp/internal/secretbox"
 	"github.com/mcpidp/mcpidp/internal/store"
 	"github.com/mcpidp/mcpidp/mcpproxy"
@@ -80,6 +81,9 @@ func New(ctx context.Context, cfg *Config, mode Mode, opts Options) (*App, error
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	// Libraries log the URLs they were given, and an MCP server's URL may
+	// carry its key in the query: no log line shows a query or userinfo.
+	logger = slog.New(redact.NewHandler(logger.Handler()))
 	db, err := store.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, err

@@ -10,9 +10,11 @@
 package chatreq
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"unicode/utf8"
 
@@ -20,6 +22,7 @@ import (
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
 	"github.com/mcpidp/mcpidp/internal/mcpclient"
 	"github.com/mcpidp/mcpidp/internal/netguard"
+	"github.com/mcpidp/mcpidp/internal/redact"
 )
 
 // DefaultMaxSteps is the number of model turns a request may take when it
@@ -248,12 +251,26 @@ func (t *mcpTool) server(param string, lim Limits, seen map[string]bool) (mcpcli
 	if u == "" {
 		return mcpclient.Server{}, Missing(param + ".url")
 	}
-	if _, err := netguard.ValidateURL(u); err != nil {
-		return mcpclient.Server{}, Invalid(param+".url", param+".url: "+err.Error())
+	// What the URL carries besides the server's address is a secret: the
+	// server is named by its redacted URL everywhere, the full one only
+	// dials it, and userinfo becomes a Basic Authorization header.
+	dial := u
+	var userinfo *url.Userinfo
+	if p, err := url.Parse(u); err == nil && p.User != nil {
+		userinfo, p.User = p.User, nil
+		dial = p.String()
+	}
+	parsed, err := netguard.ValidateURL(dial)
+	if err != nil {
+		return mcpclient.Server{}, Invalid(param+".url", param+".url: "+redact.Text(err.Error()))
+	}
+	srv := mcpclient.Server{URL: redact.URL(dial)}
+	if parsed.RawQuery != "" {
+		srv.ConnectURL = dial
 	}
 	// The same server may be spelled two ways (case, default port): compare
 	// the canonical form that logins and tokens are keyed by.
-	canon, err := mcpauth.CanonicalServerURL(u)
+	canon, err := mcpauth.CanonicalServerURL(srv.URL)
 	if err != nil {
 		return mcpclient.Server{}, Invalid(param+".url", param+".url: "+err.Error())
 	}
@@ -261,7 +278,6 @@ func (t *mcpTool) server(param string, lim Limits, seen map[string]bool) (mcpcli
 		return mcpclient.Server{}, Invalid(param+".url", param+".url: the same MCP server is listed twice")
 	}
 	seen[canon] = true
-	srv := mcpclient.Server{URL: u}
 	if t.AllowedTools != nil && !IsNull(t.AllowedTools) {
 		if err := json.Unmarshal(t.AllowedTools, &srv.AllowedTools); err != nil {
 			var obj struct {
@@ -278,6 +294,15 @@ func (t *mcpTool) server(param string, lim Limits, seen map[string]bool) (mcpcli
 	}
 	if srv.Headers, err = validateHeaders(param+".headers", t.Headers, lim); err != nil {
 		return mcpclient.Server{}, err
+	}
+	if userinfo != nil && srv.Headers["Authorization"] == "" {
+		// user:password@ means HTTP Basic credentials, as for curl; sent
+		// as a header they are sealed and shown as the header's name only.
+		password, _ := userinfo.Password()
+		if srv.Headers == nil {
+			srv.Headers = map[string]string{}
+		}
+		srv.Headers["Authorization"] = "Basic " + base64.StdEncoding.EncodeToString([]byte(userinfo.Username()+":"+password))
 	}
 	return srv, nil
 }
