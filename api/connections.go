@@ -10,6 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/mcpidp/mcpidp/internal/chatreq"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
 	"github.com/mcpidp/mcpidp/internal/netguard"
 	"github.com/mcpidp/mcpidp/internal/store"
@@ -68,6 +69,14 @@ func (a *API) Connect(ctx context.Context, tenant string, body []byte) (*Connect
 	}
 	if len(req.User) > 256 {
 		return nil, invalid("user", "user is longer than 256 characters")
+	}
+	if err := chatreq.CheckText("user", req.User); err != nil {
+		return nil, err
+	}
+	for _, s := range req.Scopes {
+		if err := chatreq.CheckText("scopes", s); err != nil {
+			return nil, err
+		}
 	}
 	if req.ServerURL == "" {
 		req.ServerURL = req.URL

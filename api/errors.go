@@ -25,6 +25,7 @@ func notFound(what string) *Error {
 func toError(err error) *Error {
 	var apiErr *Error
 	var tooLarge *http.MaxBytesError
+	err = store.Classify(err)
 	switch {
 	case errors.As(err, &apiErr):
 		return apiErr
@@ -35,9 +36,18 @@ func toError(err error) *Error {
 		return notFound("resource")
 	case errors.Is(err, store.ErrConflict):
 		return &Error{Status: http.StatusConflict, Type: "invalid_request_error", Code: "conflict", Message: err.Error()}
+	case errors.Is(err, store.ErrUnavailable):
+		return &Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "database_unavailable",
+			Message: "the database cannot be reached right now; try again shortly"}
+	case errors.Is(err, store.ErrInvalidText):
+		return invalid("", "the request holds a NUL character or invalid UTF-8, which cannot be stored")
 	}
 	return &Error{Status: http.StatusInternalServerError, Type: "server_error", Code: "internal_error", Message: "internal error"}
 }
+
+// retryAfterUnavailable is the Retry-After of a 503: the pool reconnects
+// on the next request once the database is back.
+const retryAfterUnavailable = "2"
 
 func formatBytes(n int64) string {
 	switch {

@@ -33,6 +33,9 @@ type createTaskRequest struct {
 	Metadata json.RawMessage
 	Request  taskview.TaskRequest
 	Headers  map[string]map[string]string
+	// ConnectURLs are the secret full URLs of servers whose URL has a
+	// query (sealed, like Headers).
+	ConnectURLs map[string]string
 }
 
 func parseObject(body []byte) (map[string]json.RawMessage, error) { return chatreq.ParseObject(body) }
@@ -71,6 +74,12 @@ func parseCreateTask(body []byte, lim Limits) (*createTaskRequest, error) {
 				out.Headers = map[string]map[string]string{}
 			}
 			out.Headers[t.URL] = t.Headers
+		}
+		if t.ConnectURL != "" {
+			if out.ConnectURLs == nil {
+				out.ConnectURLs = map[string]string{}
+			}
+			out.ConnectURLs[t.URL] = t.ConnectURL
 		}
 	}
 	if out.Request.MaxSteps, err = chatreq.ParseMaxSteps(obj["max_steps"], cl); err != nil {
@@ -111,6 +120,10 @@ func parseCreateTask(body []byte, lim Limits) (*createTaskRequest, error) {
 		if json.Unmarshal(raw, &m) != nil {
 			return nil, invalid("metadata", "metadata must be a JSON object")
 		}
+		// Receivers often keep metadata in JSON columns that refuse \u0000.
+		if err := chatreq.CheckJSONText("metadata", m); err != nil {
+			return nil, err
+		}
 		out.Metadata = raw
 	}
 	// Everything else passes through to the model untouched.
@@ -136,6 +149,9 @@ func requiredString(obj map[string]json.RawMessage, name string, maxLen int) (st
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return "", invalid(name, name+" must not be empty")
+	}
+	if err := chatreq.CheckText(name, s); err != nil {
+		return "", err
 	}
 	if len(s) > maxLen {
 		return "", invalid(name, fmt.Sprintf("%s is longer than %d characters", name, maxLen))

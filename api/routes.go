@@ -23,7 +23,7 @@ func init() { gin.SetMode(gin.ReleaseMode) }
 func (a *API) Handler() http.Handler {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	r.Use(a.recoverer(), a.metrics.middleware())
+	r.Use(a.recoverer(), a.metrics.middleware(), a.checkText())
 	r.NoRoute(func(c *gin.Context) { a.writeError(c, notFound("route "+c.Request.Method+" "+c.Request.URL.Path)) })
 	r.NoMethod(func(c *gin.Context) {
 		a.writeError(c, &Error{Status: http.StatusMethodNotAllowed, Type: "invalid_request_error", Code: "method_not_allowed", Message: "method not allowed"})
@@ -59,6 +59,9 @@ func (a *API) Handler() http.Handler {
 
 func (a *API) writeError(c *gin.Context, err error) {
 	e := toError(err)
+	if e.Status == http.StatusServiceUnavailable {
+		c.Header("Retry-After", retryAfterUnavailable)
+	}
 	if e.Status >= 500 {
 		a.cfg.Logger.ErrorContext(c.Request.Context(), "request failed",
 			slog.String("method", c.Request.Method), slog.String("path", c.FullPath()), slog.String("error", err.Error()))

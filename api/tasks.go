@@ -12,6 +12,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/mcpidp/mcpidp/internal/chatreq"
 	"github.com/mcpidp/mcpidp/internal/taskview"
 
 	"github.com/mcpidp/mcpidp/internal/store"
@@ -24,6 +25,9 @@ import (
 func (a *API) CreateTask(ctx context.Context, tenant, idempotencyKey, upstreamAuth string, body []byte) (*taskview.TaskObject, bool, error) {
 	if len(idempotencyKey) > 255 {
 		return nil, false, invalid("Idempotency-Key", "Idempotency-Key is longer than 255 characters")
+	}
+	if err := chatreq.CheckText("Idempotency-Key", idempotencyKey); err != nil {
+		return nil, false, err
 	}
 	req, err := parseCreateTask(body, a.cfg.Limits)
 	if err != nil {
@@ -51,7 +55,7 @@ func (a *API) CreateTask(ctx context.Context, tenant, idempotencyKey, upstreamAu
 		Metadata:       req.Metadata,
 		IdempotencyKey: idempotencyKey,
 	}
-	task.Secrets, err = worker.SealSecrets(a.cfg.Keyring, task.ID, &taskview.TaskSecrets{Headers: req.Headers, UpstreamAuthorization: upstreamAuth})
+	task.Secrets, err = worker.SealSecrets(a.cfg.Keyring, task.ID, &taskview.TaskSecrets{Headers: req.Headers, ConnectURLs: req.ConnectURLs, UpstreamAuthorization: upstreamAuth})
 	if err != nil {
 		return nil, false, err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
 	"github.com/mcpidp/mcpidp/internal/mcpclient"
 	"github.com/mcpidp/mcpidp/internal/netguard"
+	"github.com/mcpidp/mcpidp/internal/redact"
 )
 
 // EngineConfig configures an Engine. mcpidp's server builds one from its
@@ -54,6 +55,9 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	// MCP server URLs may carry keys in their query, and the HTTP client's
+	// errors that get logged repeat them.
+	cfg.Logger = slog.New(redact.NewHandler(cfg.Logger.Handler()))
 	return &Engine{cfg: cfg}, nil
 }
 

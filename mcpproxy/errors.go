@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 
+	"github.com/mcpidp/mcpidp/internal/agentloop"
 	"github.com/mcpidp/mcpidp/internal/chatreq"
 	"github.com/mcpidp/mcpidp/internal/llm"
 )
@@ -63,7 +65,18 @@ func errorBody(err error) (int, http.Header, []byte) {
 		return status, header, body
 	}
 	var e *Error
-	if !errors.As(err, &e) {
+	var urlErr *url.Error
+	switch {
+	case errors.As(err, &e):
+	case errors.Is(err, agentloop.ErrModel) && errors.As(err, &urlErr):
+		// As the pass-through answers (Engine.Forward); the upstream's
+		// address is the operator's and is not repeated.
+		e = &Error{Status: http.StatusBadGateway, Type: "upstream_error", Code: "upstream_unreachable", Message: "the upstream model API could not be reached"}
+	case errors.Is(err, agentloop.ErrModel):
+		e = &Error{Status: http.StatusBadGateway, Type: "upstream_error", Code: "upstream_invalid_response",
+			Message: "the upstream model API did not answer with a chat completion: " + err.Error()}
+	}
+	if e == nil {
 		e = &Error{Status: http.StatusInternalServerError, Type: "server_error", Code: "internal_error", Message: "internal error"}
 	}
 	body, _ := json.Marshal(map[string]any{"error": e})

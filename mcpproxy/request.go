@@ -56,7 +56,11 @@ func parseChat(body []byte, lim Limits, defaultUser string) (*chatRequest, error
 		return nil, err
 	}
 	req := &chatRequest{}
-	_ = json.Unmarshal(obj["model"], &req.model)
+	if raw, ok := obj["model"]; ok && !chatreq.IsNull(raw) {
+		if json.Unmarshal(raw, &req.model) != nil {
+			return nil, chatreq.Invalid("model", "model must be a string")
+		}
+	}
 
 	if req.messages, err = chatreq.ParseMessages(obj, lim, false); err != nil {
 		return nil, err
@@ -87,6 +91,9 @@ func parseChat(body []byte, lim Limits, defaultUser string) (*chatRequest, error
 		req.user = strings.TrimSpace(req.user)
 		if len(req.user) > lim.MaxUserLength {
 			return nil, chatreq.Invalid("user", fmt.Sprintf("user is longer than %d characters", lim.MaxUserLength))
+		}
+		if err := chatreq.CheckText("user", req.user); err != nil {
+			return nil, err
 		}
 	}
 	if req.user == "" {

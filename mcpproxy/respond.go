@@ -33,6 +33,22 @@ type responder struct {
 	tail       string // the last two bytes emitted
 	pendingSep bool   // a new step began: separate its text from what came before
 	err        error  // the first failure to write to the client
+
+	// toolCalls are the MCP calls that ran, for "mcp_tool_calls" when
+	// mcp_output is "text" (the content then does not show them).
+	toolCalls []MCPToolCall
+}
+
+// MCPToolCall is one entry of a message's "mcp_tool_calls": an MCP tool
+// call that ran during the answer. Answers with mcp_output "text" carry
+// them, as their content leaves the calls out; a streamed answer sends
+// them all on its last chunk, with the finish reason.
+type MCPToolCall struct {
+	ServerURL string          `json:"server_url"`
+	Name      string          `json:"name"`
+	Arguments json.RawMessage `json:"arguments"`
+	Output    string          `json:"output"`
+	IsError   bool            `json:"is_error"`
 }
 
 func newResponder(w http.ResponseWriter, req *chatRequest) *responder {
@@ -111,7 +127,13 @@ func (r *responder) record(ctx context.Context, _ int, st agentloop.Step) error 
 			r.text(st.Content)
 		}
 	case agentloop.StepTool:
-		if !r.req.textOnly {
+		if r.req.textOnly {
+			name := st.Tool
+			if name == "" {
+				name = st.Function // no such tool: the name the model used
+			}
+			r.toolCalls = append(r.toolCalls, MCPToolCall{ServerURL: st.ServerURL, Name: name, Arguments: st.Arguments, Output: st.Output, IsError: st.IsError})
+		} else {
 			r.pendingSep = true
 			r.separate()
 			r.emit(agentloop.ToolMarkdown(st))
@@ -179,7 +201,7 @@ func (r *responder) finish(out *agentloop.Outcome) {
 	}
 	usage := out.Usage
 	if !r.req.stream {
-		r.writeCompletion(message{Role: "assistant", ToolCalls: calls}, reason, &usage)
+		r.writeCompletion(message{Role: "assistant", ToolCalls: calls, MCPToolCalls: r.toolCalls}, reason, &usage)
 		return
 	}
 	if len(calls) > 0 {
@@ -214,7 +236,7 @@ func (r *responder) login(reqs []AuthorizationRequest, failures []string, usage 
 	msg := b.String()
 	if !r.req.stream {
 		r.content.WriteString(msg)
-		r.writeCompletion(message{Role: "assistant", MCPAuthorizationRequired: reqs}, "stop", &usage)
+		r.writeCompletion(message{Role: "assistant", MCPAuthorizationRequired: reqs, MCPToolCalls: r.toolCalls}, "stop", &usage)
 		return
 	}
 	r.chunk(delta{Content: &msg, MCPAuthorizationRequired: reqs}, nil, nil)
@@ -250,9 +272,10 @@ func (r *responder) writeCompletion(m message, finishReason string, usage *llm.U
 	_, _ = r.w.Write(body)
 }
 
-// end sends the finish chunk, the usage chunk when asked for, and [DONE].
+// end sends the finish chunk (with the MCP calls of a text-only answer),
+// the usage chunk when asked for, and [DONE].
 func (r *responder) end(finishReason string, usage *llm.Usage) {
-	r.chunk(delta{}, &finishReason, nil)
+	r.chunk(delta{MCPToolCalls: r.toolCalls}, &finishReason, nil)
 	if r.req.includeUsage {
 		r.chunk(delta{}, nil, usage)
 	}
@@ -330,6 +353,7 @@ type message struct {
 	Content                  *string                `json:"content"`
 	ToolCalls                []llm.ToolCall         `json:"tool_calls,omitempty"`
 	MCPAuthorizationRequired []AuthorizationRequest `json:"mcp_authorization_required,omitempty"`
+	MCPToolCalls             []MCPToolCall          `json:"mcp_tool_calls,omitempty"`
 }
 
 type chunkOut struct {
@@ -352,6 +376,7 @@ type delta struct {
 	Content                  *string                `json:"content,omitempty"`
 	ToolCalls                []toolCallDelta        `json:"tool_calls,omitempty"`
 	MCPAuthorizationRequired []AuthorizationRequest `json:"mcp_authorization_required,omitempty"`
+	MCPToolCalls             []MCPToolCall          `json:"mcp_tool_calls,omitempty"`
 }
 
 type toolCallDelta struct {

@@ -56,10 +56,16 @@ type DeliveryArgs struct {
 // Kind implements river.JobArgs.
 func (DeliveryArgs) Kind() string { return "webhook_delivery" }
 
-// InsertOpts implements river.JobArgsWithInsertOpts.
+// InsertOpts implements river.JobArgsWithInsertOpts. Deliveries have a
+// queue of their own, so receivers that are slow or never answer hold
+// webhook workers only, never the workers that run tasks.
 func (DeliveryArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{MaxAttempts: DefaultMaxAttempts}
+	return river.InsertOpts{MaxAttempts: DefaultMaxAttempts, Queue: Queue}
 }
+
+// Queue is the River queue of webhook and callback deliveries. A worker
+// process must work it (river.Config.Queues) besides the task queue.
+const Queue = "webhooks"
 
 // Enqueue records a delivery of ev and inserts its River job in tx, the
 // caller's transaction, so that the delivery exists if and only if the state
@@ -157,6 +163,15 @@ type DelivererConfig struct {
 	HTTPClient *http.Client
 	// Timeout bounds one attempt, reading the answer included. Default 10s.
 	Timeout time.Duration
+	// PerHost bounds the attempts this process makes at once to one
+	// destination (the URL's host and port), so that one receiver that
+	// never answers cannot hold every webhook worker while other
+	// receivers wait. Default DefaultPerHost.
+	PerHost int
+	// HostBusyWait is how long a delivery whose destination has no free
+	// slot is snoozed (plus up to half as much jitter) instead of holding
+	// a worker while it waits. Such a snooze is not an attempt. Default 1s.
+	HostBusyWait time.Duration
 	// BackoffFunc returns the wait after failed attempt number attempt
 	// (from 1). Default DefaultBackoff; tests inject short ones.
 	BackoffFunc func(attempt int) time.Duration
@@ -178,6 +193,11 @@ type DelivererConfig struct {
 // attempts; then the delivery fails. Any other status (3xx, 4xx), a URL
 // refused by netguard or an invalid URL fails at once without retry.
 //
+// Deliveries run on their own River queue (Queue). At most PerHost
+// attempts to one destination run at once in a process; a delivery that
+// finds its destination full is snoozed briefly rather than wait holding a
+// worker, so a receiver that hangs delays only its own deliveries.
+//
 // A tenant without a webhook secret still gets its webhooks, with
 // webhook-id and webhook-timestamp but no webhook-signature, and a warning
 // is logged once per tenant and process: an unsigned webhook is easier to
@@ -196,7 +216,14 @@ type Deliverer struct {
 	retryDelay sync.Map // int64 → time.Duration
 	// unsignedWarned holds tenants already warned about missing secrets.
 	unsignedWarned sync.Map // string → struct{}
+
+	// hostsMu guards inFlight: attempts running now, by destination.
+	hostsMu  sync.Mutex
+	inFlight map[string]int
 }
+
+// DefaultPerHost is the default of DelivererConfig.PerHost.
+const DefaultPerHost = 4
 
 // NewDeliverer validates cfg and returns the worker.
 func NewDeliverer(cfg DelivererConfig) (*Deliverer, error) {
@@ -209,9 +236,19 @@ func NewDeliverer(cfg DelivererConfig) (*Deliverer, error) {
 		return nil, errors.New("webhook deliverer: HTTP client is required")
 	case cfg.Timeout < 0:
 		return nil, fmt.Errorf("webhook deliverer: timeout must not be negative, got %s", cfg.Timeout)
+	case cfg.PerHost < 0:
+		return nil, fmt.Errorf("webhook deliverer: attempts per host must not be negative, got %d", cfg.PerHost)
+	case cfg.HostBusyWait < 0:
+		return nil, fmt.Errorf("webhook deliverer: host busy wait must not be negative, got %s", cfg.HostBusyWait)
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.PerHost == 0 {
+		cfg.PerHost = DefaultPerHost
+	}
+	if cfg.HostBusyWait == 0 {
+		cfg.HostBusyWait = time.Second
 	}
 	if cfg.BackoffFunc == nil {
 		cfg.BackoffFunc = DefaultBackoff
@@ -224,7 +261,7 @@ func NewDeliverer(cfg DelivererConfig) (*Deliverer, error) {
 	}
 	client := *cfg.HTTPClient
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &Deliverer{cfg: cfg, client: &client}, nil
+	return &Deliverer{cfg: cfg, client: &client, inFlight: map[string]int{}}, nil
 }
 
 // Timeout implements river.Worker: one attempt plus room to record it.
@@ -269,7 +306,16 @@ func (d *Deliverer) Work(ctx context.Context, job *river.Job[DeliveryArgs]) erro
 	if err != nil {
 		return err
 	}
-	res := d.attempt(ctx, delivery, secret)
+	host := destination(delivery.URL)
+	if !d.acquire(host) {
+		wait := d.cfg.HostBusyWait + rand.N(d.cfg.HostBusyWait/2+1)
+		log.DebugContext(ctx, "webhook destination busy, snoozing", slog.String("host", host), slog.Duration("wait", wait))
+		return river.JobSnooze(wait)
+	}
+	res := func() attemptResult {
+		defer d.release(host)
+		return d.attempt(ctx, delivery, secret)
+	}()
 	if ctx.Err() != nil && res.statusCode == 0 {
 		// Shutting down or out of time: River retries, no attempt recorded
 		// (the receiver may have got nothing).
@@ -315,6 +361,37 @@ func (d *Deliverer) Work(ctx context.Context, job *river.Job[DeliveryArgs]) erro
 		return errors.New(res.errText) // last attempt: River discards the job
 	}
 	return river.JobCancel(errors.New(res.errText))
+}
+
+// destination is what PerHost counts by: the URL's host and port,
+// lowercased. An unparsable URL counts as its own destination (its attempt
+// fails at once anyway).
+func destination(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return rawURL
+	}
+	return strings.ToLower(u.Host)
+}
+
+// acquire takes one of host's PerHost attempt slots, or reports that none
+// is free.
+func (d *Deliverer) acquire(host string) bool {
+	d.hostsMu.Lock()
+	defer d.hostsMu.Unlock()
+	if d.inFlight[host] >= d.cfg.PerHost {
+		return false
+	}
+	d.inFlight[host]++
+	return true
+}
+
+func (d *Deliverer) release(host string) {
+	d.hostsMu.Lock()
+	defer d.hostsMu.Unlock()
+	if d.inFlight[host]--; d.inFlight[host] <= 0 {
+		delete(d.inFlight, host)
+	}
 }
 
 // secret returns the tenant's opened signing secret, or "" when it has

@@ -50,6 +50,8 @@ type setupOpts struct {
 	// loopback receivers.
 	blockPrivate bool
 	timeout      time.Duration
+	// perHost is DelivererConfig.PerHost (0: its default).
+	perHost int
 }
 
 func setup(t *testing.T, databaseURL string, opts setupOpts) *testBundle {
@@ -87,7 +89,7 @@ func setup(t *testing.T, databaseURL string, opts setupOpts) *testBundle {
 	guard := netguard.New(netguard.Config{AllowPrivateNetworks: !opts.blockPrivate})
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	deliverer, err := webhooks.NewDeliverer(webhooks.DelivererConfig{
-		Store: s, Keyring: keyring, HTTPClient: guard.Client(0), Timeout: timeout,
+		Store: s, Keyring: keyring, HTTPClient: guard.Client(0), Timeout: timeout, PerHost: opts.perHost, HostBusyWait: 50 * time.Millisecond,
 		BackoffFunc: func(int) time.Duration { return 20 * time.Millisecond },
 		Logger:      logger,
 	})
@@ -97,7 +99,7 @@ func setup(t *testing.T, databaseURL string, opts setupOpts) *testBundle {
 	rc, err := river.NewClient(driver, &river.Config{
 		Logger:            logger,
 		Workers:           workers,
-		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 4}},
+		Queues:            map[string]river.QueueConfig{webhooks.Queue: {MaxWorkers: 4}},
 		FetchCooldown:     5 * time.Millisecond,
 		FetchPollInterval: 50 * time.Millisecond,
 	})

@@ -205,7 +205,7 @@ func (w *TaskRunner) run(ctx context.Context, job *river.Job[TaskRunArgs], task 
 	if len(req.Servers) > 0 {
 		servers := make([]mcpclient.Server, len(req.Servers))
 		for i, s := range req.Servers {
-			servers[i] = mcpclient.Server{URL: s.URL, AllowedTools: s.AllowedTools, Headers: secrets.Headers[s.URL]}
+			servers[i] = mcpclient.Server{URL: s.URL, ConnectURL: secrets.ConnectURLs[s.URL], AllowedTools: s.AllowedTools, Headers: secrets.Headers[s.URL]}
 		}
 		connect := func(ctx context.Context, server mcpclient.Server) (*mcpclient.Session, error) {
 			return w.connect(ctx, task.TenantID, task.UserID, server)
@@ -372,7 +372,7 @@ func (w *TaskRunner) openSecrets(task *store.Task) (*taskview.TaskSecrets, error
 
 // SealSecrets seals s for the task.
 func SealSecrets(k *secretbox.Keyring, taskID string, s *taskview.TaskSecrets) (string, error) {
-	if s == nil || len(s.Headers) == 0 && s.UpstreamAuthorization == "" {
+	if s == nil || len(s.Headers) == 0 && len(s.ConnectURLs) == 0 && s.UpstreamAuthorization == "" {
 		return "", nil
 	}
 	plain, err := json.Marshal(s)

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/mcpidp/mcpidp/internal/mcpclient"
+	"github.com/mcpidp/mcpidp/internal/redact"
 )
 
 // ConnectFunc opens a session to one MCP server (with the user's
@@ -78,7 +79,9 @@ func ConnectMCP(ctx context.Context, connect ConnectFunc, servers []mcpclient.Se
 		case errors.As(r.err, &ch):
 			challenges = append(challenges, ch)
 		case r.err != nil && firstErr == nil:
-			firstErr = r.err
+			// Causes from the HTTP client name the URL dialed, whose query
+			// may hold a key; this error is shown and logged.
+			firstErr = redact.Error(r.err)
 		case r.err == nil:
 			m.sessions[servers[i].URL] = r.session
 			serverTools = append(serverTools, mcpclient.ServerTools{ServerURL: servers[i].URL, Tools: r.tools})
@@ -116,7 +119,7 @@ func (m *MCPTools) Call(ctx context.Context, function string, arguments json.Raw
 	}
 	res, err := m.sessions[serverURL].CallTool(ctx, tool, arguments)
 	if err != nil {
-		return nil, err
+		return nil, redact.Error(err) // shown to the model and recorded in the step
 	}
 	return toolResult(res), nil
 }

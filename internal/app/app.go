@@ -26,6 +26,7 @@ import (
 	"github.com/mcpidp/mcpidp/internal/llm"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
 	"github.com/mcpidp/mcpidp/internal/netguard"
+	"github.com/mcpidp/mcpidp/internal/redact"
 	"github.com/mcpidp/mcpidp/internal/secretbox"
 	"github.com/mcpidp/mcpidp/internal/store"
 	"github.com/mcpidp/mcpidp/mcpproxy"
@@ -80,6 +81,9 @@ func New(ctx context.Context, cfg *Config, mode Mode, opts Options) (*App, error
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	// Libraries log the URLs they were given, and an MCP server's URL may
+	// carry its key in the query: no log line shows a query or userinfo.
+	logger = slog.New(redact.NewHandler(logger.Handler()))
 	db, err := store.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, err
@@ -158,7 +162,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	river.AddWorker(workers, worker.NewAuthTimeouter(a.store, cfg.PublicURL, cfg.TaskRetention))
 	river.AddWorker(workers, worker.NewLoginRechecker(a.store))
 	deliverer, err := webhooks.NewDeliverer(webhooks.DelivererConfig{Store: a.store, Keyring: a.keyring, HTTPClient: guard.Client(0),
-		BackoffFunc: opts.WebhookBackoffFunc, Logger: a.logger}) // wall clock: receivers check webhook-timestamp
+		PerHost: cfg.WebhookPerHost, BackoffFunc: opts.WebhookBackoffFunc, Logger: a.logger}) // wall clock: receivers check webhook-timestamp
 	if err != nil {
 		return err
 	}
@@ -178,7 +182,12 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		riverCfg.FetchPollInterval = 50 * time.Millisecond
 	}
 	if a.mode != ModeAPI {
-		riverCfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}}
+		riverCfg.Queues = map[string]river.QueueConfig{
+			river.QueueDefault: {MaxWorkers: cfg.Workers},
+			// Deliveries wait on receivers we do not control: they get
+			// workers of their own so that they can never delay tasks.
+			webhooks.Queue: {MaxWorkers: cfg.WebhookWorkers},
+		}
 		riverCfg.PeriodicJobs = []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(cfg.CleanupInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return worker.CleanupArgs{}, nil },

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -399,4 +400,116 @@ func streamEvents(t testing.TB, url, key string, body any) []string {
 		events = append(events, data)
 	}
 	return events
+}
+
+// With mcp_output "text" the content leaves the tool calls out, so the
+// message lists them in "mcp_tool_calls" (a stream: on its last chunk).
+func TestChatTextOutputListsToolCalls(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, databaseURL string) {
+		env := startEnv(t, databaseURL)
+		mcp := mcptest.New(t, mcptest.StreamableHTTP)
+		env.Model.Handle(callToolOnce(t, "add", `{"a":2,"b":3}`))
+		body := func(stream bool) map[string]any {
+			return map[string]any{"model": "gpt-test", "user": "alice", "stream": stream, "mcp_output": "text",
+				"messages": []any{map[string]any{"role": "user", "content": "add"}},
+				"tools":    []any{map[string]any{"type": "mcp", "url": mcp.URL}}}
+		}
+		type toolCall struct {
+			ServerURL string          `json:"server_url"`
+			Name      string          `json:"name"`
+			Arguments json.RawMessage `json:"arguments"`
+			Output    string          `json:"output"`
+			IsError   bool            `json:"is_error"`
+		}
+		want := []toolCall{{ServerURL: mcp.URL, Name: "add", Arguments: json.RawMessage(`{"a":2,"b":3}`), Output: "5"}}
+
+		status, raw, _ := call(t, "POST", env.URL+"/v1/chat/completions", keyAcme, body(false))
+		require.Equal(t, http.StatusOK, status, string(raw))
+		var resp struct {
+			Choices []struct {
+				Message struct {
+					Content      string     `json:"content"`
+					MCPToolCalls []toolCall `json:"mcp_tool_calls"`
+				} `json:"message"`
+			} `json:"choices"`
+		}
+		require.NoError(t, json.Unmarshal(raw, &resp))
+		require.Equal(t, "The tool said: 5", resp.Choices[0].Message.Content)
+		require.Equal(t, want, resp.Choices[0].Message.MCPToolCalls)
+
+		events := streamEvents(t, env.URL+"/v1/chat/completions", keyAcme, body(true))
+		require.Equal(t, "[DONE]", events[len(events)-1])
+		var text string
+		var got []toolCall
+		for i, ev := range events[:len(events)-1] {
+			var chunk struct {
+				Choices []struct {
+					Delta struct {
+						Content      string     `json:"content"`
+						MCPToolCalls []toolCall `json:"mcp_tool_calls"`
+					} `json:"delta"`
+					FinishReason *string `json:"finish_reason"`
+				} `json:"choices"`
+			}
+			require.NoError(t, json.Unmarshal([]byte(ev), &chunk), ev)
+			d := chunk.Choices[0].Delta
+			text += d.Content
+			if d.MCPToolCalls != nil {
+				require.Nil(t, got, "one chunk lists the calls")
+				require.NotNil(t, chunk.Choices[0].FinishReason, "the calls come on the last chunk: %s", ev)
+				require.Equal(t, len(events)-2, i)
+				got = d.MCPToolCalls
+			}
+		}
+		require.Equal(t, "The tool said: 5", text)
+		require.Equal(t, want, got)
+	})
+}
+
+// Bad input on the chat path is a 400; an upstream that cannot be reached
+// or does not answer JSON is a 502 with MCP tools as without them.
+func TestChatBadInputAndUpstreamFailures(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, databaseURL string) {
+		env := startEnv(t, databaseURL)
+		mcp := mcptest.New(t, mcptest.StreamableHTTP)
+		url := env.URL + "/v1/chat/completions"
+		withTools := `,"user":"alice","tools":[{"type":"mcp","url":"` + mcp.URL + `"}]`
+		for _, c := range []struct{ body, param string }{
+			{`{"model":5,"messages":[{"role":"user","content":"hi"}]}`, "model"},
+			{`{"model":{"id":"m"},"messages":[{"role":"user","content":"hi"}]` + withTools + `}`, "model"},
+			{`{"model":"m","user":"a\u0000","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"mcp","url":"` + mcp.URL + `"}]}`, "user"},
+		} {
+			status, raw, _ := call(t, "POST", url, keyAcme, c.body)
+			require.Equal(t, http.StatusBadRequest, status, "%s: %s", c.body, raw)
+			require.Contains(t, string(raw), `"param":"`+c.param+`"`)
+		}
+		status, raw, _ := call(t, "POST", url, keyAcme, "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"h\xffi\"}]"+withTools+"}")
+		require.Equal(t, http.StatusBadRequest, status, string(raw))
+		require.Contains(t, string(raw), "UTF-8")
+		require.Empty(t, env.Model.Requests(), "refused requests never reach the model")
+
+		for _, stream := range []string{"false", "true"} {
+			env.Model.Enqueue(llmtest.Response{Body: "<html>bad gateway</html>", Header: http.Header{"Content-Type": {"text/html"}}})
+			status, raw, _ := call(t, "POST", url, keyAcme, `{"model":"m","stream":`+stream+`,"messages":[{"role":"user","content":"hi"}]`+withTools+`}`)
+			require.Equal(t, http.StatusBadGateway, status, "stream %s: %s", stream, raw)
+			require.Contains(t, string(raw), `"code":"upstream_invalid_response"`)
+		}
+
+		// An upstream nobody listens on.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		closed := "http://" + ln.Addr().String() + "/v1"
+		require.NoError(t, ln.Close())
+		down := startEnv(t, databaseURL, func(o *envOpts) { o.env["MCPIDP_UPSTREAM_BASE_URL"] = closed })
+		for _, tools := range []string{"", withTools} {
+			for _, stream := range []string{"false", "true"} {
+				status, raw, _ := call(t, "POST", down.URL+"/v1/chat/completions", keyAcme, `{"model":"m","stream":`+stream+`,"messages":[{"role":"user","content":"hi"}]`+tools+`}`)
+				require.Equal(t, http.StatusBadGateway, status, "stream %s, tools %q: %s", stream, tools, raw)
+				require.Contains(t, string(raw), `"code":"upstream_unreachable"`)
+				require.NotContains(t, string(raw), ln.Addr().String(), "the upstream's address is not shown")
+			}
+		}
+	})
 }

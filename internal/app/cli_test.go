@@ -38,7 +38,9 @@ func TestSplitAPIAndWorkerProcesses(t *testing.T) {
 		"MCPIDP_UPSTREAM_BASE_URL=" + model.URL(),
 		"MCPIDP_ALLOW_PRIVATE_NETWORKS=true",
 		"MCPIDP_ENCRYPTION_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+		"MCPIDP_WEBHOOK_SECRET=" + testWebhookSecret,
 	}
+	hooks := newHookReceiver(t, "")
 
 	// api and worker do not migrate; `migrate` does.
 	out, err := runCommand(bin, env, "migrate", "up")
@@ -61,12 +63,15 @@ func TestSplitAPIAndWorkerProcesses(t *testing.T) {
 	})
 	var tasks []task
 	for i := 0; i < 10; i++ {
-		tasks = append(tasks, e.submit(t, keyAcme, map[string]any{"user": "u", "model": "m", "input": fmt.Sprintf("plain %d", i)}))
+		tasks = append(tasks, e.submit(t, keyAcme, map[string]any{"user": "u", "model": "m", "input": fmt.Sprintf("plain %d", i),
+			"webhook": map[string]string{"url": hooks.URL}}))
 	}
 	for _, tk := range tasks {
 		done := waitDone(t, tk)
 		require.Equal(t, "completed", done.Status, "error: %+v", done.Error)
 	}
+	// The workers work the webhook queue too.
+	hooks.wait(t, "task.completed", 9)
 
 	waiting := waitStatus(t, e.submit(t, keyAcme, map[string]any{"user": "v", "model": "m", "input": "login first",
 		"tools": []map[string]any{{"type": "mcp", "url": mcp.URL}}}), "awaiting_authorization")
@@ -105,6 +110,8 @@ func TestKeysCreateCommand(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, out, "MCPIDP_DATABASE_URL")
 	require.Contains(t, out, "-listen")
+	require.Contains(t, out, "MCPIDP_WEBHOOK_WORKERS")
+	require.Contains(t, out, "MCPIDP_WEBHOOK_PER_HOST")
 
 	port := testenv.FreePort(t)
 	testenv.StartProcess(t, bin, []string{"serve", "--listen", "127.0.0.1:" + strconv.Itoa(port)}, env, testenv.PortReady(port))

@@ -23,6 +23,8 @@ type Config struct {
 	UpstreamBaseURL      string
 	UpstreamAPIKey       string
 	Workers              int
+	WebhookWorkers       int
+	WebhookPerHost       int
 	TaskRetention        time.Duration
 	JobTimeout           time.Duration
 	RescueStuckJobsAfter time.Duration
@@ -52,6 +54,8 @@ var envVars = []envVar{
 	{"MCPIDP_UPSTREAM_BASE_URL", "$OPENAI_BASE_URL or https://api.openai.com/v1", "OpenAI-compatible model API"},
 	{"MCPIDP_UPSTREAM_API_KEY", "$OPENAI_API_KEY", "key for the upstream model API"},
 	{"MCPIDP_WORKERS", "20", "task segments one worker process runs at once"},
+	{"MCPIDP_WEBHOOK_WORKERS", "20", "webhook and callback deliveries one worker process runs at once (their own queue: they never hold task workers)"},
+	{"MCPIDP_WEBHOOK_PER_HOST", "4", "deliveries one worker process sends to the same receiver (host:port) at once; more wait their turn"},
 	{"MCPIDP_TASK_RETENTION", "24h", "how long store:false tasks are kept after they end"},
 	{"MCPIDP_JOB_TIMEOUT", "15m", "longest a task segment may run"},
 	{"MCPIDP_RESCUE_STUCK_JOBS_AFTER", "16m", "when a segment whose worker died is run again (must exceed MCPIDP_JOB_TIMEOUT)"},
@@ -108,6 +112,12 @@ func LoadConfig(getenv func(string) string) (*Config, error) {
 	}
 	if c.Workers, err = strconv.Atoi(get("MCPIDP_WORKERS", "20")); err != nil || c.Workers < 1 || c.Workers > 10000 {
 		errs = append(errs, fmt.Errorf("MCPIDP_WORKERS must be a whole number from 1 to 10000"))
+	}
+	if c.WebhookWorkers, err = strconv.Atoi(get("MCPIDP_WEBHOOK_WORKERS", "20")); err != nil || c.WebhookWorkers < 1 || c.WebhookWorkers > 10000 {
+		errs = append(errs, fmt.Errorf("MCPIDP_WEBHOOK_WORKERS must be a whole number from 1 to 10000"))
+	}
+	if c.WebhookPerHost, err = strconv.Atoi(get("MCPIDP_WEBHOOK_PER_HOST", "4")); err != nil || c.WebhookPerHost < 1 || c.WebhookPerHost > 10000 {
+		errs = append(errs, fmt.Errorf("MCPIDP_WEBHOOK_PER_HOST must be a whole number from 1 to 10000"))
 	}
 	if c.MaxBodyBytes, err = strconv.ParseInt(get("MCPIDP_MAX_BODY_BYTES", "4194304"), 10, 64); err != nil || c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("MCPIDP_MAX_BODY_BYTES must be a number of bytes, at least 1024"))

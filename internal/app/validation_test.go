@@ -1,8 +1,10 @@
 package app_test
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -63,6 +65,13 @@ func TestBadRequestsGetClearErrors(t *testing.T) {
 			{"stop_when bad type", keyAcme, good(map[string]any{"stop_when": []map[string]any{{"type": "never"}}}), 400, "invalid_value", "stop_when[0].type", "tool_called"},
 			{"metadata not object", keyAcme, good(map[string]any{"metadata": "x"}), 400, "invalid_value", "metadata", "JSON object"},
 			{"callback not http", keyAcme, good(map[string]any{"authorizationRequestCallback": "gopher://x"}), 400, "invalid_value", "authorizationRequestCallback", "http or https"},
+			{"user with NUL", keyAcme, `{"user":"a\u0000b","model":"m","input":"hi"}`, 400, "invalid_value", "user", "NUL"},
+			{"model with NUL", keyAcme, `{"user":"u","model":"m\u0000","input":"hi"}`, 400, "invalid_value", "model", "NUL"},
+			{"user not UTF-8", keyAcme, "{\"user\":\"a\xffb\",\"model\":\"m\",\"input\":\"hi\"}", 400, "invalid_json", "", "UTF-8"},
+			{"metadata with NUL", keyAcme, good(map[string]any{"metadata": map[string]any{"k": "a\x00b"}}), 400, "invalid_value", "metadata", "NUL"},
+			{"metadata key with NUL", keyAcme, good(map[string]any{"metadata": map[string]any{"k\x00": "v"}}), 400, "invalid_value", "metadata", "NUL"},
+			{"metadata not UTF-8", keyAcme, "{\"user\":\"u\",\"model\":\"m\",\"input\":\"hi\",\"metadata\":{\"k\":\"\xc3\x28\"}}", 400, "invalid_json", "", "UTF-8"},
+			{"input not UTF-8", keyAcme, "{\"user\":\"u\",\"model\":\"m\",\"input\":\"h\xe9\"}", 400, "invalid_json", "", "UTF-8"},
 			{"body too large", keyAcme, good(map[string]any{"input": strings.Repeat("x", 70000)}), 413, "request_too_large", "", "64 KiB"},
 		}
 		for _, c := range cases {
@@ -78,6 +87,12 @@ func TestBadRequestsGetClearErrors(t *testing.T) {
 			require.Equal(t, c.param, e.Error.Param, c.name)
 			require.Contains(t, e.Error.Message, c.message, c.name)
 			require.NotEmpty(t, e.Error.Type, c.name)
+		}
+		for _, key := range []string{"k\xffk", "k\xc3"} {
+			status, raw, _ := call(t, "POST", env.URL+"/v1/tasks", keyAcme, good(nil), "Idempotency-Key", key)
+			require.Equal(t, http.StatusBadRequest, status, "Idempotency-Key %q: %s", key, raw)
+			require.Contains(t, string(raw), `"param":"Idempotency-Key"`)
+			require.Contains(t, string(raw), "UTF-8")
 		}
 		require.Empty(t, env.Model.Requests(), "no bad request reached the model")
 
@@ -96,6 +111,34 @@ func TestBadRequestsGetClearErrors(t *testing.T) {
 			require.Equal(t, http.StatusNotFound, status, c.path)
 			require.Contains(t, string(raw), `"code":"not_found"`)
 		}
+		// Ids and query parameters PostgreSQL could not even compare.
+		for _, c := range []struct{ method, path, param string }{
+			{"GET", "/v1/tasks/task_%00", "id"},
+			{"GET", "/v1/tasks/task_%FF", "id"},
+			{"POST", "/v1/tasks/task_%00/cancel", "id"},
+			{"DELETE", "/v1/tasks/%C3", "id"},
+			{"GET", "/v1/tasks/task_%00/deliveries", "id"},
+			{"GET", "/v1/tasks?user=a%00b", "user"},
+			{"GET", "/v1/tasks?user=%FF", "user"},
+			{"GET", "/v1/tasks?after=task_%00", "after"},
+			{"GET", "/v1/connections?user=%00", "user"},
+			{"DELETE", "/v1/connections/conn_%FF", "id"},
+			{"GET", "/r/AAAA%00.json", "file"},
+			{"GET", "/r/AAAA%FF.md?wait=1", "file"},
+			{"GET", "/oauth/start/%00", "id"},
+		} {
+			status, raw, _ := call(t, c.method, env.URL+c.path, keyAcme, nil)
+			require.Equal(t, http.StatusBadRequest, status, "%s %s: %s", c.method, c.path, raw)
+			require.Contains(t, string(raw), `"param":"`+c.param+`"`, c.path)
+		}
+		status, raw, _ = call(t, "POST", env.URL+"/v1/connections", keyAcme, `{"user":"a\u0000","server_url":"https://mcp.example.com/mcp"}`)
+		require.Equal(t, http.StatusBadRequest, status, string(raw))
+		require.Contains(t, string(raw), `"param":"user"`)
+		// A NUL in a header is refused by the HTTP server itself.
+		status = rawRequest(t, env.URL, "POST /v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+keyAcme+
+			"\r\nIdempotency-Key: a\x00b\r\nContent-Length: 2\r\n\r\n{}")
+		require.Equal(t, http.StatusBadRequest, status)
+
 		status, raw, _ = call(t, "GET", env.URL+"/v1/tasks?status=sleeping", keyAcme, nil)
 		require.Equal(t, http.StatusBadRequest, status)
 		require.Contains(t, string(raw), `"param":"status"`)
@@ -108,4 +151,19 @@ func TestBadRequestsGetClearErrors(t *testing.T) {
 		status, raw, _ = call(t, "GET", env.URL+"/readyz", "", nil)
 		require.Equal(t, http.StatusOK, status, string(raw))
 	})
+}
+
+// rawRequest writes a request byte for byte (what http.Client refuses to
+// send) and returns the answer's status.
+func rawRequest(t *testing.T, baseURL, request string) int {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(baseURL, "http://"))
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.Write([]byte(request))
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	return resp.StatusCode
 }

@@ -10,15 +10,19 @@
 package chatreq
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/mcpidp/mcpidp/internal/agentloop"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
 	"github.com/mcpidp/mcpidp/internal/mcpclient"
 	"github.com/mcpidp/mcpidp/internal/netguard"
+	"github.com/mcpidp/mcpidp/internal/redact"
 )
 
 // DefaultMaxSteps is the number of model turns a request may take when it
@@ -62,9 +66,14 @@ func (l *Limits) ApplyDefaults() {
 	def(&l.MaxMetadata, 16<<10)
 }
 
-// ParseObject reads a request body, which must be a JSON object, into its
-// raw top-level fields.
+// ParseObject reads a request body, which must be a JSON object in UTF-8
+// (RFC 8259 §8.1), into its raw top-level fields. Fields are kept raw and
+// may be stored as they came, so invalid UTF-8 anywhere is refused here
+// rather than by the database.
 func ParseObject(body []byte) (map[string]json.RawMessage, error) {
+	if !utf8.Valid(body) {
+		return nil, InvalidJSON("request body must be a JSON object in UTF-8: it holds bytes that are not valid UTF-8")
+	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(body, &obj); err != nil || obj == nil {
 		msg := "request body must be a JSON object"
@@ -74,6 +83,44 @@ func ParseObject(body []byte) (map[string]json.RawMessage, error) {
 		return nil, InvalidJSON(msg)
 	}
 	return obj, nil
+}
+
+// CheckText refuses a value that mcpidp stores or looks up when it holds a
+// NUL character or is not valid UTF-8: PostgreSQL rejects both in text
+// where SQLite would keep them, so both backends answer the same 400.
+func CheckText(param, s string) error {
+	switch {
+	case !utf8.ValidString(s):
+		return Invalid(param, param+" is not valid UTF-8")
+	case strings.IndexByte(s, 0) >= 0:
+		return Invalid(param, param+" must not contain NUL characters")
+	}
+	return nil
+}
+
+// CheckJSONText is CheckText for every string (object keys included) of a
+// decoded JSON value.
+func CheckJSONText(param string, v any) error {
+	switch v := v.(type) {
+	case string:
+		return CheckText(param, v)
+	case []any:
+		for _, e := range v {
+			if err := CheckJSONText(param, e); err != nil {
+				return err
+			}
+		}
+	case map[string]any:
+		for k, e := range v {
+			if err := CheckText(param, k); err != nil {
+				return err
+			}
+			if err := CheckJSONText(param, e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // IsNull reports whether a raw field is JSON null, which the parsers take
@@ -204,12 +251,26 @@ func (t *mcpTool) server(param string, lim Limits, seen map[string]bool) (mcpcli
 	if u == "" {
 		return mcpclient.Server{}, Missing(param + ".url")
 	}
-	if _, err := netguard.ValidateURL(u); err != nil {
-		return mcpclient.Server{}, Invalid(param+".url", param+".url: "+err.Error())
+	// What the URL carries besides the server's address is a secret: the
+	// server is named by its redacted URL everywhere, the full one only
+	// dials it, and userinfo becomes a Basic Authorization header.
+	dial := u
+	var userinfo *url.Userinfo
+	if p, err := url.Parse(u); err == nil && p.User != nil {
+		userinfo, p.User = p.User, nil
+		dial = p.String()
+	}
+	parsed, err := netguard.ValidateURL(dial)
+	if err != nil {
+		return mcpclient.Server{}, Invalid(param+".url", param+".url: "+redact.Text(err.Error()))
+	}
+	srv := mcpclient.Server{URL: redact.URL(dial)}
+	if parsed.RawQuery != "" {
+		srv.ConnectURL = dial
 	}
 	// The same server may be spelled two ways (case, default port): compare
 	// the canonical form that logins and tokens are keyed by.
-	canon, err := mcpauth.CanonicalServerURL(u)
+	canon, err := mcpauth.CanonicalServerURL(srv.URL)
 	if err != nil {
 		return mcpclient.Server{}, Invalid(param+".url", param+".url: "+err.Error())
 	}
@@ -217,7 +278,6 @@ func (t *mcpTool) server(param string, lim Limits, seen map[string]bool) (mcpcli
 		return mcpclient.Server{}, Invalid(param+".url", param+".url: the same MCP server is listed twice")
 	}
 	seen[canon] = true
-	srv := mcpclient.Server{URL: u}
 	if t.AllowedTools != nil && !IsNull(t.AllowedTools) {
 		if err := json.Unmarshal(t.AllowedTools, &srv.AllowedTools); err != nil {
 			var obj struct {
@@ -234,6 +294,15 @@ func (t *mcpTool) server(param string, lim Limits, seen map[string]bool) (mcpcli
 	}
 	if srv.Headers, err = validateHeaders(param+".headers", t.Headers, lim); err != nil {
 		return mcpclient.Server{}, err
+	}
+	if userinfo != nil && srv.Headers["Authorization"] == "" {
+		// user:password@ means HTTP Basic credentials, as for curl; sent
+		// as a header they are sealed and shown as the header's name only.
+		password, _ := userinfo.Password()
+		if srv.Headers == nil {
+			srv.Headers = map[string]string{}
+		}
+		srv.Headers["Authorization"] = "Basic " + base64.StdEncoding.EncodeToString([]byte(userinfo.Username()+":"+password))
 	}
 	return srv, nil
 }

@@ -241,3 +241,25 @@ func TestParseStopWhen(t *testing.T) {
 		requireError(t, err, tc.code, tc.param, tc.message)
 	}
 }
+
+// A server URL's query and userinfo never become part of its name: the
+// query goes to ConnectURL only, userinfo to a Basic Authorization header
+// (unless headers set one), and URLs that differ only in them are one
+// server.
+func TestParseToolsKeepsURLSecretsApart(t *testing.T) {
+	t.Parallel()
+	tools, err := chatreq.ParseTools(json.RawMessage(`[
+		{"type":"mcp","url":"https://user:pw@a.example.com/mcp?api_key=secret123"},
+		{"type":"mcp","url":"https://user:pw@b.example.com/mcp","headers":{"authorization":"Bearer own"}},
+		{"type":"mcp","url":"https://c.example.com/mcp"}]`), defaults(), false)
+	require.NoError(t, err)
+	require.Equal(t, []mcpclient.Server{
+		{URL: "https://a.example.com/mcp?…", ConnectURL: "https://a.example.com/mcp?api_key=secret123",
+			Headers: map[string]string{"Authorization": "Basic dXNlcjpwdw=="}},
+		{URL: "https://b.example.com/mcp", Headers: map[string]string{"Authorization": "Bearer own"}},
+		{URL: "https://c.example.com/mcp"},
+	}, tools.MCP)
+
+	_, err = chatreq.ParseTools(json.RawMessage(`[{"type":"mcp","url":"https://a.example.com/mcp?k=1"},{"type":"mcp","url":"https://a.example.com/mcp?k=2"}]`), defaults(), false)
+	requireError(t, err, "invalid_value", "tools[1].url", "listed twice")
+}

@@ -11,9 +11,15 @@ import (
 // CanonicalServerURL returns the canonical URI of an MCP server (MCP
 // authorization spec, "Canonical Server URI"; RFC 8707 §2): an absolute
 // http(s) URL with lowercase scheme and host, no default port, no
-// fragment, no user info, the path kept as given except that a path of
-// only "/" is dropped. Tokens are keyed by this form and it is the
+// fragment, no user info, no query, the path kept as given except that a
+// path of only "/" is dropped. Tokens are keyed by this form and it is the
 // resource indicator sent to authorization servers.
+//
+// The query is not part of a server's identity: it often carries a key
+// (…/mcp?api_key=…) that must go neither to authorization servers nor into
+// the token store, and RFC 8707 §2 advises resource indicators without
+// one. Two URLs that differ only in their query are one server, with one
+// login per user.
 func CanonicalServerURL(raw string) (string, error) {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil {
@@ -42,10 +48,10 @@ func CanonicalServerURL(raw string) (string, error) {
 	}
 	u.Host = host
 	u.Fragment, u.RawFragment = "", ""
-	if u.Path == "/" && u.RawQuery == "" {
+	u.RawQuery, u.ForceQuery = "", false
+	if u.Path == "/" {
 		u.Path, u.RawPath = "", ""
 	}
-	u.ForceQuery = false
 	return u.String(), nil
 }
 

@@ -21,7 +21,7 @@ func TestCanonicalServerURL(t *testing.T) {
 		"https://mcp.example.com/mcp#frag":   "https://mcp.example.com/mcp",
 		"https://mcp.example.com/Server/MCP": "https://mcp.example.com/Server/MCP",
 		"https://mcp.example.com/mcp/":       "https://mcp.example.com/mcp/",
-		"https://mcp.example.com/mcp?x=1":    "https://mcp.example.com/mcp?x=1",
+		"https://mcp.example.com/mcp?x=1":    "https://mcp.example.com/mcp",
 		"http://[::1]:8080/mcp":              "http://[::1]:8080/mcp",
 		" https://mcp.example.com/mcp ":      "https://mcp.example.com/mcp",
 	} {

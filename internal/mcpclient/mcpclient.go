@@ -48,8 +48,12 @@ const (
 
 // Server is one MCP server as a task or request names it.
 type Server struct {
-	// URL is the http(s) URL of the MCP server's endpoint.
+	// URL is the http(s) URL of the MCP server's endpoint. It names the server everywhere (errors,
+	// logs, challenges, AuthorizeFunc) and is dialed unless ConnectURL is set.
 	URL string
+	// ConnectURL, when set, is dialed instead of URL: the same endpoint with what URL leaves out
+	// because it must not be shown (a query string carrying a key). Same origin as URL.
+	ConnectURL string
 	// AllowedTools, when non-empty, is the only tools offered (Tools) and callable (CallTool).
 	AllowedTools []string
 	// Headers are sent on every request to the server. Transport headers (Accept, Content-Type,
@@ -157,6 +161,7 @@ func (r *CallResult) KeepImages(n int) {
 // Session is an initialized connection to one MCP server. Its methods are safe for concurrent use.
 type Session struct {
 	serverURL     string
+	dialURL       string // serverURL, or the Server's ConnectURL
 	transportName string
 	allowed       map[string]bool // nil allows every tool
 	client        *client.Client
@@ -183,6 +188,13 @@ func Connect(ctx context.Context, opts Options, srv Server) (*Session, error) {
 	}
 	if err := validateServerURL(srv.URL); err != nil {
 		return nil, err
+	}
+	dialURL := srv.URL
+	if srv.ConnectURL != "" {
+		if err := validateServerURL(srv.ConnectURL); err != nil {
+			return nil, fmt.Errorf("invalid connect URL of MCP server %s", srv.URL) // its text is secret
+		}
+		dialURL = srv.ConnectURL
 	}
 	headers, err := validateHeaders(srv.Headers)
 	if err != nil {
@@ -214,7 +226,7 @@ func Connect(ctx context.Context, opts Options, srv Server) (*Session, error) {
 		Timeout:       opts.HTTPClient.Timeout,
 	}
 
-	s := &Session{serverURL: srv.URL, logger: logger}
+	s := &Session{serverURL: srv.URL, dialURL: dialURL, logger: logger}
 	if len(srv.AllowedTools) > 0 {
 		s.allowed = make(map[string]bool, len(srv.AllowedTools))
 		for _, name := range srv.AllowedTools {
@@ -249,7 +261,7 @@ func Connect(ctx context.Context, opts Options, srv Server) (*Session, error) {
 }
 
 func (s *Session) connectStreamable(ctx context.Context, httpClient *http.Client, info mcp.Implementation) error {
-	tr, err := transport.NewStreamableHTTP(s.serverURL,
+	tr, err := transport.NewStreamableHTTP(s.dialURL,
 		transport.WithHTTPBasicClient(httpClient),
 		transport.WithHTTPLogger(s.logger),
 	)
@@ -268,7 +280,7 @@ func (s *Session) connectStreamable(ctx context.Context, httpClient *http.Client
 }
 
 func (s *Session) connectSSE(ctx context.Context, httpClient *http.Client, info mcp.Implementation) error {
-	tr, err := transport.NewSSE(s.serverURL,
+	tr, err := transport.NewSSE(s.dialURL,
 		transport.WithHTTPClient(httpClient),
 		transport.WithSSELogger(s.logger),
 	)

@@ -25,6 +25,8 @@ type TaskRequest struct {
 
 // TaskServer is one MCP server of a task.
 type TaskServer struct {
+	// URL names the server, without userinfo and with any query string
+	// redacted; the full URL is sealed in TaskSecrets.ConnectURLs.
 	URL          string   `json:"url"`
 	AllowedTools []string `json:"allowed_tools,omitempty"`
 	// HeaderNames lists the caller's extra headers; values are sealed.
@@ -41,6 +43,10 @@ type Webhook struct {
 type TaskSecrets struct {
 	// Headers by server URL.
 	Headers map[string]map[string]string `json:"headers,omitempty"`
+	// ConnectURLs are the URLs to dial, by server URL, for servers whose
+	// URL carries a query string: TaskServer.URL keeps it only redacted
+	// ("https://mcp.example.com/mcp?…"), as it may hold a key.
+	ConnectURLs map[string]string `json:"connect_urls,omitempty"`
 	// UpstreamAuthorization is the caller's own model key, if it sent one.
 	UpstreamAuthorization string `json:"upstream_authorization,omitempty"`
 }
