@@ -233,6 +233,38 @@ func (e *Engine) Authorizer(tenant, user string) func(ctx context.Context, serve
 	}
 }
 
+// Unauthorized returns the function that decides, after an MCP server
+// answered 401 to a request for the tenant's user, whether the request is
+// worth sending again; its signature is mcpclient.UnauthorizedFunc's.
+// authorization is the header the refused request carried. Without a token
+// it retries when a login stored one since. With one, the token is reported
+// (TokenRejected) and refreshed at once under the connection's refresh
+// lease, so that a refresh that fails is told apart from a server that
+// refuses a fresh token: the first returns the refresh's error (a later
+// refresh may answer the challenge), the second needs a login.
+func (e *Engine) Unauthorized(tenant, user string) func(ctx context.Context, serverURL, authorization string) (bool, error) {
+	return func(ctx context.Context, serverURL, authorization string) (bool, error) {
+		token, _ := strings.CutPrefix(authorization, "Bearer ")
+		if token != "" {
+			retry, err := e.TokenRejected(ctx, tenant, user, serverURL, token)
+			if err != nil || !retry {
+				return false, err
+			}
+		}
+		_, err := e.AccessToken(ctx, tenant, user, serverURL)
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.Is(err, ErrLoginRequired):
+			return false, nil
+		case token == "":
+			// A failure to read a token that was not there: nothing to renew.
+			return false, nil
+		}
+		return false, err
+	}
+}
+
 // ListConnections returns the tenant's user's connections.
 func (e *Engine) ListConnections(ctx context.Context, tenant, user string) ([]Connection, error) {
 	rows, err := e.store.ListOAuthConnections(ctx, e.store.DB(), tenant, user)
