@@ -92,6 +92,22 @@ func (w *TaskRunner) pause(ctx context.Context, job *river.Job[TaskRunArgs], tas
 		}
 	}
 	err = st.InTx(ctx, func(tx *sql.Tx) error {
+		// A refresh that stored a new token after this task's refresh failed
+		// found no wait to resume: look for its token, with the connection
+		// locked before the task (the order a refresh locks them in).
+		var refreshed []string
+		for _, wt := range waits {
+			if !wt.ResumeOnRefresh {
+				continue
+			}
+			usable, err := w.cfg.OAuth.TokenUsableTx(ctx, tx, task.TenantID, task.UserID, wt.ServerURL)
+			if err != nil {
+				return err
+			}
+			if usable {
+				refreshed = append(refreshed, wt.ServerURL)
+			}
+		}
 		ok, err := st.PauseTask(ctx, tx, store.PauseParams{TaskID: task.ID, Segment: task.Segment, AuthorizationRequired: loginsJSON, Waits: waits})
 		if err != nil {
 			return err
@@ -114,6 +130,26 @@ func (w *TaskRunner) pause(ctx context.Context, job *river.Job[TaskRunArgs], tas
 		// looks for it, so not even a crash right after the commit loses it.
 		if _, err := rc.InsertTx(ctx, tx, LoginRecheckArgs{TaskID: task.ID, Segment: next, Since: challengedAfter}, nil); err != nil {
 			return fmt.Errorf("error queueing login recheck: %w", err)
+		}
+		if len(refreshed) > 0 {
+			resumed, err := resumeAllTx(ctx, tx, st, rc, []string{task.ID}, "", func(ctx context.Context, q store.DBTX, taskID, _ string) (bool, error) {
+				for _, server := range refreshed {
+					if _, err := st.ClearRefreshWait(ctx, q, taskID, server); err != nil {
+						return false, err
+					}
+				}
+				return true, nil
+			})
+			if err != nil {
+				return err
+			}
+			if resumed > 0 {
+				// Nothing left to wait for: no login link to send.
+				if w.cfg.CompleteJobTx != nil {
+					return w.cfg.CompleteJobTx(ctx, tx, job)
+				}
+				return nil
+			}
 		}
 		if req.AuthorizationRequestCallback != "" {
 			urls := taskview.Build(task, nil, w.cfg.PublicURL).ResultURLs

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/openai/openai-go/v3"
@@ -162,5 +163,47 @@ func TestWaitingTaskResumesAfterAnotherTasksRefresh(t *testing.T) {
 		require.Equal(t, 2, as.Count("refresh"), "the failed refresh and the other task's")
 		require.Equal(t, 1, as.Count("token"), "no new login")
 		require.Equal(t, 1, recv.count("authorization.required"), "one pause")
+	})
+}
+
+// The same when the other refresh lands while the task is pausing, after
+// its own refresh failed and before its wait is recorded: the refresh finds
+// no wait to resume, so the pause must see the new token itself.
+func TestRefreshWhilePausingResumesTask(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, databaseURL string) {
+		env := startEnv(t, databaseURL)
+		var (
+			armed atomic.Bool
+			as    *mcpauthtest.Server
+			chat  = make(chan error, 1)
+		)
+		mcp, as := mcptest.NewProtected(t, mcpauthtest.Config{Now: env.Clock.Now, PRMHookFunc: func() {
+			// The paused task is discovering where its user logs in: its
+			// refresh has failed. Another request of the user refreshes now.
+			if !armed.CompareAndSwap(true, false) {
+				return
+			}
+			as.SetRefreshUnavailable(false)
+			client := env.chatClient(keyAcme)
+			_, err := client.Chat.Completions.New(context.Background(), chatParams("ines", mcpToolParam(as.URL())))
+			chat <- err
+		}})
+		connectWithScopes(t, env, "ines", mcp.URL, nil)
+		recv := newHookReceiver(t, "")
+		env.Model.Handle(echoOnce(t))
+		as.RevokeAccessTokens()
+		as.SetRefreshUnavailable(true)
+		armed.Store(true)
+
+		done := waitDone(t, env.submit(t, keyAcme, map[string]any{"user": "ines", "model": "m", "input": "first",
+			"tools":                        []map[string]any{{"type": "mcp", "url": mcp.URL}},
+			"authorizationRequestCallback": recv.URL + "/cb"}))
+		require.NoError(t, <-chat)
+		require.Equal(t, "completed", done.Status, "%+v", done.Error)
+		require.Equal(t, "Tool said: echo: first", done.Output.Content)
+		require.Equal(t, 2, as.Count("refresh"), "the failed refresh and the chat's")
+		require.Equal(t, 1, as.Count("token"), "no new login")
+		require.Zero(t, recv.count("authorization.required"), "no login link for a task that went on")
 	})
 }

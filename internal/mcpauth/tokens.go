@@ -142,6 +142,30 @@ func (e *Engine) TokenRejected(ctx context.Context, tenant, user, serverURL, acc
 	return retry, err
 }
 
+// TokenUsableTx locks the tenant's user's connection to serverURL in tx and
+// reports whether it is active with an access token good for RefreshLeeway
+// more. A task pausing because a refresh failed locks the row before it
+// records its wait: a refresh storing a new token meanwhile has then either
+// committed already (its token is seen here) or waits for the pause to
+// commit (and then finds the wait).
+func (e *Engine) TokenUsableTx(ctx context.Context, tx *sql.Tx, tenant, user, serverURL string) (bool, error) {
+	serverURL, err := CanonicalServerURL(serverURL)
+	if err != nil {
+		return false, err
+	}
+	c, err := e.store.GetOAuthConnection(ctx, tx, tenant, user, serverURL)
+	if err == nil {
+		c, err = e.store.GetOAuthConnectionForUpdate(ctx, tx, tenant, c.ID)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return c.Status == store.OAuthConnectionActive && usable(c, e.now(), RefreshLeeway), nil
+}
+
 // usable reports whether the connection's access token is good for at
 // least leeway more.
 func usable(c *store.OAuthConnection, now time.Time, leeway time.Duration) bool {
