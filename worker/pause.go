@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -63,7 +64,10 @@ func (w *TaskRunner) pause(ctx context.Context, job *river.Job[TaskRunArgs], tas
 			login, err = w.cfg.OAuth.BeginLogin(ctx, mcpauth.LoginParams{Tenant: task.TenantID, User: task.UserID, ServerURL: ch.ServerURL, WWWAuthenticate: ch.WWWAuthenticate})
 			if err == nil {
 				logins = append(logins, taskview.AuthorizationRequest{ServerURL: ch.ServerURL, AuthorizationURL: login.AuthorizationURL, ExpiresAt: login.ExpiresAt})
-				waits = append(waits, store.Wait{TenantID: task.TenantID, UserID: task.UserID, ServerURL: canon, LoginID: login.ID, ExpiresAt: login.ExpiresAt})
+				// A refresh that failed can be answered by a later one; a
+				// token the server refused, or a step-up, only by a login.
+				waits = append(waits, store.Wait{TenantID: task.TenantID, UserID: task.UserID, ServerURL: canon, LoginID: login.ID, ExpiresAt: login.ExpiresAt,
+					ResumeOnRefresh: ch.StatusCode == http.StatusUnauthorized && ch.RenewErr != nil})
 				continue
 			}
 		}
@@ -88,6 +92,22 @@ func (w *TaskRunner) pause(ctx context.Context, job *river.Job[TaskRunArgs], tas
 		}
 	}
 	err = st.InTx(ctx, func(tx *sql.Tx) error {
+		// A refresh that stored a new token after this task's refresh failed
+		// found no wait to resume: look for its token, with the connection
+		// locked before the task (the order a refresh locks them in).
+		var refreshed []string
+		for _, wt := range waits {
+			if !wt.ResumeOnRefresh {
+				continue
+			}
+			usable, err := w.cfg.OAuth.TokenUsableTx(ctx, tx, task.TenantID, task.UserID, wt.ServerURL)
+			if err != nil {
+				return err
+			}
+			if usable {
+				refreshed = append(refreshed, wt.ServerURL)
+			}
+		}
 		ok, err := st.PauseTask(ctx, tx, store.PauseParams{TaskID: task.ID, Segment: task.Segment, AuthorizationRequired: loginsJSON, Waits: waits})
 		if err != nil {
 			return err
@@ -110,6 +130,26 @@ func (w *TaskRunner) pause(ctx context.Context, job *river.Job[TaskRunArgs], tas
 		// looks for it, so not even a crash right after the commit loses it.
 		if _, err := rc.InsertTx(ctx, tx, LoginRecheckArgs{TaskID: task.ID, Segment: next, Since: challengedAfter}, nil); err != nil {
 			return fmt.Errorf("error queueing login recheck: %w", err)
+		}
+		if len(refreshed) > 0 {
+			resumed, err := resumeAllTx(ctx, tx, st, rc, []string{task.ID}, "", func(ctx context.Context, q store.DBTX, taskID, _ string) (bool, error) {
+				for _, server := range refreshed {
+					if _, err := st.ClearRefreshWait(ctx, q, taskID, server); err != nil {
+						return false, err
+					}
+				}
+				return true, nil
+			})
+			if err != nil {
+				return err
+			}
+			if resumed > 0 {
+				// Nothing left to wait for: no login link to send.
+				if w.cfg.CompleteJobTx != nil {
+					return w.cfg.CompleteJobTx(ctx, tx, job)
+				}
+				return nil
+			}
 		}
 		if req.AuthorizationRequestCallback != "" {
 			urls := taskview.Build(task, nil, w.cfg.PublicURL).ResultURLs
@@ -152,7 +192,7 @@ func Resume(ctx context.Context, st *store.Store, rc *river.Client[*sql.Tx], ten
 	var errs []error
 	for _, id := range ids {
 		err := st.InTx(ctx, func(tx *sql.Tx) error {
-			ok, err := resumeOneTx(ctx, tx, st, rc, id, serverURL)
+			ok, err := resumeOneTx(ctx, tx, st, rc, id, serverURL, st.ClearWait)
 			if ok {
 				resumed++
 			}
@@ -173,9 +213,34 @@ func ResumeTx(ctx context.Context, tx *sql.Tx, st *store.Store, rc *river.Client
 	if err != nil {
 		return 0, err
 	}
+	return resumeAllTx(ctx, tx, st, rc, ids, serverURL, st.ClearWait)
+}
+
+// ResumeRefreshedTx continues, in the transaction that stores a refreshed
+// access token for the tenant's user and serverURL (canonical), the tasks
+// that paused because an earlier refresh of that connection failed
+// (store.Wait.ResumeOnRefresh). Waits for a login (no token, a token the
+// server refused, a step-up) stay: a refresh cannot answer them, and
+// resuming them would only pause again. Every wait it sees began before
+// this token was stored, so a task is never resumed by a refresh that
+// happened before it paused. As for logins, each wait is cleared once, so
+// each task resumes once, and every resume counts toward MaxSegments.
+func ResumeRefreshedTx(ctx context.Context, tx *sql.Tx, st *store.Store, rc *river.Client[*sql.Tx], tenant, user, serverURL string) (int, error) {
+	ids, err := st.RefreshWaitingTasks(ctx, tx, tenant, user, serverURL)
+	if err != nil {
+		return 0, err
+	}
+	return resumeAllTx(ctx, tx, st, rc, ids, serverURL, st.ClearRefreshWait)
+}
+
+// clearWaitFunc removes a task's wait on a server and reports whether this
+// call removed it.
+type clearWaitFunc func(ctx context.Context, q store.DBTX, taskID, serverURL string) (bool, error)
+
+func resumeAllTx(ctx context.Context, tx *sql.Tx, st *store.Store, rc *river.Client[*sql.Tx], ids []string, serverURL string, clear clearWaitFunc) (int, error) {
 	resumed := 0
 	for _, id := range ids {
-		ok, err := resumeOneTx(ctx, tx, st, rc, id, serverURL)
+		ok, err := resumeOneTx(ctx, tx, st, rc, id, serverURL, clear)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return resumed, fmt.Errorf("resuming task %s: %w", id, err)
 		}
@@ -189,12 +254,12 @@ func ResumeTx(ctx context.Context, tx *sql.Tx, st *store.Store, rc *river.Client
 // resumeOneTx clears the task's wait on serverURL and resumes it when that
 // was its last wait. The task row is locked first: two logins for two
 // servers of one task must not each see the other's wait still there.
-func resumeOneTx(ctx context.Context, tx *sql.Tx, st *store.Store, rc *river.Client[*sql.Tx], id, serverURL string) (bool, error) {
+func resumeOneTx(ctx context.Context, tx *sql.Tx, st *store.Store, rc *river.Client[*sql.Tx], id, serverURL string, clear clearWaitFunc) (bool, error) {
 	task, err := st.GetTaskForUpdate(ctx, tx, id)
 	if err != nil {
 		return false, err
 	}
-	cleared, err := st.ClearWait(ctx, tx, id, serverURL)
+	cleared, err := clear(ctx, tx, id, serverURL)
 	if err != nil || !cleared {
 		return false, err
 	}

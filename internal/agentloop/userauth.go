@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
@@ -14,54 +12,30 @@ import (
 
 // UserConnect returns a ConnectFunc that opens sessions with the tenant's
 // user's OAuth tokens. opts supplies the HTTP client (the SSRF guard) and
-// logger; its AuthorizeFunc is replaced by the engine's. When the server
-// answers 401 the connection is tried once more if that can help: the token
-// that was sent may refresh (the engine is told it was rejected), or a login
-// may have stored a token since the request left without one. Otherwise
-// the challenge is returned as *mcpclient.AuthChallengeError. Tasks and the
-// chat proxy both connect through it.
+// logger; its AuthorizeFunc and UnauthorizedFunc are replaced by the
+// engine's. Whenever the server answers 401, at the handshake or to a later
+// tools/list or tools/call, the request is sent once more if that can help:
+// the token that was sent is refreshed at once (the engine is told it was
+// rejected), or a login stored a token since the request left without one.
+// Otherwise the challenge is returned as *mcpclient.AuthChallengeError, with
+// RenewErr set when the refresh itself failed. Tasks and the chat proxy
+// both connect through it.
 //
 // A server given its own Authorization header (a static key in the
 // request's "headers") is connected with that header alone: the engine
 // would otherwise remove it whenever the user has no token.
 func UserConnect(oauth *mcpauth.Engine, opts mcpclient.Options, tenant, user string) ConnectFunc {
-	opts.AuthorizeFunc = nil
-	authorize := oauth.Authorizer(tenant, user)
+	opts.AuthorizeFunc, opts.UnauthorizedFunc = nil, nil
+	withToken := opts
+	withToken.AuthorizeFunc = oauth.Authorizer(tenant, user)
+	withToken.UnauthorizedFunc = oauth.Unauthorized(tenant, user)
 	return func(ctx context.Context, server mcpclient.Server) (*mcpclient.Session, error) {
 		for name := range server.Headers {
 			if http.CanonicalHeaderKey(name) == "Authorization" {
 				return mcpclient.Connect(ctx, opts, server)
 			}
 		}
-		var sent atomic.Value // the bearer token of the last request, "" for none
-		withToken := opts
-		withToken.AuthorizeFunc = func(ctx context.Context, serverURL string, req *http.Request) error {
-			err := authorize(ctx, serverURL, req)
-			token, _ := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
-			sent.Store(token)
-			return err
-		}
-		for attempt := 0; ; attempt++ {
-			s, err := mcpclient.Connect(ctx, withToken, server)
-			if err == nil {
-				return s, nil
-			}
-			var ch *mcpclient.AuthChallengeError
-			if !errors.As(err, &ch) || attempt > 0 || ch.StatusCode != http.StatusUnauthorized {
-				return nil, err
-			}
-			token, _ := sent.Load().(string)
-			if token == "" {
-				if _, terr := oauth.AccessToken(ctx, tenant, user, server.URL); terr != nil {
-					return nil, err // no token then or now: a login is needed
-				}
-				continue
-			}
-			retry, rerr := oauth.TokenRejected(ctx, tenant, user, server.URL, token)
-			if rerr != nil || !retry {
-				return nil, err
-			}
-		}
+		return mcpclient.Connect(ctx, withToken, server)
 	}
 }
 

@@ -138,6 +138,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 			return worker.AnnounceRefreshFailedTx(ctx, tx, a.river, a.store, tenant, user, c)
 		},
 		LoginCompletedTxFunc: a.resumeAfterLoginTx,
+		TokenRefreshedTxFunc: a.resumeAfterRefreshTx,
 	})
 	if err != nil {
 		return fmt.Errorf("error creating OAuth engine: %w", err)
@@ -246,6 +247,16 @@ func (a *App) resumeAfterLoginTx(ctx context.Context, tx *sql.Tx, res *mcpauth.C
 	n, err := worker.ResumeTx(ctx, tx, a.store, a.river, res.Tenant, res.User, res.ServerURL)
 	if n > 0 {
 		a.logger.InfoContext(ctx, "resuming tasks after login", slog.Int("count", n), slog.String("server_url", res.ServerURL))
+	}
+	return err
+}
+
+// resumeAfterRefreshTx continues, in the refresh's transaction, the user's
+// tasks that paused because an earlier refresh of the connection failed.
+func (a *App) resumeAfterRefreshTx(ctx context.Context, tx *sql.Tx, tenant, user, serverURL string) error {
+	n, err := worker.ResumeRefreshedTx(ctx, tx, a.store, a.river, tenant, user, serverURL)
+	if n > 0 {
+		a.logger.InfoContext(ctx, "resuming tasks after token refresh", slog.Int("count", n), slog.String("server_url", serverURL))
 	}
 	return err
 }

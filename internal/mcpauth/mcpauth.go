@@ -96,6 +96,13 @@ type Config struct {
 	// a completed login's tokens (to resume the tasks waiting for it in that
 	// same transaction). An error rolls the login back.
 	LoginCompletedTxFunc func(ctx context.Context, tx *sql.Tx, res *CallbackResult) error
+	// TokenRefreshedTxFunc, if set, is called in the transaction that stores
+	// a refreshed access token, when the token is a new one (to resume the
+	// tasks that paused because an earlier refresh of this connection
+	// failed). serverURL is canonical. When it fails, the token is stored
+	// without it (a rotated refresh token must not be lost) and the error
+	// is logged.
+	TokenRefreshedTxFunc func(ctx context.Context, tx *sql.Tx, tenant, user, serverURL string) error
 }
 
 func (c *Config) validate() error {
@@ -153,6 +160,7 @@ type Engine struct {
 	logger         *slog.Logger
 	refreshFailed  func(ctx context.Context, tx *sql.Tx, tenant, user string, c Connection) error
 	loginCompleted func(ctx context.Context, tx *sql.Tx, res *CallbackResult) error
+	tokenRefreshed func(ctx context.Context, tx *sql.Tx, tenant, user, serverURL string) error
 	refreshWaits   refreshWaits
 }
 
@@ -174,6 +182,7 @@ func New(cfg Config) (*Engine, error) {
 		now:           cfg.Now,
 		logger:        cfg.Logger,
 		refreshFailed: cfg.RefreshFailedTxFunc, loginCompleted: cfg.LoginCompletedTxFunc,
+		tokenRefreshed: cfg.TokenRefreshedTxFunc,
 	}
 	for _, p := range cfg.PreRegistered {
 		e.preRegistered[normalizeIssuer(p.Issuer)] = p

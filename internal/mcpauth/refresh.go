@@ -221,10 +221,30 @@ func (e *Engine) refreshLeased(ctx context.Context, c *store.OAuthConnection, le
 	if err := e.sealTokens(&sealed, tok.AccessToken, tok.RefreshToken); err != nil {
 		return "", false, err
 	}
-	err = e.store.UpdateOAuthConnectionTokens(storeCtx, e.store.DB(), c.TenantID, c.ID, store.OAuthTokenUpdate{
+	update := store.OAuthTokenUpdate{
 		AccessToken: sealed.AccessToken, RefreshToken: sealed.RefreshToken, TokenType: tok.TokenType, Scopes: scopes,
 		ExpiresAt: e.tokenExpiry(tok), LeaseID: leaseID,
-	})
+	}
+	if e.tokenRefreshed == nil || !e.newAccessToken(c, tok.AccessToken) {
+		err = e.store.UpdateOAuthConnectionTokens(storeCtx, e.store.DB(), c.TenantID, c.ID, update)
+	} else {
+		// The new token and what it sets going (the tasks waiting for it)
+		// commit together. Anything that waits in the database when this
+		// runs began waiting before this token existed.
+		err = e.store.InTx(storeCtx, func(tx *sql.Tx) error {
+			if err := e.store.UpdateOAuthConnectionTokens(storeCtx, tx, c.TenantID, c.ID, update); err != nil {
+				return err
+			}
+			return e.tokenRefreshed(storeCtx, tx, c.TenantID, c.UserID, c.ServerURL)
+		})
+		if err != nil && !errors.Is(err, store.ErrConflict) {
+			// The rotated refresh token must not be lost to a failure of
+			// what the token sets going.
+			e.logger.WarnContext(ctx, "mcpauth: error acting on a refreshed token, storing it alone",
+				slog.String("connection_id", c.ID), slogError(err))
+			err = e.store.UpdateOAuthConnectionTokens(storeCtx, e.store.DB(), c.TenantID, c.ID, update)
+		}
+	}
 	if errors.Is(err, store.ErrConflict) {
 		release = false
 		return "", false, errLeaseLost
@@ -234,6 +254,16 @@ func (e *Engine) refreshLeased(ctx context.Context, c *store.OAuthConnection, le
 	}
 	release = false
 	return tok.AccessToken, true, nil
+}
+
+// newAccessToken reports whether token differs from the connection's
+// stored access token: an authorization server may hand the same one back.
+func (e *Engine) newAccessToken(c *store.OAuthConnection, token string) bool {
+	if c.AccessToken == "" {
+		return true
+	}
+	old, err := e.openToken(c, "access-token", c.AccessToken)
+	return err != nil || old != token
 }
 
 // refreshWaits wakes the callers of this process that wait for a refresh

@@ -142,6 +142,30 @@ func (e *Engine) TokenRejected(ctx context.Context, tenant, user, serverURL, acc
 	return retry, err
 }
 
+// TokenUsableTx locks the tenant's user's connection to serverURL in tx and
+// reports whether it is active with an access token good for RefreshLeeway
+// more. A task pausing because a refresh failed locks the row before it
+// records its wait: a refresh storing a new token meanwhile has then either
+// committed already (its token is seen here) or waits for the pause to
+// commit (and then finds the wait).
+func (e *Engine) TokenUsableTx(ctx context.Context, tx *sql.Tx, tenant, user, serverURL string) (bool, error) {
+	serverURL, err := CanonicalServerURL(serverURL)
+	if err != nil {
+		return false, err
+	}
+	c, err := e.store.GetOAuthConnection(ctx, tx, tenant, user, serverURL)
+	if err == nil {
+		c, err = e.store.GetOAuthConnectionForUpdate(ctx, tx, tenant, c.ID)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return c.Status == store.OAuthConnectionActive && usable(c, e.now(), RefreshLeeway), nil
+}
+
 // usable reports whether the connection's access token is good for at
 // least leeway more.
 func usable(c *store.OAuthConnection, now time.Time, leeway time.Duration) bool {
@@ -230,6 +254,38 @@ func (e *Engine) Authorizer(tenant, user string) func(ctx context.Context, serve
 		}
 		req.Header.Set("Authorization", "Bearer "+token)
 		return nil
+	}
+}
+
+// Unauthorized returns the function that decides, after an MCP server
+// answered 401 to a request for the tenant's user, whether the request is
+// worth sending again; its signature is mcpclient.UnauthorizedFunc's.
+// authorization is the header the refused request carried. Without a token
+// it retries when a login stored one since. With one, the token is reported
+// (TokenRejected) and refreshed at once under the connection's refresh
+// lease, so that a refresh that fails is told apart from a server that
+// refuses a fresh token: the first returns the refresh's error (a later
+// refresh may answer the challenge), the second needs a login.
+func (e *Engine) Unauthorized(tenant, user string) func(ctx context.Context, serverURL, authorization string) (bool, error) {
+	return func(ctx context.Context, serverURL, authorization string) (bool, error) {
+		token, _ := strings.CutPrefix(authorization, "Bearer ")
+		if token != "" {
+			retry, err := e.TokenRejected(ctx, tenant, user, serverURL, token)
+			if err != nil || !retry {
+				return false, err
+			}
+		}
+		_, err := e.AccessToken(ctx, tenant, user, serverURL)
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.Is(err, ErrLoginRequired):
+			return false, nil
+		case token == "":
+			// A failure to read a token that was not there: nothing to renew.
+			return false, nil
+		}
+		return false, err
 	}
 }
 

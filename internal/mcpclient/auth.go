@@ -25,6 +25,18 @@ import (
 // that error as is, exactly as if the server had answered 401.
 type AuthorizeFunc func(ctx context.Context, serverURL string, req *http.Request) error
 
+// UnauthorizedFunc is told that the MCP server answered 401 to a request of a session (the
+// initialize handshake, the legacy SSE stream, tools/list or tools/call). authorization is the
+// Authorization header that request carried ("" for none). It reports whether sending the request
+// once more can succeed: the token was refreshed, or a login stored one since. A 401 means the
+// server refused the request before acting on it, so the retry cannot run a tool twice. When it
+// reports false with an error, the credentials could not be renewed (a token refresh failed): the
+// error is kept in the challenge's RenewErr.
+//
+// The OAuth engine (internal/mcpauth) provides it: the token that was refused is marked expired
+// and refreshed under the connection's refresh lease.
+type UnauthorizedFunc func(ctx context.Context, serverURL, authorization string) (bool, error)
+
 // AuthChallengeError reports that an MCP server wants (more) authorization: it answered 401, or 403
 // with a WWW-Authenticate challenge whose error is "insufficient_scope". The OAuth engine reads
 // WWWAuthenticate for the resource_metadata URL and the scope to ask for.
@@ -35,6 +47,10 @@ type AuthChallengeError struct {
 	StatusCode int
 	// WWWAuthenticate is the response's WWW-Authenticate header; several are joined with ", ".
 	WWWAuthenticate string
+	// RenewErr, for a 401, is why the refused credentials could not be renewed (see
+	// UnauthorizedFunc): the user's login may still be good, and a later token refresh can answer
+	// the challenge as well as a new login.
+	RenewErr error
 }
 
 func (e *AuthChallengeError) Error() string {
@@ -65,8 +81,10 @@ func challengeFromResponse(serverURL string, resp *http.Response) *AuthChallenge
 // initialize into "legacy SSE server"), so the status is taken from the wire instead. A recorder
 // travels in the request context, which keeps concurrent calls on one session apart.
 type challengeRecorder struct {
-	mu        sync.Mutex
-	challenge *AuthChallengeError
+	mu            sync.Mutex
+	challenge     *AuthChallengeError
+	authorization string // the Authorization header of the request challenged
+	refused       int    // the status of a POST answered 400 or 404
 }
 
 type recorderKey struct{}
@@ -76,12 +94,32 @@ func withRecorder(ctx context.Context) (context.Context, *challengeRecorder) {
 	return context.WithValue(ctx, recorderKey{}, rec), rec
 }
 
-func (r *challengeRecorder) observe(c *AuthChallengeError) {
+func (r *challengeRecorder) observe(c *AuthChallengeError, authorization string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.challenge == nil {
-		r.challenge = c
+		r.challenge, r.authorization = c, authorization
 	}
+}
+
+func (r *challengeRecorder) refuse(status int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.refused = status
+}
+
+// sent returns the Authorization header of the request challenged.
+func (r *challengeRecorder) sent() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.authorization
+}
+
+// refusedStatus returns the status of a POST answered 400 or 404, or 0.
+func (r *challengeRecorder) refusedStatus() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.refused
 }
 
 func (r *challengeRecorder) get() *AuthChallengeError {
@@ -166,10 +204,15 @@ func (t *authTransport) roundTrip(ctx context.Context, req *http.Request) (*http
 	if err != nil {
 		return nil, err
 	}
+	rec, _ := ctx.Value(recorderKey{}).(*challengeRecorder)
+	if rec == nil {
+		return resp, nil
+	}
 	if challenge := challengeFromResponse(t.serverURL, resp); challenge != nil {
-		if rec, ok := ctx.Value(recorderKey{}).(*challengeRecorder); ok {
-			rec.observe(challenge)
-		}
+		rec.observe(challenge, req.Header.Get("Authorization"))
+	}
+	if req.Method == http.MethodPost && (resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusNotFound) {
+		rec.refuse(resp.StatusCode)
 	}
 	return resp, nil
 }

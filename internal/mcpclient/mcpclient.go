@@ -75,6 +75,9 @@ type Options struct {
 	ClientVersion string
 	// AuthorizeFunc, when set, adds credentials to every request (see AuthorizeFunc).
 	AuthorizeFunc AuthorizeFunc
+	// UnauthorizedFunc, when set, decides whether a request the server answered with 401 is sent
+	// once more (see UnauthorizedFunc).
+	UnauthorizedFunc UnauthorizedFunc
 	// Logger receives the transports' diagnostics. Default: discard.
 	Logger *slog.Logger
 }
@@ -159,17 +162,26 @@ func (r *CallResult) KeepImages(n int) {
 }
 
 // Session is an initialized connection to one MCP server. Its methods are safe for concurrent use.
+//
+// A session outlives the server's memory of it: when the server answers 404 for the session (it
+// restarted) or the legacy SSE stream is lost, the session opens a new one, with the same
+// credentials, and sends the request again once (see request).
 type Session struct {
 	serverURL     string
 	dialURL       string // serverURL, or the Server's ConnectURL
 	transportName string
 	allowed       map[string]bool // nil allows every tool
-	client        *client.Client
-	transport     transport.Interface
-	cancelStream  context.CancelFunc
+	httpClient    *http.Client    // the client of the transport in use
+	info          mcp.Implementation
+	unauthorized  UnauthorizedFunc
 	logger        *slog.Logger
 	nextID        atomic.Int64
-	lost          atomic.Pointer[error]
+
+	// reconnectMu makes one request at a time open a new link; linkMu guards link and closed.
+	reconnectMu sync.Mutex
+	linkMu      sync.Mutex
+	link        *link
+	closed      bool
 
 	toolsMu sync.Mutex
 	tools   []Tool // nil until listed
@@ -226,81 +238,93 @@ func Connect(ctx context.Context, opts Options, srv Server) (*Session, error) {
 		Timeout:       opts.HTTPClient.Timeout,
 	}
 
-	s := &Session{serverURL: srv.URL, dialURL: dialURL, logger: logger}
+	s := &Session{serverURL: srv.URL, dialURL: dialURL, logger: logger, info: mcp.Implementation{Name: opts.ClientName, Version: opts.ClientVersion},
+		unauthorized: opts.UnauthorizedFunc}
 	if len(srv.AllowedTools) > 0 {
 		s.allowed = make(map[string]bool, len(srv.AllowedTools))
 		for _, name := range srv.AllowedTools {
 			s.allowed[name] = true
 		}
 	}
-	info := mcp.Implementation{Name: opts.ClientName, Version: opts.ClientVersion}
+	l, err := s.authorized(ctx, func(ctx context.Context, rec *challengeRecorder) (*link, error) {
+		return s.open(ctx, rec, httpClient)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.link = l
+	return s, nil
+}
 
-	ctx, rec := withRecorder(ctx)
-	streamErr := s.connectStreamable(ctx, httpClient, info)
+// open makes the first link of a session: Streamable HTTP, else legacy SSE.
+func (s *Session) open(ctx context.Context, rec *challengeRecorder, httpClient *http.Client) (*link, error) {
+	l, streamErr := s.connectStreamable(ctx, httpClient, s.info)
 	if streamErr == nil {
-		return s, nil
+		s.httpClient, s.transportName = httpClient, TransportStreamableHTTP
+		return l, nil
 	}
 	if challenge := authChallenge(rec, streamErr); challenge != nil {
 		return nil, challenge
 	}
 	if !errors.Is(streamErr, transport.ErrLegacySSEServer) {
-		return nil, connectError(ctx, srv.URL, streamErr)
+		return nil, connectError(ctx, s.serverURL, streamErr)
 	}
 
-	logger.DebugContext(ctx, "mcpclient: streamable HTTP initialize rejected, trying legacy SSE", slog.String("server_url", srv.URL))
+	s.logger.DebugContext(ctx, "mcpclient: streamable HTTP initialize rejected, trying legacy SSE", slog.String("server_url", s.serverURL))
 	sseClient := *httpClient
 	sseClient.Timeout = 0
-	sseErr := s.connectSSE(ctx, &sseClient, info)
+	l, sseErr := s.connectSSE(ctx, &sseClient, s.info)
 	if sseErr == nil {
-		return s, nil
+		s.httpClient, s.transportName = &sseClient, TransportSSE
+		return l, nil
 	}
 	if challenge := authChallenge(rec, sseErr); challenge != nil {
 		return nil, challenge
 	}
-	return nil, connectError(ctx, srv.URL, fmt.Errorf("streamable HTTP: %w; legacy SSE: %w", streamErr, sseErr))
+	return nil, connectError(ctx, s.serverURL, fmt.Errorf("streamable HTTP: %w; legacy SSE: %w", streamErr, sseErr))
 }
 
-func (s *Session) connectStreamable(ctx context.Context, httpClient *http.Client, info mcp.Implementation) error {
+func (s *Session) connectStreamable(ctx context.Context, httpClient *http.Client, info mcp.Implementation) (*link, error) {
 	tr, err := transport.NewStreamableHTTP(s.dialURL,
 		transport.WithHTTPBasicClient(httpClient),
 		transport.WithHTTPLogger(s.logger),
 	)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	c := client.NewClient(tr, client.WithProtocolVersion(mcp.LATEST_LEGACY_PROTOCOL_VERSION))
 	if err := initialize(ctx, c, info); err != nil {
 		_ = c.Close()
-		return err
+		return nil, err
 	}
-	s.client, s.transport, s.transportName = c, tr, TransportStreamableHTTP
 	s.logger.DebugContext(ctx, "mcpclient: connected", slog.String("server_url", s.serverURL),
-		slog.String("transport", s.transportName), slog.String("protocol_version", c.ProtocolVersion()))
-	return nil
+		slog.String("transport", TransportStreamableHTTP), slog.String("protocol_version", c.ProtocolVersion()))
+	return &link{client: c, transport: tr}, nil
 }
 
-func (s *Session) connectSSE(ctx context.Context, httpClient *http.Client, info mcp.Implementation) error {
+func (s *Session) connectSSE(ctx context.Context, httpClient *http.Client, info mcp.Implementation) (*link, error) {
 	tr, err := transport.NewSSE(s.dialURL,
 		transport.WithHTTPClient(httpClient),
 		transport.WithSSELogger(s.logger),
 	)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// mcp-go ties the SSE stream to the context given to Start, so the stream gets one of its own
 	// that ctx cancels only until the handshake is done.
 	streamCtx, cancelStream := context.WithCancel(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(ctx, cancelStream)
 	c := client.NewClient(tr, client.WithProtocolVersion(mcp.LATEST_LEGACY_PROTOCOL_VERSION))
+	l := &link{client: c, transport: tr, cancelStream: cancelStream}
 	c.OnConnectionLost(func(err error) {
 		err = fmt.Errorf("SSE stream of MCP server %s was lost: %w", s.serverURL, err)
-		s.lost.Store(&err)
+		l.lost.Store(&err)
 	})
-	fail := func(err error) error {
+	fail := func(err error) (*link, error) {
 		stop()
 		cancelStream()
 		_ = c.Close()
-		return err
+		return nil, err
 	}
 	if err := c.Start(streamCtx); err != nil {
 		return fail(err)
@@ -311,10 +335,9 @@ func (s *Session) connectSSE(ctx context.Context, httpClient *http.Client, info 
 	if !stop() {
 		return fail(ctx.Err())
 	}
-	s.client, s.transport, s.transportName, s.cancelStream = c, tr, TransportSSE, cancelStream
 	s.logger.DebugContext(ctx, "mcpclient: connected", slog.String("server_url", s.serverURL),
-		slog.String("transport", s.transportName), slog.String("protocol_version", c.ProtocolVersion()))
-	return nil
+		slog.String("transport", TransportSSE), slog.String("protocol_version", c.ProtocolVersion()))
+	return l, nil
 }
 
 func initialize(ctx context.Context, c *client.Client, info mcp.Implementation) error {
@@ -427,10 +450,11 @@ func (s *Session) CallTool(ctx context.Context, name string, arguments json.RawM
 func (s *Session) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
-		err = s.client.Close()
-		if s.cancelStream != nil {
-			s.cancelStream()
-		}
+		s.linkMu.Lock()
+		l := s.link
+		s.closed = true
+		s.linkMu.Unlock()
+		err = l.close()
 	})
 	return err
 }
@@ -439,17 +463,13 @@ func (s *Session) isAllowed(name string) bool {
 	return s.allowed == nil || s.allowed[name]
 }
 
-// request sends one JSON-RPC request on the session's transport and returns its raw result.
+// send sends one JSON-RPC request on the link's transport and returns its raw result.
 // tools/list and tools/call go to the transport directly rather than through mcp-go's typed
 // client, whose decoding keeps only the schema keywords it models and re-encodes results: the model
 // must see each schema and result exactly as the server sent it. The string ids cannot collide with
 // the integer ids mcp-go's client uses on the same transport.
-func (s *Session) request(ctx context.Context, method string, params any) (json.RawMessage, error) {
-	if lost := s.lost.Load(); lost != nil {
-		return nil, *lost
-	}
-	ctx, rec := withRecorder(ctx)
-	resp, err := s.transport.SendRequest(ctx, transport.JSONRPCRequest{
+func (s *Session) send(ctx context.Context, rec *challengeRecorder, l *link, method string, params any) (json.RawMessage, error) {
+	resp, err := l.transport.SendRequest(ctx, transport.JSONRPCRequest{
 		JSONRPC: mcp.JSONRPC_VERSION,
 		ID:      mcp.NewRequestId("mcpidp-" + strconv.FormatInt(s.nextID.Add(1), 10)),
 		Method:  method,

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -24,6 +25,9 @@ type Server struct {
 	// URL is the MCP endpoint.
 	URL  string
 	path string
+
+	// restart, set by NewRestartable, replaces the server's handler by a fresh one.
+	restart func()
 
 	mu      sync.Mutex
 	calls   map[string][]string
@@ -54,8 +58,46 @@ func New(t testing.TB, transport Transport) *Server {
 	return s
 }
 
+// NewRestartable starts a server that keeps its sessions (Streamable HTTP: it answers 404 to a
+// session it does not know) and can be restarted with Restart. Calls are counted across restarts.
+func NewRestartable(t testing.TB, transport Transport) *Server {
+	t.Helper()
+	s := &Server{calls: map[string][]string{}, started: make(chan string, 100), release: make(chan struct{})}
+	var h atomic.Pointer[http.Handler]
+	fresh := func() {
+		handler := s.handler(transport, true)
+		h.Store(&handler)
+	}
+	fresh()
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*h.Load()).ServeHTTP(w, r) }))
+	s.restart = func() {
+		old := *h.Load()
+		fresh()
+		if sse, ok := old.(*server.SSEServer); ok {
+			sse.CloseSessions() // ends the streams
+		}
+	}
+	t.Cleanup(func() {
+		s.Release()
+		ts.CloseClientConnections()
+		ts.Close()
+	})
+	s.URL = ts.URL + s.path
+	return s
+}
+
+// Restart plays a server process that restarted behind the same address (a reverse proxy keeps
+// the client's connections): every session it knew is gone, and SSE streams end. Only for
+// servers from NewRestartable.
+func (s *Server) Restart() { s.restart() }
+
 func newServer(transport Transport) (*Server, http.Handler) {
 	s := &Server{calls: map[string][]string{}, started: make(chan string, 100), release: make(chan struct{})}
+	return s, s.handler(transport, false)
+}
+
+// handler builds a fresh MCP server with the tools, recording calls in s.
+func (s *Server) handler(transport Transport, stateful bool) http.Handler {
 	m := server.NewMCPServer("mcptest", "1.0.0", server.WithToolCapabilities(false))
 	m.AddTool(mcp.NewTool("echo", mcp.WithDescription("Echoes the message."), mcp.WithString("message", mcp.Required())),
 		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
@@ -81,14 +123,14 @@ func newServer(transport Transport) (*Server, http.Handler) {
 			}
 			return mcp.NewToolResultText("waited: " + msg), nil
 		})
-	var h http.Handler
 	switch transport {
 	case SSE:
-		h, s.path = server.NewSSEServer(m), "/sse"
+		s.path = "/sse"
+		return server.NewSSEServer(m)
 	default:
-		h, s.path = server.NewStreamableHTTPServer(m), "/mcp"
+		s.path = "/mcp"
+		return server.NewStreamableHTTPServer(m, server.WithStateful(stateful))
 	}
-	return s, h
 }
 
 func (s *Server) record(tool, arg string) {

@@ -30,6 +30,10 @@ type Wait struct {
 	LoginID   string
 	CreatedAt time.Time
 	ExpiresAt time.Time
+	// ResumeOnRefresh is set when the task paused because refreshing the
+	// user's token failed: a later refresh that stores a new token answers
+	// the wait as well as a login.
+	ResumeOnRefresh bool
 }
 
 // PauseParams describes a pause.
@@ -56,8 +60,8 @@ func (s *Store) PauseTask(ctx context.Context, q DBTX, p PauseParams) (bool, err
 		return false, nil
 	}
 	for _, w := range p.Waits {
-		if _, err := q.ExecContext(ctx, `INSERT INTO mcpidp_task_wait (task_id, tenant_id, user_id, server_url, login_id, created_at, expires_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, p.TaskID, w.TenantID, w.UserID, w.ServerURL, w.LoginID, now, micros(w.ExpiresAt)); err != nil {
+		if _, err := q.ExecContext(ctx, `INSERT INTO mcpidp_task_wait (task_id, tenant_id, user_id, server_url, login_id, created_at, expires_at, resume_on_refresh)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, p.TaskID, w.TenantID, w.UserID, w.ServerURL, w.LoginID, now, micros(w.ExpiresAt), w.ResumeOnRefresh); err != nil {
 			return false, fmt.Errorf("error recording what task %s waits on: %w", p.TaskID, err)
 		}
 	}
@@ -74,8 +78,19 @@ func (s *Store) SetContinuationJob(ctx context.Context, q DBTX, taskID string, j
 
 // WaitingTasks lists the tasks of a tenant's user that wait on serverURL.
 func (s *Store) WaitingTasks(ctx context.Context, q DBTX, tenantID, userID, serverURL string) ([]string, error) {
-	rows, err := q.QueryContext(ctx, `SELECT task_id FROM mcpidp_task_wait WHERE tenant_id = $1 AND user_id = $2 AND server_url = $3 ORDER BY task_id`,
+	return s.waitingTasks(ctx, q, `SELECT task_id FROM mcpidp_task_wait WHERE tenant_id = $1 AND user_id = $2 AND server_url = $3 ORDER BY task_id`,
 		tenantID, userID, serverURL)
+}
+
+// RefreshWaitingTasks lists the tasks of a tenant's user whose wait on
+// serverURL a token refresh answers (Wait.ResumeOnRefresh).
+func (s *Store) RefreshWaitingTasks(ctx context.Context, q DBTX, tenantID, userID, serverURL string) ([]string, error) {
+	return s.waitingTasks(ctx, q, `SELECT task_id FROM mcpidp_task_wait WHERE tenant_id = $1 AND user_id = $2 AND server_url = $3
+		AND resume_on_refresh ORDER BY task_id`, tenantID, userID, serverURL)
+}
+
+func (s *Store) waitingTasks(ctx context.Context, q DBTX, query string, args ...any) ([]string, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("error listing waiting tasks: %w", err)
 	}
@@ -93,7 +108,7 @@ func (s *Store) WaitingTasks(ctx context.Context, q DBTX, tenantID, userID, serv
 
 // TaskWaits lists what a task waits on.
 func (s *Store) TaskWaits(ctx context.Context, q DBTX, taskID string) ([]Wait, error) {
-	rows, err := q.QueryContext(ctx, `SELECT task_id, tenant_id, user_id, server_url, login_id, created_at, expires_at
+	rows, err := q.QueryContext(ctx, `SELECT task_id, tenant_id, user_id, server_url, login_id, created_at, expires_at, resume_on_refresh
 		FROM mcpidp_task_wait WHERE task_id = $1 ORDER BY server_url`, taskID)
 	if err != nil {
 		return nil, fmt.Errorf("error listing task waits: %w", err)
@@ -103,7 +118,7 @@ func (s *Store) TaskWaits(ctx context.Context, q DBTX, taskID string) ([]Wait, e
 	for rows.Next() {
 		var w Wait
 		var created, expires int64
-		if err := rows.Scan(&w.TaskID, &w.TenantID, &w.UserID, &w.ServerURL, &w.LoginID, &created, &expires); err != nil {
+		if err := rows.Scan(&w.TaskID, &w.TenantID, &w.UserID, &w.ServerURL, &w.LoginID, &created, &expires, &w.ResumeOnRefresh); err != nil {
 			return nil, err
 		}
 		w.CreatedAt, w.ExpiresAt = fromMicros(created), fromMicros(expires)
@@ -116,6 +131,16 @@ func (s *Store) TaskWaits(ctx context.Context, q DBTX, taskID string) ([]Wait, e
 // two callbacks for the same login, only one goes on to resume.
 func (s *Store) ClearWait(ctx context.Context, q DBTX, taskID, serverURL string) (bool, error) {
 	n, err := execCount(ctx, q, `DELETE FROM mcpidp_task_wait WHERE task_id = $1 AND server_url = $2`, taskID, serverURL)
+	if err != nil {
+		return false, fmt.Errorf("error clearing wait of task %s: %w", taskID, err)
+	}
+	return n == 1, nil
+}
+
+// ClearRefreshWait is ClearWait for a wait a token refresh answers
+// (Wait.ResumeOnRefresh): any other wait stays.
+func (s *Store) ClearRefreshWait(ctx context.Context, q DBTX, taskID, serverURL string) (bool, error) {
+	n, err := execCount(ctx, q, `DELETE FROM mcpidp_task_wait WHERE task_id = $1 AND server_url = $2 AND resume_on_refresh`, taskID, serverURL)
 	if err != nil {
 		return false, fmt.Errorf("error clearing wait of task %s: %w", taskID, err)
 	}

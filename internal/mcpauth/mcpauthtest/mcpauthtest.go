@@ -127,6 +127,8 @@ type Server struct {
 	authorize []url.Values
 	tokenReqs []url.Values
 	registers []map[string]any
+	// refreshDown makes refresh requests fail with 503 temporarily_unavailable.
+	refreshDown bool
 }
 
 // Client is a client registration known to the authorization server.
@@ -301,6 +303,24 @@ func (s *Server) RevokeAll() {
 	for _, t := range s.refresh {
 		t.revoked = true
 	}
+}
+
+// RevokeAccessTokens revokes every access token and keeps the refresh
+// tokens, as an authorization server does when it cuts access tokens short.
+func (s *Server) RevokeAccessTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range s.access {
+		t.revoked = true
+	}
+}
+
+// SetRefreshUnavailable makes refresh requests fail with HTTP 503
+// (temporarily_unavailable) while down is true, refresh tokens untouched.
+func (s *Server) SetRefreshUnavailable(down bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refreshDown = down
 }
 
 // Approve plays a browser that is logged in at the authorization server
@@ -586,6 +606,13 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		}
 		if s.cfg.RefreshDelay > 0 {
 			time.Sleep(s.cfg.RefreshDelay)
+		}
+		s.mu.Lock()
+		down := s.refreshDown
+		s.mu.Unlock()
+		if down {
+			oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "try again later")
+			return
 		}
 		s.refreshToken(w, r, c)
 	default:
