@@ -61,7 +61,14 @@ type TaskRunnerConfig struct {
 	CancelPollInterval time.Duration
 	// JobTimeout bounds one segment; default 15 minutes.
 	JobTimeout time.Duration
-	Logger     *slog.Logger
+	// ModelRetryFor is how long a task keeps trying a model that fails
+	// with transient errors, from the first failure of a streak; default
+	// DefaultModelRetryFor.
+	ModelRetryFor time.Duration
+	// ModelBackoffFunc is the wait before model retry number retry when
+	// the upstream sent no Retry-After; default ModelBackoff.
+	ModelBackoffFunc func(retry int) time.Duration
+	Logger           *slog.Logger
 }
 
 // TaskRunner executes task segments.
@@ -91,6 +98,12 @@ func NewTaskRunner(cfg TaskRunnerConfig) (*TaskRunner, error) {
 	}
 	if cfg.JobTimeout <= 0 {
 		cfg.JobTimeout = 15 * time.Minute
+	}
+	if cfg.ModelRetryFor <= 0 {
+		cfg.ModelRetryFor = DefaultModelRetryFor
+	}
+	if cfg.ModelBackoffFunc == nil {
+		cfg.ModelBackoffFunc = ModelBackoff
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -157,6 +170,10 @@ func (w *TaskRunner) Work(ctx context.Context, job *river.Job[TaskRunArgs]) erro
 		return w.finish(context.WithoutCancel(ctx), task.ID, store.TaskFailed, nil, nil,
 			&taskview.TaskError{Code: CodeTimeout, Message: redactQueries(fmt.Sprintf("the task did not finish within %d attempts of %s each: %v", job.MaxAttempts, w.cfg.JobTimeout, err))})
 	}
+	var snooze *river.JobSnoozeError
+	if errors.As(err, &snooze) {
+		return err // waiting for the model: River runs the job again later
+	}
 	var fail *taskFailure
 	if !errors.As(err, &fail) {
 		if job.Attempt < job.MaxAttempts {
@@ -185,6 +202,12 @@ func (w *TaskRunner) run(ctx context.Context, job *river.Job[TaskRunArgs], task 
 	secrets, err := w.openSecrets(task)
 	if err != nil {
 		return err
+	}
+	if task.RetryingAt != nil {
+		// This is the retry it waited for.
+		if err := st.ClearRetryingAt(ctx, st.DB(), task.ID); err != nil {
+			return err
+		}
 	}
 	recorded, err := st.ListSteps(ctx, st.DB(), task.ID)
 	if err != nil {
@@ -236,6 +259,9 @@ func (w *TaskRunner) run(ctx context.Context, job *river.Job[TaskRunArgs], task 
 			var ch *mcpclient.AuthChallengeError
 			return errors.As(err, &ch)
 		},
+		MarkCall: func(ctx context.Context, index int, step agentloop.Step, sent bool) (bool, error) {
+			return w.markCall(ctx, task.ID, index, step, sent)
+		},
 		Now: st.Now,
 	}
 	outcome, err := run.Execute(ctx)
@@ -266,6 +292,9 @@ func (w *TaskRunner) classify(ctx context.Context, job *river.Job[TaskRunArgs], 
 	case errors.As(err, &challenge):
 		return w.pause(ctx, job, task, req, []*mcpclient.AuthChallengeError{challenge}, challengedAfter)
 	case errors.Is(err, agentloop.ErrModel):
+		if transientModelError(err) {
+			return w.retryModel(ctx, task, err)
+		}
 		return &taskFailure{code: CodeModelError, message: err.Error()}
 	}
 	var ce *connectError
@@ -308,8 +337,40 @@ func (w *TaskRunner) record(ctx context.Context, taskID string, index int, step 
 		if !ok {
 			return errTaskCanceled
 		}
+		if step.Type == agentloop.StepModel {
+			// The model answered: a later failure starts a new streak.
+			if err := st.ResetModelRetry(ctx, tx, taskID); err != nil {
+				return err
+			}
+		}
 		return st.AppendStep(ctx, tx, taskID, index, step.Type, data)
 	})
+}
+
+// markCall commits the "call started" mark of a tool call before it is sent
+// (or removes it, sent false), while the task is still running.
+func (w *TaskRunner) markCall(ctx context.Context, taskID string, index int, step agentloop.Step, sent bool) (bool, error) {
+	st := w.cfg.Store
+	if !sent {
+		return false, st.UnmarkToolCall(ctx, st.DB(), taskID, index)
+	}
+	var again bool
+	err := st.InTx(ctx, func(tx *sql.Tx) error {
+		ok, err := st.TransitionTask(ctx, tx, taskID, []store.TaskStatus{store.TaskRunning}, store.TaskRunning)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errTaskCanceled
+		}
+		again, err = st.MarkToolCall(ctx, tx, taskID, index, step.ToolCallID)
+		return err
+	})
+	if again {
+		w.cfg.Logger.WarnContext(ctx, "tool call was in flight when the task's last run stopped",
+			slog.String("task_id", taskID), slog.String("tool", step.Tool), slog.Int("step", index))
+	}
+	return again, err
 }
 
 func (w *TaskRunner) finish(ctx context.Context, taskID string, status store.TaskStatus, output, usage json.RawMessage, taskErr *taskview.TaskError) error {

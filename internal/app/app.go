@@ -51,6 +51,9 @@ type Options struct {
 	Migrate bool
 	// WebhookBackoffFunc replaces the webhook retry backoff (tests).
 	WebhookBackoffFunc func(attempt int) time.Duration
+	// ModelBackoffFunc replaces the backoff between tries of a failing
+	// model call that gave no Retry-After (tests).
+	ModelBackoffFunc func(retry int) time.Duration
 	// AllowAddrFunc lets the SSRF guard through to addresses it would
 	// block, for tests that stand a loopback server in for a public one.
 	AllowAddrFunc func(netip.AddrPort) bool
@@ -144,6 +147,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		Store: a.store, Keyring: a.keyring, Model: model, HTTPClient: guard.Client(0), OAuth: a.oauth,
 		PublicURL: cfg.PublicURL, CompleteJobTx: a.completeJobTx,
 		Retention: cfg.TaskRetention, JobTimeout: cfg.JobTimeout, Logger: a.logger,
+		ModelRetryFor: cfg.ModelRetryFor, ModelBackoffFunc: opts.ModelBackoffFunc,
 	})
 	if err != nil {
 		return err
