@@ -114,6 +114,14 @@ func NewTaskRunner(cfg TaskRunnerConfig) (*TaskRunner, error) {
 // Timeout implements river.Worker.
 func (w *TaskRunner) Timeout(*river.Job[TaskRunArgs]) time.Duration { return w.cfg.JobTimeout }
 
+// NextRetry implements river.Worker. A segment is retried after its worker
+// died (and was rescued once MCPIDP_RESCUE_STUCK_JOBS_AFTER had passed) or a
+// passing storage error; River's default of attempt⁴ seconds would add
+// minutes to a task that was killed twice, so wait attempt² seconds.
+func (w *TaskRunner) NextRetry(job *river.Job[TaskRunArgs]) time.Time {
+	return time.Now().Add(time.Duration(job.Attempt*job.Attempt) * time.Second)
+}
+
 var errTaskCanceled = errors.New("task was canceled")
 
 // Error codes of failed tasks.
