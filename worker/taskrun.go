@@ -292,6 +292,13 @@ func (w *TaskRunner) classify(ctx context.Context, job *river.Job[TaskRunArgs], 
 	}
 	var challenges *agentloop.ChallengesError
 	var challenge *mcpclient.AuthChallengeError
+	if errors.As(err, &challenges) || errors.As(err, &challenge) {
+		// Waiting for a login is no model outage: a model failure after
+		// the resume starts a new streak with the whole retry time.
+		if rerr := w.cfg.Store.ResetModelRetry(ctx, w.cfg.Store.DB(), task.ID); rerr != nil {
+			return rerr
+		}
+	}
 	switch {
 	case errors.Is(err, store.ErrConflict), errors.Is(err, errTaskCanceled), errors.Is(err, store.ErrNotFound):
 		return err

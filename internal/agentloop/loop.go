@@ -5,7 +5,9 @@
 // Every step is handed to a Recorder before the next one starts. A task's
 // recorder commits it to the database, which is what lets a resumed run
 // rebuild the conversation from recorded steps and never execute a recorded
-// tool call again.
+// tool call again. A task also marks each tool call as sent before sending
+// it (MarkCall), so that a call in flight at a crash is sent again only to
+// a tool that is safe to repeat.
 package agentloop
 
 import (
