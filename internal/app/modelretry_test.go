@@ -81,11 +81,11 @@ func TestModelRateLimitIsRetriedAfterRetryAfter(t *testing.T) {
 			require.Len(t, jobs.Jobs, 1)
 			job = jobs.Jobs[0]
 			return job.State != rivertype.JobStateRunning
-		}, 2*time.Second, 10*time.Millisecond, "the job stops running while the task waits")
+		}, 10*time.Second, 10*time.Millisecond, "the job stops running while the task waits")
 		// Snoozed: not running, due when the upstream said (River keeps
 		// short snoozes "available" with a future scheduled_at).
 		require.Contains(t, []rivertype.JobState{rivertype.JobStateScheduled, rivertype.JobStateAvailable}, job.State)
-		require.WithinDuration(t, *waiting.RetryingAt, job.ScheduledAt, 500*time.Millisecond, "the job is snoozed until the retry")
+		require.WithinDuration(t, *waiting.RetryingAt, job.ScheduledAt, 1500*time.Millisecond, "the job is snoozed until the retry")
 		require.Equal(t, 0, job.Attempt, "a snooze does not use up an attempt")
 
 		done := waitDone(t, tk)
