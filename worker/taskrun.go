@@ -411,8 +411,9 @@ func (w *TaskRunner) finish(ctx context.Context, taskID string, status store.Tas
 	})
 }
 
-// watchCancel cancels the run when the task is canceled or deleted, so a
-// canceled task stops in the middle of a model or tool call too.
+// watchCancel cancels the run when the task is canceled, deleted or ended
+// elsewhere (the orphan sweep), so it stops in the middle of a model or
+// tool call too.
 func (w *TaskRunner) watchCancel(ctx context.Context, taskID string, cancel context.CancelCauseFunc) {
 	t := time.NewTicker(w.cfg.CancelPollInterval)
 	defer t.Stop()
@@ -424,7 +425,7 @@ func (w *TaskRunner) watchCancel(ctx context.Context, taskID string, cancel cont
 		case <-t.C:
 		}
 		task, err := st.GetTaskByID(ctx, st.DB(), taskID)
-		if errors.Is(err, store.ErrNotFound) || err == nil && task.Status == store.TaskCanceled {
+		if errors.Is(err, store.ErrNotFound) || err == nil && task.Status.Terminal() {
 			cancel(errTaskCanceled)
 			return
 		}

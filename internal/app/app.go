@@ -158,6 +158,11 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		return err
 	}
 	river.AddWorker(workers, cleaner)
+	sweeper, err := worker.NewOrphanSweeper(a.store, cfg.PublicURL, cfg.TaskRetention, a.logger)
+	if err != nil {
+		return err
+	}
+	river.AddWorker(workers, sweeper)
 	river.AddWorker(workers, worker.NewOAuthMaintainer(a.oauth, a.logger))
 	river.AddWorker(workers, worker.NewAuthTimeouter(a.store, cfg.PublicURL, cfg.TaskRetention))
 	river.AddWorker(workers, worker.NewLoginRechecker(a.store))
@@ -186,6 +191,9 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		riverCfg.PeriodicJobs = []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(cfg.CleanupInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return worker.CleanupArgs{}, nil },
+				&river.PeriodicJobOpts{RunOnStart: true}),
+			river.NewPeriodicJob(river.PeriodicInterval(cfg.CleanupInterval),
+				func() (river.JobArgs, *river.InsertOpts) { return worker.OrphanSweepArgs{}, nil },
 				&river.PeriodicJobOpts{RunOnStart: true}),
 			river.NewPeriodicJob(river.PeriodicInterval(time.Minute),
 				func() (river.JobArgs, *river.InsertOpts) { return worker.OAuthMaintenanceArgs{}, nil },

@@ -86,3 +86,26 @@ func (s *Store) UnmarkToolCall(ctx context.Context, q DBTX, taskID string, idx i
 	}
 	return nil
 }
+
+// OrphanedTasks returns up to limit running tasks whose River job will
+// never run again: River gave up on it (discarded: its worker died during
+// its last attempt, so nobody ended the task), an operator cancelled it, or
+// it is gone.
+func (s *Store) OrphanedTasks(ctx context.Context, q DBTX, limit int) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT t.id FROM mcpidp_task t LEFT JOIN river_job j ON j.id = t.run_job_id
+		WHERE t.status = 'running' AND t.run_job_id IS NOT NULL AND (j.id IS NULL OR j.state IN ('discarded', 'cancelled'))
+		ORDER BY t.id LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("error finding orphaned tasks: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("error finding orphaned tasks: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
