@@ -61,6 +61,8 @@ type TaskRunnerConfig struct {
 	CancelPollInterval time.Duration
 	// JobTimeout bounds one segment; default 15 minutes.
 	JobTimeout time.Duration
+	Logger     *slog.Logger
+
 	// ModelRetryFor is how long a task keeps trying a model that fails
 	// with transient errors, from the first failure of a streak; default
 	// DefaultModelRetryFor.
@@ -68,7 +70,6 @@ type TaskRunnerConfig struct {
 	// ModelBackoffFunc is the wait before model retry number retry when
 	// the upstream sent no Retry-After; default ModelBackoff.
 	ModelBackoffFunc func(retry int) time.Duration
-	Logger           *slog.Logger
 }
 
 // TaskRunner executes task segments.
