@@ -111,6 +111,9 @@ func servedImageType(mimeType string) (string, bool) {
 func ResultMarkdown(o *taskview.TaskObject) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Task %s\n\n**Status:** %s  \n**Model:** %s  \n**Created:** %s\n\n", o.ID, o.Status, o.Model, o.CreatedAt.Format(time.RFC3339))
+	if o.RetryingAt != nil {
+		fmt.Fprintf(&b, "_The model failed for now; the task tries it again at %s._\n\n", o.RetryingAt.Format(time.RFC3339))
+	}
 	var logins []struct {
 		ServerURL        string `json:"server_url"`
 		AuthorizationURL string `json:"authorization_url"`

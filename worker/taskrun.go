@@ -62,6 +62,14 @@ type TaskRunnerConfig struct {
 	// JobTimeout bounds one segment; default 15 minutes.
 	JobTimeout time.Duration
 	Logger     *slog.Logger
+
+	// ModelRetryFor is how long a task keeps trying a model that fails
+	// with transient errors, from the first failure of a streak; default
+	// DefaultModelRetryFor.
+	ModelRetryFor time.Duration
+	// ModelBackoffFunc is the wait before model retry number retry when
+	// the upstream sent no Retry-After; default ModelBackoff.
+	ModelBackoffFunc func(retry int) time.Duration
 }
 
 // TaskRunner executes task segments.
@@ -92,6 +100,12 @@ func NewTaskRunner(cfg TaskRunnerConfig) (*TaskRunner, error) {
 	if cfg.JobTimeout <= 0 {
 		cfg.JobTimeout = 15 * time.Minute
 	}
+	if cfg.ModelRetryFor <= 0 {
+		cfg.ModelRetryFor = DefaultModelRetryFor
+	}
+	if cfg.ModelBackoffFunc == nil {
+		cfg.ModelBackoffFunc = ModelBackoff
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -100,6 +114,14 @@ func NewTaskRunner(cfg TaskRunnerConfig) (*TaskRunner, error) {
 
 // Timeout implements river.Worker.
 func (w *TaskRunner) Timeout(*river.Job[TaskRunArgs]) time.Duration { return w.cfg.JobTimeout }
+
+// NextRetry implements river.Worker. A segment is retried after its worker
+// died (and was rescued once MCPIDP_RESCUE_STUCK_JOBS_AFTER had passed) or a
+// passing storage error; River's default of attempt⁴ seconds would add
+// minutes to a task that was killed twice, so wait attempt² seconds.
+func (w *TaskRunner) NextRetry(job *river.Job[TaskRunArgs]) time.Time {
+	return time.Now().Add(time.Duration(job.Attempt*job.Attempt) * time.Second)
+}
 
 var errTaskCanceled = errors.New("task was canceled")
 
@@ -157,6 +179,10 @@ func (w *TaskRunner) Work(ctx context.Context, job *river.Job[TaskRunArgs]) erro
 		return w.finish(context.WithoutCancel(ctx), task.ID, store.TaskFailed, nil, nil,
 			&taskview.TaskError{Code: CodeTimeout, Message: redactQueries(fmt.Sprintf("the task did not finish within %d attempts of %s each: %v", job.MaxAttempts, w.cfg.JobTimeout, err))})
 	}
+	var snooze *river.JobSnoozeError
+	if errors.As(err, &snooze) {
+		return err // waiting for the model: River runs the job again later
+	}
 	var fail *taskFailure
 	if !errors.As(err, &fail) {
 		if job.Attempt < job.MaxAttempts {
@@ -185,6 +211,12 @@ func (w *TaskRunner) run(ctx context.Context, job *river.Job[TaskRunArgs], task 
 	secrets, err := w.openSecrets(task)
 	if err != nil {
 		return err
+	}
+	if task.RetryingAt != nil {
+		// This is the retry it waited for.
+		if err := st.ClearRetryingAt(ctx, st.DB(), task.ID); err != nil {
+			return err
+		}
 	}
 	recorded, err := st.ListSteps(ctx, st.DB(), task.ID)
 	if err != nil {
@@ -236,6 +268,9 @@ func (w *TaskRunner) run(ctx context.Context, job *river.Job[TaskRunArgs], task 
 			var ch *mcpclient.AuthChallengeError
 			return errors.As(err, &ch)
 		},
+		MarkCall: func(ctx context.Context, index int, step agentloop.Step, sent bool) (bool, error) {
+			return w.markCall(ctx, task.ID, index, step, sent)
+		},
 		Now: st.Now,
 	}
 	outcome, err := run.Execute(ctx)
@@ -258,6 +293,13 @@ func (w *TaskRunner) classify(ctx context.Context, job *river.Job[TaskRunArgs], 
 	}
 	var challenges *agentloop.ChallengesError
 	var challenge *mcpclient.AuthChallengeError
+	if errors.As(err, &challenges) || errors.As(err, &challenge) {
+		// Waiting for a login is no model outage: a model failure after
+		// the resume starts a new streak with the whole retry time.
+		if rerr := w.cfg.Store.ResetModelRetry(ctx, w.cfg.Store.DB(), task.ID); rerr != nil {
+			return rerr
+		}
+	}
 	switch {
 	case errors.Is(err, store.ErrConflict), errors.Is(err, errTaskCanceled), errors.Is(err, store.ErrNotFound):
 		return err
@@ -266,6 +308,9 @@ func (w *TaskRunner) classify(ctx context.Context, job *river.Job[TaskRunArgs], 
 	case errors.As(err, &challenge):
 		return w.pause(ctx, job, task, req, []*mcpclient.AuthChallengeError{challenge}, challengedAfter)
 	case errors.Is(err, agentloop.ErrModel):
+		if transientModelError(err) {
+			return w.retryModel(ctx, task, err)
+		}
 		return &taskFailure{code: CodeModelError, message: err.Error()}
 	}
 	var ce *connectError
@@ -308,8 +353,40 @@ func (w *TaskRunner) record(ctx context.Context, taskID string, index int, step 
 		if !ok {
 			return errTaskCanceled
 		}
+		if step.Type == agentloop.StepModel {
+			// The model answered: a later failure starts a new streak.
+			if err := st.ResetModelRetry(ctx, tx, taskID); err != nil {
+				return err
+			}
+		}
 		return st.AppendStep(ctx, tx, taskID, index, step.Type, data)
 	})
+}
+
+// markCall commits the "call started" mark of a tool call before it is sent
+// (or removes it, sent false), while the task is still running.
+func (w *TaskRunner) markCall(ctx context.Context, taskID string, index int, step agentloop.Step, sent bool) (bool, error) {
+	st := w.cfg.Store
+	if !sent {
+		return false, st.UnmarkToolCall(ctx, st.DB(), taskID, index)
+	}
+	var again bool
+	err := st.InTx(ctx, func(tx *sql.Tx) error {
+		ok, err := st.TransitionTask(ctx, tx, taskID, []store.TaskStatus{store.TaskRunning}, store.TaskRunning)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errTaskCanceled
+		}
+		again, err = st.MarkToolCall(ctx, tx, taskID, index, step.ToolCallID)
+		return err
+	})
+	if again {
+		w.cfg.Logger.WarnContext(ctx, "tool call was in flight when the task's last run stopped",
+			slog.String("task_id", taskID), slog.String("tool", step.Tool), slog.Int("step", index))
+	}
+	return again, err
 }
 
 func (w *TaskRunner) finish(ctx context.Context, taskID string, status store.TaskStatus, output, usage json.RawMessage, taskErr *taskview.TaskError) error {
@@ -335,8 +412,9 @@ func (w *TaskRunner) finish(ctx context.Context, taskID string, status store.Tas
 	})
 }
 
-// watchCancel cancels the run when the task is canceled or deleted, so a
-// canceled task stops in the middle of a model or tool call too.
+// watchCancel cancels the run when the task is canceled, deleted or ended
+// elsewhere (the orphan sweep), so it stops in the middle of a model or
+// tool call too.
 func (w *TaskRunner) watchCancel(ctx context.Context, taskID string, cancel context.CancelCauseFunc) {
 	t := time.NewTicker(w.cfg.CancelPollInterval)
 	defer t.Stop()
@@ -348,7 +426,7 @@ func (w *TaskRunner) watchCancel(ctx context.Context, taskID string, cancel cont
 		case <-t.C:
 		}
 		task, err := st.GetTaskByID(ctx, st.DB(), taskID)
-		if errors.Is(err, store.ErrNotFound) || err == nil && task.Status == store.TaskCanceled {
+		if errors.Is(err, store.ErrNotFound) || err == nil && task.Status.Terminal() {
 			cancel(errTaskCanceled)
 			return
 		}

@@ -5,7 +5,9 @@
 // Every step is handed to a Recorder before the next one starts. A task's
 // recorder commits it to the database, which is what lets a resumed run
 // rebuild the conversation from recorded steps and never execute a recorded
-// tool call again.
+// tool call again. A task also marks each tool call as sent before sending
+// it (MarkCall), so that a call in flight at a crash is sent again only to
+// a tool that is safe to repeat.
 package agentloop
 
 import (
@@ -49,6 +51,9 @@ type Step struct {
 	Images            []Image           `json:"images,omitempty"`
 	StructuredContent json.RawMessage   `json:"structured_content,omitempty"`
 	Resources         []json.RawMessage `json:"resources,omitempty"`
+	// Interrupted marks a call that was in flight when mcpidp stopped and
+	// was not sent again (see MarkCallFunc); its Output says so.
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 // StopCondition ends a run early. Type "tool_called" stops once the named
@@ -104,6 +109,25 @@ type ToolResult struct {
 // stops the run with that error.
 type RecordFunc func(ctx context.Context, index int, step Step) error
 
+// MarkCallFunc makes tool calls durable across crashes (tasks; nil in the
+// chat proxy). With sent true it is called before the call that will be
+// recorded as step index is sent, and commits a "call started" mark; it
+// reports whether an earlier run had already marked the same call, which
+// means that run stopped while the call was in flight. With sent false it
+// removes the mark of a call the server refused without running it (an
+// authorization challenge).
+type MarkCallFunc func(ctx context.Context, index int, step Step, sent bool) (alreadyMarked bool, err error)
+
+// InterruptedOutput is the output of a tool call that was in flight when
+// mcpidp stopped and was not sent again.
+const InterruptedOutput = "error: the call may or may not have run: mcpidp stopped while it was in flight, and the tool is not marked read-only or idempotent, so it was not sent again"
+
+// RepeatChecker is implemented by Tools that know which tools are safe to
+// call twice (MCP tools annotated readOnlyHint or idempotentHint).
+type RepeatChecker interface {
+	SafeToRepeat(function string) bool
+}
+
 // ErrorIsFatalFunc tells whether an error from Tools.Call must end the run
 // (an authorization challenge) instead of being shown to the model.
 type ErrorIsFatalFunc func(err error) bool
@@ -128,6 +152,10 @@ type Run struct {
 	Tools        Tools // may be nil when no MCP server is used
 	Record       RecordFunc
 	ErrorIsFatal ErrorIsFatalFunc
+	// MarkCall, when set, marks each tool call before it is sent, so that
+	// a call in flight at a crash is sent again only to a tool that is
+	// safe to repeat, and is otherwise recorded as interrupted.
+	MarkCall MarkCallFunc
 	// Now is the clock used for tool durations; default time.Now.
 	Now func() time.Time
 
@@ -194,7 +222,7 @@ func (r *Run) Execute(ctx context.Context) (*Outcome, error) {
 				if r.isClientTool(call.Function.Name) {
 					continue
 				}
-				st, err := r.runTool(ctx, now, call)
+				st, err := r.runTool(ctx, now, len(out.Steps), call)
 				if err != nil {
 					return out, err
 				}
@@ -252,7 +280,7 @@ func (r *Run) Execute(ctx context.Context) (*Outcome, error) {
 	}
 }
 
-func (r *Run) runTool(ctx context.Context, now func() time.Time, call llm.ToolCall) (*Step, error) {
+func (r *Run) runTool(ctx context.Context, now func() time.Time, index int, call llm.ToolCall) (*Step, error) {
 	st := &Step{Type: StepTool, ToolCallID: call.ID, Function: call.Function.Name}
 	args := json.RawMessage(call.Function.Arguments)
 	if len(args) == 0 {
@@ -274,10 +302,27 @@ func (r *Run) runTool(ctx context.Context, now func() time.Time, call llm.ToolCa
 		return st, nil
 	}
 	st.ServerURL, st.Tool = serverURL, tool
+	if r.MarkCall != nil {
+		again, err := r.MarkCall(ctx, index, *st, true)
+		if err != nil {
+			return nil, err
+		}
+		if again && !r.safeToRepeat(call.Function.Name) {
+			st.Output, st.IsError, st.Interrupted = InterruptedOutput, true, true
+			return st, nil
+		}
+	}
 	start := now()
 	res, err := r.Tools.Call(ctx, call.Function.Name, args)
 	st.DurationMS = now().Sub(start).Milliseconds()
 	if err != nil {
+		if r.ErrorIsFatal != nil && r.ErrorIsFatal(err) && ctx.Err() == nil && r.MarkCall != nil {
+			// The server refused the call without running it: after the
+			// login it is a fresh call, not an interrupted one.
+			if _, uerr := r.MarkCall(ctx, index, *st, false); uerr != nil {
+				return nil, errors.Join(err, uerr)
+			}
+		}
 		if r.ErrorIsFatal != nil && r.ErrorIsFatal(err) || ctx.Err() != nil {
 			return nil, err
 		}
@@ -286,6 +331,11 @@ func (r *Run) runTool(ctx context.Context, now func() time.Time, call llm.ToolCa
 	}
 	r.takeResult(st, res)
 	return st, nil
+}
+
+func (r *Run) safeToRepeat(function string) bool {
+	rc, ok := r.Tools.(RepeatChecker)
+	return ok && rc.SafeToRepeat(function)
 }
 
 func (r *Run) stopsOn(function string) bool {

@@ -111,6 +111,13 @@ func (m *MCPTools) Resolve(function string) (string, string, bool) {
 	return m.toolset.Resolve(function)
 }
 
+// SafeToRepeat implements RepeatChecker: the server annotated the tool
+// readOnlyHint or idempotentHint.
+func (m *MCPTools) SafeToRepeat(function string) bool {
+	t, ok := m.toolset.Tool(function)
+	return ok && t.Annotations.SafeToRepeat()
+}
+
 // Call implements Tools.
 func (m *MCPTools) Call(ctx context.Context, function string, arguments json.RawMessage) (*ToolResult, error) {
 	serverURL, tool, ok := m.toolset.Resolve(function)

@@ -52,6 +52,9 @@ type Options struct {
 	Migrate bool
 	// WebhookBackoffFunc replaces the webhook retry backoff (tests).
 	WebhookBackoffFunc func(attempt int) time.Duration
+	// ModelBackoffFunc replaces the backoff between tries of a failing
+	// model call that gave no Retry-After (tests).
+	ModelBackoffFunc func(retry int) time.Duration
 	// AllowAddrFunc lets the SSRF guard through to addresses it would
 	// block, for tests that stand a loopback server in for a public one.
 	AllowAddrFunc func(netip.AddrPort) bool
@@ -149,6 +152,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		Store: a.store, Keyring: a.keyring, Model: model, HTTPClient: guard.Client(0), OAuth: a.oauth,
 		PublicURL: cfg.PublicURL, CompleteJobTx: a.completeJobTx,
 		Retention: cfg.TaskRetention, JobTimeout: cfg.JobTimeout, Logger: a.logger,
+		ModelRetryFor: cfg.ModelRetryFor, ModelBackoffFunc: opts.ModelBackoffFunc,
 	})
 	if err != nil {
 		return err
@@ -159,6 +163,11 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		return err
 	}
 	river.AddWorker(workers, cleaner)
+	sweeper, err := worker.NewOrphanSweeper(a.store, cfg.PublicURL, cfg.TaskRetention, a.logger)
+	if err != nil {
+		return err
+	}
+	river.AddWorker(workers, sweeper)
 	river.AddWorker(workers, worker.NewOAuthMaintainer(a.oauth, a.logger))
 	river.AddWorker(workers, worker.NewAuthTimeouter(a.store, cfg.PublicURL, cfg.TaskRetention))
 	river.AddWorker(workers, worker.NewLoginRechecker(a.store))
@@ -192,6 +201,9 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		riverCfg.PeriodicJobs = []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(cfg.CleanupInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return worker.CleanupArgs{}, nil },
+				&river.PeriodicJobOpts{RunOnStart: true}),
+			river.NewPeriodicJob(river.PeriodicInterval(cfg.CleanupInterval),
+				func() (river.JobArgs, *river.InsertOpts) { return worker.OrphanSweepArgs{}, nil },
 				&river.PeriodicJobOpts{RunOnStart: true}),
 			river.NewPeriodicJob(river.PeriodicInterval(time.Minute),
 				func() (river.JobArgs, *river.InsertOpts) { return worker.OAuthMaintenanceArgs{}, nil },

@@ -32,6 +32,7 @@ type Config struct {
 	MaxBodyBytes         int64
 	OAuthClients         string
 	AuthorizationTimeout time.Duration
+	ModelRetryFor        time.Duration // retrying a model failing with transient errors
 	AdminKey             string
 	LogLevel             slog.Level
 	LogFormat            string
@@ -62,6 +63,7 @@ var envVars = []envVar{
 	{"MCPIDP_CLEANUP_INTERVAL", "1m", "how often expired tasks are deleted"},
 	{"MCPIDP_OAUTH_CLIENTS", "", `pre-registered OAuth clients, JSON: [{"issuer","client_id","client_secret","token_endpoint_auth_method","scopes"}]`},
 	{"MCPIDP_AUTHORIZATION_TIMEOUT", "24h", "how long a login link works (and a task waits for its login)"},
+	{"MCPIDP_MODEL_RETRY_FOR", "30m", "how long a task retries a model failing with 429, 5xx, timeouts or connection errors, from the first failure (then model_error)"},
 	{"MCPIDP_MAX_BODY_BYTES", "4194304", "largest request body accepted"},
 	{"MCPIDP_ADMIN_KEY", "", "password (HTTP Basic) of the River UI at /admin/riverui/; unset disables it"},
 	{"MCPIDP_LOG_LEVEL", "info", "debug, info, warn or error"},
@@ -98,6 +100,7 @@ func LoadConfig(getenv func(string) string) (*Config, error) {
 		CleanupInterval:      dur("MCPIDP_CLEANUP_INTERVAL", "1m"),
 		OAuthClients:         get("MCPIDP_OAUTH_CLIENTS", ""),
 		AuthorizationTimeout: dur("MCPIDP_AUTHORIZATION_TIMEOUT", "24h"),
+		ModelRetryFor:        dur("MCPIDP_MODEL_RETRY_FOR", "30m"),
 		LogFormat:            get("MCPIDP_LOG_FORMAT", "text"),
 		AdminKey:             get("MCPIDP_ADMIN_KEY", ""),
 		APIKeys:              map[string]string{},

@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -48,8 +47,9 @@ func mcpidpBinary(t testing.TB) string {
 }
 
 // A worker killed with SIGKILL in the middle of a tool call, then started
-// again: the task completes, and no recorded step runs twice (only the
-// step that was in flight may run again).
+// again: the task completes, no recorded step runs twice, and the call that
+// was in flight is not sent again (the tool is not read-only or idempotent):
+// its step says it was interrupted, and the model goes on from there.
 func TestWorkerKilledMidTaskResumesWithoutRepeatingSteps(t *testing.T) {
 	t.Parallel()
 	bin := mcpidpBinary(t)
@@ -114,18 +114,76 @@ func TestWorkerKilledMidTaskResumesWithoutRepeatingSteps(t *testing.T) {
 
 		require.Equal(t, []string{"first"}, mcp.Calls("echo"), "a recorded tool call never runs again")
 		require.Len(t, model.Requests(), 3, "recorded model turns are not asked again")
-		require.LessOrEqual(t, len(mcp.Calls("wait")), 2, "only the step in flight may run again")
+		require.Equal(t, []string{"second"}, mcp.Calls("wait"), "the call in flight is not sent again")
 		var types []string
 		for _, s := range done.Steps {
 			types = append(types, s.Type+":"+s.Tool)
 		}
 		require.Equal(t, []string{"model:", "tool:echo", "model:", "tool:wait", "model:"}, types)
-		raw, _ := json.Marshal(done.Steps[3])
-		require.Contains(t, string(raw), "waited: second")
+		interrupted := done.Steps[3]
+		require.True(t, interrupted.Interrupted, "%+v", interrupted)
+		require.True(t, interrupted.IsError)
+		require.Contains(t, interrupted.Output, "may or may not have run")
+		last := model.Requests()[2].Messages
+		require.Equal(t, "tool", last[len(last)-1].Role)
+		require.Contains(t, last[len(last)-1].Content, "may or may not have run", "the model is told")
 	})
 }
 
 func filepathTemp() (string, error) { return os.MkdirTemp("", "mcpidp-bin-") }
+
+// A worker killed while a read-only tool (MCP readOnlyHint) is in flight:
+// after the restart the call is sent again, and its real result is recorded.
+func TestInFlightReadOnlyToolIsSentAgainAfterCrash(t *testing.T) {
+	t.Parallel()
+	bin := mcpidpBinary(t)
+	backends(t, func(t *testing.T, databaseURL string) {
+		model := llmtest.NewServer(t)
+		mcp := mcptest.New(t, mcptest.StreamableHTTP)
+		model.Handle(func(req llmtest.Request) llmtest.Response {
+			last := req.Messages[len(req.Messages)-1]
+			if last.Role == "tool" {
+				return llmtest.Response{Content: "The tool said: " + last.Content}
+			}
+			return llmtest.Response{ToolCalls: []llmtest.ToolCall{{Name: req.OfferedTool(t, "peek"), Arguments: `{"message":"look"}`}}}
+		})
+		port := testenv.FreePort(t)
+		base := fmt.Sprintf("http://127.0.0.1:%d", port)
+		env := []string{
+			"MCPIDP_DATABASE_URL=" + databaseURL,
+			"MCPIDP_LISTEN=127.0.0.1:" + strconv.Itoa(port),
+			"MCPIDP_PUBLIC_URL=" + base,
+			"MCPIDP_API_KEYS=acme:" + keyAcme,
+			"MCPIDP_UPSTREAM_BASE_URL=" + model.URL(),
+			"MCPIDP_ALLOW_PRIVATE_NETWORKS=true",
+			"MCPIDP_ENCRYPTION_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+			"MCPIDP_JOB_TIMEOUT=3s",
+			"MCPIDP_RESCUE_STUCK_JOBS_AFTER=4s",
+		}
+		first := testenv.StartProcess(t, bin, []string{"serve"}, env, testenv.PortReady(port))
+		e := &testEnv{URL: base}
+		tk := e.submit(t, keyAcme, map[string]any{"user": "u", "model": "m", "input": "go",
+			"tools": []map[string]any{{"type": "mcp", "url": mcp.URL}}})
+		select {
+		case <-mcp.Started():
+		case <-time.After(30 * time.Second):
+			t.Fatal("the peek tool was never called")
+		}
+		require.NoError(t, syscall.Kill(-first.Process.Pid, syscall.SIGKILL))
+		require.Eventually(t, func() bool { return !testenv.PortReady(port)() }, 10*time.Second, 20*time.Millisecond)
+
+		mcp.Release()
+		testenv.StartProcess(t, bin, []string{"serve"}, env, testenv.PortReady(port))
+		done := waitDone(t, tk)
+		require.Equal(t, "completed", done.Status, "error: %+v", done.Error)
+		require.Equal(t, []string{"look", "look"}, mcp.Calls("peek"), "the read-only call in flight was sent again")
+		require.Len(t, done.Steps, 3)
+		require.False(t, done.Steps[1].Interrupted)
+		require.False(t, done.Steps[1].IsError)
+		require.Equal(t, "peeked: look", done.Steps[1].Output)
+		require.Equal(t, "The tool said: peeked: look", done.Output.Content)
+	})
+}
 
 // A paused task survives a kill of its process while it waits, and another
 // kill right after the login callback: it completes exactly once.

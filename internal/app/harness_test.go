@@ -143,6 +143,8 @@ type task struct {
 		Arguments json.RawMessage `json:"arguments"`
 		Output    string          `json:"output"`
 		IsError   bool            `json:"is_error"`
+		// Interrupted: in flight at a crash and not sent again.
+		Interrupted bool `json:"interrupted"`
 	} `json:"steps"`
 	Output *struct {
 		Content  string `json:"content"`
@@ -156,6 +158,7 @@ type task struct {
 		Message string `json:"message"`
 	} `json:"error"`
 	ExpiresAt             *time.Time `json:"expires_at"`
+	RetryingAt            *time.Time `json:"retrying_at"`
 	AuthorizationRequired []struct {
 		ServerURL        string    `json:"server_url"`
 		AuthorizationURL string    `json:"authorization_url"`

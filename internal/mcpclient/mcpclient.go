@@ -95,6 +95,33 @@ type Tool struct {
 	Description string
 	// InputSchema is the tool's JSON Schema exactly as the server sent it.
 	InputSchema json.RawMessage
+	// Annotations are the server's hints about the tool's behaviour.
+	Annotations ToolAnnotations
+}
+
+// ToolAnnotations are the MCP tool annotations that mcpidp acts on. A hint
+// the server did not give is false, the safe reading.
+type ToolAnnotations struct {
+	// ReadOnlyHint: the tool does not change its environment.
+	ReadOnlyHint bool `json:"readOnlyHint"`
+	// IdempotentHint: calling it again with the same arguments has no
+	// further effect.
+	IdempotentHint bool `json:"idempotentHint"`
+}
+
+// SafeToRepeat reports whether the server says a second call with the same
+// arguments changes nothing more than the first: the tool is read-only or
+// idempotent.
+func (a ToolAnnotations) SafeToRepeat() bool { return a.ReadOnlyHint || a.IdempotentHint }
+
+// parseAnnotations reads the hints leniently: malformed annotations are no
+// reason to refuse a server's tools, and read as no hints at all.
+func parseAnnotations(raw json.RawMessage) ToolAnnotations {
+	var a ToolAnnotations
+	if json.Unmarshal(raw, &a) != nil {
+		return ToolAnnotations{}
+	}
+	return a
 }
 
 // CallResult is the outcome of a tools/call that the server answered.
@@ -387,6 +414,7 @@ func (s *Session) Tools(ctx context.Context) ([]Tool, error) {
 				Name        string          `json:"name"`
 				Description string          `json:"description"`
 				InputSchema json.RawMessage `json:"inputSchema"`
+				Annotations json.RawMessage `json:"annotations"`
 			} `json:"tools"`
 			NextCursor string `json:"nextCursor"`
 		}
@@ -401,7 +429,7 @@ func (s *Session) Tools(ctx context.Context) ([]Tool, error) {
 			if t.Name == "" || !s.isAllowed(t.Name) {
 				continue
 			}
-			tools = append(tools, Tool{Name: t.Name, Description: t.Description, InputSchema: t.InputSchema})
+			tools = append(tools, Tool{Name: t.Name, Description: t.Description, InputSchema: t.InputSchema, Annotations: parseAnnotations(t.Annotations)})
 		}
 		if result.NextCursor == "" {
 			break

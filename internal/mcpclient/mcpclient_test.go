@@ -31,6 +31,7 @@ func newTestMCPServer(pageSize int) *server.MCPServer {
 	s.AddTool(mcp.NewTool("echo",
 		mcp.WithDescription("Echoes the message back."),
 		mcp.WithString("message", mcp.Required(), mcp.Description("What to echo")),
+		mcp.WithReadOnlyHintAnnotation(true),
 	), func(_ context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		msg, err := req.RequireString("message")
 		if err != nil {
@@ -38,7 +39,7 @@ func newTestMCPServer(pageSize int) *server.MCPServer {
 		}
 		return mcp.NewToolResultText("echo: " + msg), nil
 	})
-	s.AddTool(mcp.NewTool("fail", mcp.WithDescription("Always fails.")),
+	s.AddTool(mcp.NewTool("fail", mcp.WithDescription("Always fails."), mcp.WithIdempotentHintAnnotation(true)),
 		func(context.Context, mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			return mcp.NewToolResultError("the tool broke"), nil
 		})
@@ -161,12 +162,15 @@ func TestSessionBothTransports(t *testing.T) {
 				tools, err := s.Tools(ctx)
 				require.NoError(t, err)
 				require.ElementsMatch(t, []string{"echo", "fail", "picture", "delete_everything", "structured"}, toolNames(tools))
-				var echo Tool
+				byName := map[string]Tool{}
 				for _, tool := range tools {
-					if tool.Name == "echo" {
-						echo = tool
-					}
+					byName[tool.Name] = tool
 				}
+				echo := byName["echo"]
+				require.Equal(t, ToolAnnotations{ReadOnlyHint: true}, echo.Annotations)
+				require.Equal(t, ToolAnnotations{IdempotentHint: true}, byName["fail"].Annotations)
+				require.True(t, byName["fail"].Annotations.SafeToRepeat(), "idempotent tools are safe to call again")
+				require.False(t, byName["delete_everything"].Annotations.SafeToRepeat(), "tools without hints are not")
 				require.Equal(t, "Echoes the message back.", echo.Description)
 				require.JSONEq(t, `{"type":"object","properties":{"message":{"type":"string","description":"What to echo"}},"required":["message"]}`, string(echo.InputSchema))
 
@@ -641,4 +645,12 @@ func TestRenderResultImages(t *testing.T) {
 	res.KeepImages(0)
 	require.Empty(t, res.Images)
 	require.True(t, strings.HasPrefix(res.Text, "[image image/png, 9 bytes — over the image limit, not shown]\n"), res.Text)
+}
+
+func TestParseAnnotationsIsLenient(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, ToolAnnotations{ReadOnlyHint: true}, parseAnnotations(json.RawMessage(`{"readOnlyHint":true,"title":"x"}`)))
+	for _, raw := range []string{``, `null`, `"read-only"`, `{"readOnlyHint":"yes","idempotentHint":true}`} {
+		require.Equal(t, ToolAnnotations{}, parseAnnotations(json.RawMessage(raw)), "malformed annotations %q read as no hints", raw)
+	}
 }

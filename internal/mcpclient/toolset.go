@@ -190,6 +190,15 @@ func (ts *Toolset) Resolve(functionName string) (serverURL, toolName string, ok 
 	return ts.entries[i].serverURL, ts.entries[i].tool.Name, true
 }
 
+// Tool returns the tool behind a function name.
+func (ts *Toolset) Tool(functionName string) (Tool, bool) {
+	i, ok := ts.byName[functionName]
+	if !ok {
+		return Tool{}, false
+	}
+	return ts.entries[i].tool, true
+}
+
 // FunctionName returns the function name given to a server's tool.
 func (ts *Toolset) FunctionName(serverURL, toolName string) (string, bool) {
 	i, ok := ts.byTool[toolKey{serverURL, toolName}]

@@ -21,6 +21,8 @@ import (
 //   - add(a, b): returns the sum
 //   - wait(message): blocks until Release is called or the request ends,
 //     then returns "waited: <message>"
+//   - peek(message): like wait, but annotated readOnlyHint (safe to call
+//     again), and returns "peeked: <message>"
 type Server struct {
 	// URL is the MCP endpoint.
 	URL  string
@@ -123,6 +125,19 @@ func (s *Server) handler(transport Transport, stateful bool) http.Handler {
 			}
 			return mcp.NewToolResultText("waited: " + msg), nil
 		})
+	m.AddTool(mcp.NewTool("peek", mcp.WithDescription("Waits, then answers; changes nothing."), mcp.WithString("message"),
+		mcp.WithReadOnlyHintAnnotation(true)),
+		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			msg := req.GetString("message", "")
+			s.record("peek", msg)
+			s.started <- msg
+			select {
+			case <-s.release:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			return mcp.NewToolResultText("peeked: " + msg), nil
+		})
 	switch transport {
 	case SSE:
 		s.path = "/sse"
@@ -146,7 +161,7 @@ func (s *Server) Calls(tool string) []string {
 	return append([]string(nil), s.calls[tool]...)
 }
 
-// Started delivers the message of each wait call as it starts.
+// Started delivers the message of each wait and peek call as it starts.
 func (s *Server) Started() <-chan string { return s.started }
 
 // Release lets every current and future wait call finish.

@@ -62,21 +62,24 @@ type Task struct {
 	UpdatedAt             time.Time
 	CompletedAt           *time.Time
 	ExpiresAt             *time.Time
+	// RetryingAt is when a running task whose model call failed with a
+	// transient error tries again; nil while it is not waiting to.
+	RetryingAt *time.Time
 }
 
 const taskColumns = `id, tenant_id, user_id, status, model, store, request, secrets, metadata, result_token,
-	idempotency_key, segment, output, usage, error, authorization_required, created_at, updated_at, completed_at, expires_at`
+	idempotency_key, segment, output, usage, error, authorization_required, created_at, updated_at, completed_at, expires_at, retrying_at`
 
 func scanTask(row interface{ Scan(...any) error }) (*Task, error) {
 	var (
 		t                                Task
 		idem, output, usage, errJSON, ar sql.NullString
 		created, updated                 int64
-		completed, expires               sql.NullInt64
+		completed, expires, retrying     sql.NullInt64
 		request, metadata                string
 	)
 	if err := row.Scan(&t.ID, &t.TenantID, &t.UserID, &t.Status, &t.Model, &t.Store, &request, &t.Secrets, &metadata,
-		&t.ResultToken, &idem, &t.Segment, &output, &usage, &errJSON, &ar, &created, &updated, &completed, &expires); err != nil {
+		&t.ResultToken, &idem, &t.Segment, &output, &usage, &errJSON, &ar, &created, &updated, &completed, &expires, &retrying); err != nil {
 		return nil, err
 	}
 	t.Request = json.RawMessage(request)
@@ -90,6 +93,7 @@ func scanTask(row interface{ Scan(...any) error }) (*Task, error) {
 	t.UpdatedAt = fromMicros(updated)
 	t.CompletedAt = timePtr(completed)
 	t.ExpiresAt = timePtr(expires)
+	t.RetryingAt = timePtr(retrying)
 	return &t, nil
 }
 
@@ -138,10 +142,10 @@ func (s *Store) CreateTask(ctx context.Context, q DBTX, t *Task) error {
 		}
 	}
 	_, err := q.ExecContext(ctx, `INSERT INTO mcpidp_task (`+taskColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
 		t.ID, t.TenantID, t.UserID, t.Status, t.Model, t.Store, string(t.Request), t.Secrets, string(t.Metadata), t.ResultToken,
 		nullString(t.IdempotencyKey), t.Segment, nullRaw(t.Output), nullRaw(t.Usage), nullRaw(t.Error), nullRaw(t.AuthorizationRequired),
-		micros(t.CreatedAt), micros(t.UpdatedAt), nullMicros(t.CompletedAt), nullMicros(t.ExpiresAt))
+		micros(t.CreatedAt), micros(t.UpdatedAt), nullMicros(t.CompletedAt), nullMicros(t.ExpiresAt), nullMicros(t.RetryingAt))
 	if isUniqueViolation(err) {
 		return fmt.Errorf("task with idempotency key %q: %w", t.IdempotencyKey, ErrConflict)
 	}

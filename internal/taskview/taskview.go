@@ -24,6 +24,7 @@ type TaskObject struct {
 	UpdatedAt             time.Time        `json:"updated_at"`
 	CompletedAt           *time.Time       `json:"completed_at"`
 	ExpiresAt             *time.Time       `json:"expires_at"`
+	RetryingAt            *time.Time       `json:"retrying_at"` // next try of a failing model call
 	ResultURLs            ResultURLs       `json:"result_urls"`
 	AuthorizationRequired json.RawMessage  `json:"authorization_required"`
 	Steps                 []agentloop.Step `json:"steps,omitempty"`
@@ -63,6 +64,9 @@ func Build(t *store.Task, steps []store.Step, publicURL string) *TaskObject {
 	var req TaskRequest
 	if json.Unmarshal(t.Request, &req) == nil {
 		o.Initial = req.Messages
+	}
+	if t.Status == store.TaskRunning {
+		o.RetryingAt = t.RetryingAt
 	}
 	if o.AuthorizationRequired == nil {
 		o.AuthorizationRequired = json.RawMessage(`[]`)
