@@ -98,8 +98,15 @@ func TestPausedTaskResumesAfterLoginFullStory(t *testing.T) {
 		require.Contains(t, string(completed.Data), "Hello, Ada!")
 		require.NotEqual(t, cb.Header.Get("webhook-id"), completed.Header.Get("webhook-id"))
 
-		status, raw, _ := call(t, "GET", env.URL+"/v1/tasks/"+tk.ID+"/deliveries", keyAcme, nil)
-		require.Equal(t, http.StatusOK, status, string(raw))
+		// The receiver has the webhook before its attempt is recorded:
+		// wait for the record rather than race it.
+		var raw []byte
+		require.Eventually(t, func() bool {
+			var status int
+			status, raw, _ = call(t, "GET", env.URL+"/v1/tasks/"+tk.ID+"/deliveries", keyAcme, nil)
+			require.Equal(t, http.StatusOK, status, string(raw))
+			return strings.Count(string(raw), `"status":"delivered"`) == 3
+		}, 10*time.Second, 20*time.Millisecond, "three deliveries recorded as delivered")
 		require.Equal(t, 3, strings.Count(string(raw), `"status":"delivered"`), string(raw))
 	})
 }
