@@ -10,7 +10,7 @@ import (
 	"github.com/mcpidp/mcpidp/mcpproxy"
 )
 
-// ChatCompletions serves POST /v1/chat/completions (DESIGN §4.3) for the
+// ChatCompletions serves POST /v1/chat/completions for the
 // tenant: the chat engine writes the answer, JSON or server-sent events, on
 // w. upstreamKey is the request's X-Upstream-Authorization, if any. The
 // request's context ends when the client goes away, which stops the

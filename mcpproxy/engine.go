@@ -35,7 +35,7 @@ type EngineConfig struct {
 }
 
 // Engine answers OpenAI chat completion requests, running MCP tools for
-// the request's user on the way (DESIGN §4.3). It is safe for concurrent
+// the request's user on the way. It is safe for concurrent
 // use.
 type Engine struct {
 	cfg EngineConfig

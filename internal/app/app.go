@@ -183,7 +183,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		Workers:              workers,
 		JobTimeout:           cfg.JobTimeout,
 		RescueStuckJobsAfter: cfg.RescueStuckJobsAfter,
-		// Measured (DESIGN §2): 5ms cooldown gets a committed job started
+		// Measured: 5ms cooldown gets a committed job started
 		// in 3–5ms on PostgreSQL. SQLite has no listener, so it polls.
 		FetchCooldown:     5 * time.Millisecond,
 		FetchPollInterval: time.Second,

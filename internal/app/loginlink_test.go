@@ -13,7 +13,7 @@ import (
 	"github.com/mcpidp/mcpidp/internal/testenv"
 )
 
-// REVIEW: DESIGN §4.4 says a login link is valid "as long as the task or
+// REVIEW: a login link was meant to be valid "as long as the task or
 // connection request waits". After the user has logged in, the task has
 // resumed and nothing waits, yet the same link still starts a login, and
 // whoever completes it (with any account at the MCP server) replaces the

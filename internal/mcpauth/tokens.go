@@ -29,7 +29,8 @@ const (
 	StatusRefreshFailed = "refresh_failed"
 )
 
-// Connection is a user's login to one MCP server (DESIGN §4.4).
+// Connection is a user's login to one MCP server, as the
+// Connections API lists it.
 type Connection struct {
 	ID        string   `json:"id"`
 	ServerURL string   `json:"server_url"`

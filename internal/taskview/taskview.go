@@ -11,7 +11,7 @@ import (
 	"github.com/mcpidp/mcpidp/internal/store"
 )
 
-// TaskObject is the task as the API shows it (DESIGN §4.1).
+// TaskObject is the task as the API, the JSON result URL and webhooks show it.
 type TaskObject struct {
 	ID                    string           `json:"id"`
 	Object                string           `json:"object"`
