@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -139,42 +141,105 @@ func (e *Engine) BeginLogin(ctx context.Context, p LoginParams) (*Login, error) 
 	}, nil
 }
 
+// StartedLogin is where Start sends the browser.
+type StartedLogin struct {
+	// URL is the authorization server's URL, with a fresh state: redirect
+	// the browser there.
+	URL string
+	// Cookie binds the state to the browser: set it on that redirect. The
+	// callback refuses the state without it (ErrOtherBrowser).
+	Cookie *http.Cookie
+}
+
 // Start serves GET /oauth/start/{loginID}: it makes a fresh single-use
-// state and PKCE verifier, valid for StateTTL, and returns the
-// authorization server URL to redirect the browser to. An unknown or
-// expired link, or one through which a login already completed, gives
-// ErrLoginLinkInvalid: nothing waits on it any more, and whoever holds it
-// must not log in as the user again.
-func (e *Engine) Start(ctx context.Context, loginID string) (string, error) {
+// state and PKCE verifier, valid for StateTTL and bound to the browser by
+// the returned cookie, and returns the authorization server URL to
+// redirect the browser to. An unknown or expired link, or one through which
+// a login already completed, gives ErrLoginLinkInvalid: nothing waits on it
+// any more, and whoever holds it must not log in as the user again.
+//
+// When the link's dynamically registered client has been dropped since the
+// link was made (the authorization server no longer knew it), the link
+// switches to the current registration, registering again if there is none.
+func (e *Engine) Start(ctx context.Context, loginID string) (*StartedLogin, error) {
 	l, err := e.store.GetOAuthLogin(ctx, e.store.DB(), loginID)
 	if errors.Is(err, store.ErrNotFound) {
-		return "", ErrLoginLinkInvalid
+		return nil, ErrLoginLinkInvalid
 	}
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	now := e.now()
 	if !now.Before(l.ExpiresAt) {
-		return "", ErrLoginLinkInvalid
+		return nil, ErrLoginLinkInvalid
 	}
 	if l.CompletedAt != nil {
-		return "", fmt.Errorf("%w: the login was already completed", ErrLoginLinkInvalid)
+		return nil, fmt.Errorf("%w: the login was already completed", ErrLoginLinkInvalid)
+	}
+	if err := e.currentClient(ctx, l); err != nil {
+		return nil, err
 	}
 	state := store.NewToken()
+	cookie, browserHash := e.newBrowserBinding(state)
 	verifier := oauth2.GenerateVerifier()
-	st := &store.OAuthState{StateHash: hashState(state), LoginID: l.ID, ExpiresAt: now.Add(e.stateTTL)}
+	st := &store.OAuthState{StateHash: hashState(state), LoginID: l.ID, BrowserHash: browserHash, ExpiresAt: now.Add(e.stateTTL)}
 	st.CodeVerifier, err = e.keyring.Seal([]byte(verifier), stateVerifierAD(st.StateHash, l.ID))
 	if err != nil {
-		return "", fmt.Errorf("error sealing PKCE verifier: %w", err)
+		return nil, fmt.Errorf("error sealing PKCE verifier: %w", err)
 	}
 	if err := e.store.CreateOAuthState(ctx, e.store.DB(), st); err != nil {
-		return "", err
+		return nil, err
 	}
 	cfg, err := e.oauthConfig(&l.OAuthAuthority, "", strings.Fields(l.Scopes))
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	return cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", l.Resource)), nil
+	u := cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", l.Resource))
+	return &StartedLogin{URL: u, Cookie: cookie}, nil
+}
+
+// currentClient makes a login link use a client registration the engine
+// still holds. A dynamic registration is dropped when the authorization
+// server rejects it (invalid_client: it forgot its clients, say on a
+// restart with an in-memory store), and another login may have registered
+// afresh since: a link made before follows the stored registration, or
+// registers again, discovering the authorization server anew.
+func (e *Engine) currentClient(ctx context.Context, l *store.OAuthLogin) error {
+	issuer := normalizeIssuer(l.Issuer)
+	if _, ok := e.preRegistered[issuer]; ok || l.ClientID == e.ClientMetadataURL() {
+		return nil
+	}
+	var reg *registration
+	stored, err := e.store.GetOAuthClient(ctx, e.store.DB(), issuer, e.RedirectURI())
+	switch {
+	case err == nil && stored.ClientID == l.ClientID:
+		return nil
+	case err == nil:
+		reg = &registration{clientID: stored.ClientID, authMethod: stored.TokenEndpointAuthMethod}
+	case errors.Is(err, store.ErrNotFound):
+		d, err := e.discover(ctx, l.ServerURL, ParseChallenge(e.probeChallenge(ctx, l.ServerURL)))
+		if err != nil {
+			return err
+		}
+		if normalizeIssuer(d.as.Issuer) != issuer {
+			return fmt.Errorf("%w: %s now uses authorization server %s, not %s", ErrLoginLinkInvalid, l.ServerURL, d.as.Issuer, l.Issuer)
+		}
+		if reg, err = e.register(ctx, d.as); err != nil {
+			return err
+		}
+	default:
+		return err
+	}
+	e.logger.InfoContext(ctx, "mcpauth: login link switched to the current client registration",
+		slog.String("login_id", l.ID), slogIssuer(l.Issuer))
+	if err := e.store.UpdateOAuthLoginClient(ctx, e.store.DB(), l.ID, reg.clientID, reg.authMethod); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("%w: the login was already completed", ErrLoginLinkInvalid)
+		}
+		return err
+	}
+	l.ClientID, l.TokenEndpointAuthMethod = reg.clientID, reg.authMethod
+	return nil
 }
 
 // CallbackResult tells whose login the callback completed.
@@ -191,16 +256,19 @@ type CallbackResult struct {
 }
 
 // Callback serves GET /oauth/callback with the query the authorization
-// server redirected with. It consumes the state (ErrStateInvalid when
-// missing, unknown, expired or replayed), checks iss (ErrIssuerMismatch),
+// server redirected with and the browser's cookies. A browser without the
+// cookie Start bound the state to gets ErrOtherBrowser, and the state stays
+// usable by the browser that has it. Otherwise Callback consumes the state
+// (ErrStateInvalid when missing, unknown, expired or replayed), checks iss
+// (ErrIssuerMismatch),
 // reports an authorization error (*AuthorizationError, matching
 // ErrAccessDenied), exchanges the code with the PKCE verifier and resource
-// (ErrExchangeFailed), and stores the tokens sealed as the user's active
+// (*ExchangeError, matching ErrExchangeFailed, logged at warn), and stores the tokens sealed as the user's active
 // connection to the server. A login link completes once: a state from a
 // link whose login already completed is ErrStateInvalid, even when it was
 // made before, so that no second login through the same link replaces the
 // connection.
-func (e *Engine) Callback(ctx context.Context, query url.Values) (*CallbackResult, error) {
+func (e *Engine) Callback(ctx context.Context, query url.Values, cookies []*http.Cookie) (*CallbackResult, error) {
 	state := query.Get("state")
 	if state == "" {
 		return nil, fmt.Errorf("%w: the callback carries no state", ErrStateInvalid)
@@ -212,6 +280,10 @@ func (e *Engine) Callback(ctx context.Context, query url.Values) (*CallbackResul
 		return nil, fmt.Errorf("%w: unknown state", ErrStateInvalid)
 	case err != nil:
 		return nil, err
+	case !fromBrowser(st.BrowserHash, state, cookies):
+		// Checked before anything is used up: the browser that started
+		// the login may still bring the same answer.
+		return nil, ErrOtherBrowser
 	case st.UsedAt != nil:
 		return nil, fmt.Errorf("%w: this login response was already used", ErrStateInvalid)
 	case !e.now().Before(st.ExpiresAt):
@@ -263,10 +335,14 @@ func (e *Engine) Callback(ctx context.Context, query url.Values) (*CallbackResul
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrExchangeFailed, err)
 	}
-	tok, err := cfg.Exchange(e.oauthContext(ctx, nil), code, oauth2.VerifierOption(string(verifier)), oauth2.SetAuthURLParam("resource", l.Resource))
+	tok, err := cfg.Exchange(e.oauthContext(ctx, clientIDParam(&l.OAuthAuthority)), code,
+		oauth2.VerifierOption(string(verifier)), oauth2.SetAuthURLParam("resource", l.Resource))
 	if err != nil {
 		e.forgetRejectedClient(ctx, &l.OAuthAuthority, err)
-		return nil, fmt.Errorf("%w: %s", ErrExchangeFailed, describeTokenError(err))
+		xerr := newExchangeError(err)
+		e.logger.WarnContext(ctx, "mcpauth: authorization code exchange failed", slog.String("login_id", l.ID), slogIssuer(l.Issuer),
+			slog.Int("status", xerr.Status), slog.String("error", xerr.Code), slog.String("error_description", xerr.Description))
+		return nil, xerr
 	}
 	if err := checkToken(tok); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrExchangeFailed, err)
@@ -323,18 +399,24 @@ func (e *Engine) Callback(ctx context.Context, query url.Values) (*CallbackResul
 }
 
 // forgetRejectedClient drops a dynamic registration the authorization
-// server no longer accepts, so the next login registers again.
-func (e *Engine) forgetRejectedClient(ctx context.Context, a *store.OAuthAuthority, err error) {
+// server no longer accepts (it answered invalid_client: it forgot its
+// clients, say on a restart with an in-memory store), so that the next
+// login registers again. It reports whether err was such a rejection,
+// whatever the client.
+func (e *Engine) forgetRejectedClient(ctx context.Context, a *store.OAuthAuthority, err error) bool {
 	var re *oauth2.RetrieveError
 	if !errors.As(err, &re) || re.ErrorCode != "invalid_client" {
-		return
+		return false
 	}
 	if _, ok := e.preRegistered[normalizeIssuer(a.Issuer)]; ok || a.ClientID == e.ClientMetadataURL() {
-		return
+		return true
 	}
+	e.logger.WarnContext(ctx, "mcpauth: the authorization server no longer accepts its registered client; the next login registers again",
+		slogIssuer(a.Issuer), slog.String("client_id", a.ClientID), slog.String("error_description", re.ErrorDescription))
 	if err := e.store.DeleteOAuthClient(ctx, e.store.DB(), normalizeIssuer(a.Issuer), e.RedirectURI(), a.ClientID); err != nil {
 		e.logger.WarnContext(ctx, "mcpauth: error forgetting rejected client registration", slogIssuer(a.Issuer), slogError(err))
 	}
+	return true
 }
 
 // errLoginCompleted refuses a callback through a link whose login already

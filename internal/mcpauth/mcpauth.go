@@ -24,6 +24,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/oauth2"
+
 	"github.com/mcpidp/mcpidp/internal/secretbox"
 	"github.com/mcpidp/mcpidp/internal/store"
 )
@@ -154,6 +156,10 @@ type Engine struct {
 	refreshFailed  func(ctx context.Context, tx *sql.Tx, tenant, user string, c Connection) error
 	loginCompleted func(ctx context.Context, tx *sql.Tx, res *CallbackResult) error
 	refreshWaits   refreshWaits
+	// callbackPath and secureCookies describe the login cookies: sent to
+	// the callback only, and only over https when the public URL is.
+	callbackPath  string
+	secureCookies bool
 }
 
 // New returns an Engine for cfg.
@@ -178,6 +184,9 @@ func New(cfg Config) (*Engine, error) {
 	for _, p := range cfg.PreRegistered {
 		e.preRegistered[normalizeIssuer(p.Issuer)] = p
 	}
+	pu, _ := url.Parse(e.publicURL) // validated above
+	e.callbackPath = pu.Path + CallbackPath
+	e.secureCookies = pu.Scheme == "https"
 	if e.clientMDURL == "" {
 		e.clientMDURL = e.publicURL + ClientMetadataPath
 	}
@@ -274,3 +283,39 @@ func (e *AuthorizationError) Error() string {
 
 // Is makes errors.Is(err, ErrAccessDenied) true.
 func (e *AuthorizationError) Is(target error) bool { return target == ErrAccessDenied }
+
+// ExchangeError is a failed authorization code exchange: the token
+// endpoint's error response (RFC 6749 §5.2), or why there was none. It
+// matches ErrExchangeFailed. Code and Description come from the
+// authorization server and are safe to show; they never hold a secret of
+// ours.
+type ExchangeError struct {
+	// Status is the token endpoint's HTTP status, 0 when it did not answer.
+	Status int
+	// Code and Description are its error and error_description.
+	Code        string
+	Description string
+	// Err is the underlying failure.
+	Err error
+}
+
+func newExchangeError(err error) *ExchangeError {
+	xerr := &ExchangeError{Err: err}
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		xerr.Code, xerr.Description = re.ErrorCode, re.ErrorDescription
+		if re.Response != nil {
+			xerr.Status = re.Response.StatusCode
+		}
+	}
+	return xerr
+}
+
+func (e *ExchangeError) Error() string {
+	return ErrExchangeFailed.Error() + ": " + describeTokenError(e.Err)
+}
+
+// Is makes errors.Is(err, ErrExchangeFailed) true.
+func (e *ExchangeError) Is(target error) bool { return target == ErrExchangeFailed }
+
+func (e *ExchangeError) Unwrap() error { return e.Err }

@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -76,6 +77,11 @@ type Config struct {
 	// https client ids, whose documents it gets from ClientMetadataFunc.
 	CIMD               bool
 	ClientMetadataFunc func(clientID string) ([]byte, error)
+	// RequireClientIDInBody refuses token and revocation requests without
+	// client_id in the form body, whatever the client authentication, as
+	// the MCP Python SDK's authorization server (and FastMCP's) do; with
+	// HTTP Basic the two client ids must agree.
+	RequireClientIDInBody bool
 	// DisableRevocation removes the revocation endpoint.
 	DisableRevocation bool
 	// IssParameter advertises authorization_response_iss_parameter_supported
@@ -135,6 +141,9 @@ type Client struct {
 	Secret       string
 	AuthMethod   string
 	RedirectURIs []string
+	// dynamic marks a client registered at the registration endpoint,
+	// which Restart forgets.
+	dynamic bool
 }
 
 type grant struct {
@@ -303,6 +312,22 @@ func (s *Server) RevokeAll() {
 	}
 }
 
+// Restart plays an authorization server restarted with an in-memory
+// store: it forgets every dynamically registered client, code and token
+// (pre-registered clients, from its configuration, stay).
+func (s *Server) Restart() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, c := range s.clients {
+		if c.dynamic {
+			delete(s.clients, id)
+		}
+	}
+	clear(s.codes)
+	clear(s.access)
+	clear(s.refresh)
+}
+
 // Approve plays a browser that is logged in at the authorization server
 // and approves: it GETs the authorization URL without following the
 // redirect and returns the query of the redirect back to the client.
@@ -434,7 +459,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	if !slices.Contains(supported, method) {
 		method = supported[0]
 	}
-	c := &Client{ID: "dcr-" + randomString(), AuthMethod: method, RedirectURIs: redirects}
+	c := &Client{ID: "dcr-" + randomString(), AuthMethod: method, RedirectURIs: redirects, dynamic: true}
 	if method != "none" {
 		c.Secret = randomString()
 	}
@@ -533,6 +558,14 @@ func (s *Server) authenticate(r *http.Request) (*Client, error) {
 	} else {
 		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	}
+	if s.cfg.RequireClientIDInBody {
+		switch body := r.PostForm.Get("client_id"); {
+		case body == "":
+			return nil, errMissingClientID
+		case body != id:
+			return nil, fmt.Errorf("client_id %q in the body differs from %q in the Authorization header", body, id)
+		}
+	}
 	c, err := s.lookupClient(id)
 	if err != nil {
 		return nil, err
@@ -554,6 +587,19 @@ func (s *Server) authenticate(r *http.Request) (*Client, error) {
 	return c, nil
 }
 
+// errMissingClientID is RequireClientIDInBody's refusal.
+var errMissingClientID = errors.New("missing client_id")
+
+// authError answers a failed client authentication: invalid_client, or
+// what the Python SDK answers a request without client_id in the body.
+func (s *Server) authError(w http.ResponseWriter, err error) {
+	if errors.Is(err, errMissingClientID) {
+		oauthError(w, http.StatusUnauthorized, "unauthorized_client", err.Error())
+		return
+	}
+	oauthError(w, http.StatusUnauthorized, "invalid_client", err.Error())
+}
+
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
 		oauthError(w, http.StatusBadRequest, "invalid_request", err.Error())
@@ -572,7 +618,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	c, err := s.authenticate(r)
 	if err != nil {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", err.Error())
+		s.authError(w, err)
 		return
 	}
 	switch r.PostForm.Get("grant_type") {
@@ -689,7 +735,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := s.authenticate(r)
 	if err != nil {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", err.Error())
+		s.authError(w, err)
 		return
 	}
 	s.mu.Lock()
