@@ -312,7 +312,14 @@ func newExchangeError(err error) *ExchangeError {
 }
 
 func (e *ExchangeError) Error() string {
-	return ErrExchangeFailed.Error() + ": " + describeTokenError(e.Err)
+	if e.Err != nil {
+		return ErrExchangeFailed.Error() + ": " + describeTokenError(e.Err)
+	}
+	msg := fmt.Sprintf("%s: token endpoint answered HTTP %d %s", ErrExchangeFailed, e.Status, e.Code)
+	if e.Description != "" {
+		msg += ": " + e.Description
+	}
+	return msg
 }
 
 // Is makes errors.Is(err, ErrExchangeFailed) true.
