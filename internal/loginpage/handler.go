@@ -73,14 +73,7 @@ func (h *handler) start(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) callback(w http.ResponseWriter, r *http.Request) {
-	query := r.URL.Query()
-	res, err := h.oauth.Callback(r.Context(), query, r.Cookies())
-	if !errors.Is(err, mcpauth.ErrOtherBrowser) {
-		// The browser is back: its cookie for this state has served.
-		if c := h.oauth.ExpiredBrowserCookie(query.Get("state")); c != nil {
-			http.SetCookie(w, c)
-		}
-	}
+	res, err := h.oauth.Callback(r.Context(), r.URL.Query(), r.Cookies())
 	if err != nil {
 		page, known := CallbackFailed(err)
 		switch {

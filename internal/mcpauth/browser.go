@@ -20,7 +20,9 @@ import (
 // only; it is HttpOnly, SameSite=Lax (sent on the authorization server's
 // top-level redirect back, not on cross-site subrequests) and Secure when
 // the public URL is https. Only the SHA-256 of its random value is stored,
-// with the state.
+// with the state. It lives as long as the state and is not deleted at the
+// callback, so that the same answer opened again in the same browser is
+// told it was already used rather than that it came from another browser.
 
 // ErrOtherBrowser means the callback did not come from the browser that
 // opened the login link: it lacks that browser's cookie. Nothing was
@@ -72,16 +74,4 @@ func fromBrowser(browserHash, state string, cookies []*http.Cookie) bool {
 		}
 	}
 	return false
-}
-
-// ExpiredBrowserCookie returns the cookie that deletes the browser binding
-// of the callback's state, for the callback's response: once the browser is
-// back, the cookie has served. Nil when there is no state.
-func (e *Engine) ExpiredBrowserCookie(state string) *http.Cookie {
-	if state == "" {
-		return nil
-	}
-	c := e.browserCookie(state, "", 0)
-	c.MaxAge = -1
-	return c
 }

@@ -1,8 +1,10 @@
 // Package mcpauth is mcpidp's OAuth engine for MCP servers, per end user:
 // discovery (RFC 9728 protected-resource metadata, RFC 8414 / OpenID
 // discovery, the 2025-03-26 fallbacks), client registration (pre-registered,
-// Client ID Metadata Document, RFC 7591 dynamic registration), login links
-// with PKCE S256 and single-use state, the code exchange, tokens sealed at
+// Client ID Metadata Document, RFC 7591 dynamic registration, registering
+// again when an authorization server forgets its clients), login links with
+// PKCE S256 and single-use state bound by a cookie to the browser that opened
+// the link, the code exchange, tokens sealed at
 // rest, refresh ahead of expiry serialized across processes by a lease on
 // the connection's row (no transaction is held during a token request), and
 // RFC 7009 revocation.
