@@ -198,12 +198,15 @@ func (e *Engine) Start(ctx context.Context, loginID string) (*StartedLogin, erro
 	return &StartedLogin{URL: u, Cookie: cookie}, nil
 }
 
-// currentClient makes a login link use a client registration the engine
-// still holds. A dynamic registration is dropped when the authorization
-// server rejects it (invalid_client: it forgot its clients, say on a
-// restart with an in-memory store), and another login may have registered
-// afresh since: a link made before follows the stored registration, or
-// registers again, discovering the authorization server anew.
+// currentClient makes a login link use a client registration the
+// authorization server still knows. A server that keeps its clients in
+// memory forgets them when it restarts, and then refuses the old client on
+// its own page, where mcpidp never hears of it; so a dynamic registration is
+// checked here (clientForgotten), just before the browser is sent. A
+// forgotten registration is dropped and made again, discovering the
+// authorization server anew; a link whose registration was already replaced
+// (by another login, or after a refresh was refused with invalid_client)
+// follows the stored one.
 func (e *Engine) currentClient(ctx context.Context, l *store.OAuthLogin) error {
 	issuer := normalizeIssuer(l.Issuer)
 	if _, ok := e.preRegistered[issuer]; ok || l.ClientID == e.ClientMetadataURL() {
@@ -212,11 +215,11 @@ func (e *Engine) currentClient(ctx context.Context, l *store.OAuthLogin) error {
 	var reg *registration
 	stored, err := e.store.GetOAuthClient(ctx, e.store.DB(), issuer, e.RedirectURI())
 	switch {
-	case err == nil && stored.ClientID == l.ClientID:
+	case err == nil && stored.ClientID == l.ClientID && !e.clientForgotten(ctx, &l.OAuthAuthority):
 		return nil
-	case err == nil:
+	case err == nil && stored.ClientID != l.ClientID:
 		reg = &registration{clientID: stored.ClientID, authMethod: stored.TokenEndpointAuthMethod}
-	case errors.Is(err, store.ErrNotFound):
+	case err == nil || errors.Is(err, store.ErrNotFound):
 		d, err := e.discover(ctx, l.ServerURL, ParseChallenge(e.probeChallenge(ctx, l.ServerURL)))
 		if err != nil {
 			return err
@@ -240,6 +243,31 @@ func (e *Engine) currentClient(ctx context.Context, l *store.OAuthLogin) error {
 	}
 	l.ClientID, l.TokenEndpointAuthMethod = reg.clientID, reg.authMethod
 	return nil
+}
+
+// clientCheckTimeout bounds clientForgotten's request.
+const clientCheckTimeout = 10 * time.Second
+
+// clientForgotten asks the token endpoint whether it still knows a
+// dynamically registered client, and drops the registration when it does
+// not. The question is a refresh with a refresh token that cannot exist: a
+// server authenticates the client first, so it answers invalid_client (the
+// MCP Python SDK: unauthorized_client) for a client it forgot and
+// invalid_grant for one it knows. No answer, or any other, counts as known:
+// the check must never stand in the way of a login.
+func (e *Engine) clientForgotten(ctx context.Context, a *store.OAuthAuthority) bool {
+	secret, err := e.clientSecret(ctx, e.store.DB(), a)
+	if err != nil {
+		return false
+	}
+	cfg, err := e.oauthConfig(a, secret, nil)
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, clientCheckTimeout)
+	defer cancel()
+	_, err = cfg.TokenSource(e.oauthContext(ctx, clientIDParam(a)), &oauth2.Token{RefreshToken: "mcpidp-client-check-" + store.NewToken()}).Token()
+	return e.forgetRejectedClient(ctx, a, err)
 }
 
 // CallbackResult tells whose login the callback completed.
@@ -399,13 +427,13 @@ func (e *Engine) Callback(ctx context.Context, query url.Values, cookies []*http
 }
 
 // forgetRejectedClient drops a dynamic registration the authorization
-// server no longer accepts (it answered invalid_client: it forgot its
+// server no longer accepts (it answered clientRejection: it forgot its
 // clients, say on a restart with an in-memory store), so that the next
 // login registers again. It reports whether err was such a rejection,
 // whatever the client.
 func (e *Engine) forgetRejectedClient(ctx context.Context, a *store.OAuthAuthority, err error) bool {
 	var re *oauth2.RetrieveError
-	if !errors.As(err, &re) || re.ErrorCode != "invalid_client" {
+	if !errors.As(err, &re) || !clientRejection(re.ErrorCode) {
 		return false
 	}
 	if _, ok := e.preRegistered[normalizeIssuer(a.Issuer)]; ok || a.ClientID == e.ClientMetadataURL() {
@@ -417,6 +445,14 @@ func (e *Engine) forgetRejectedClient(ctx context.Context, a *store.OAuthAuthori
 		e.logger.WarnContext(ctx, "mcpauth: error forgetting rejected client registration", slogIssuer(a.Issuer), slogError(err))
 	}
 	return true
+}
+
+// clientRejection reports whether a token endpoint error code says the
+// client itself was refused: invalid_client (RFC 6749), or
+// unauthorized_client, which the MCP Python SDK's authorization server (and
+// those built on it) answers for a client it does not know.
+func clientRejection(code string) bool {
+	return code == "invalid_client" || code == "unauthorized_client"
 }
 
 // errLoginCompleted refuses a callback through a link whose login already

@@ -194,7 +194,8 @@ func (e *Engine) refreshLeased(ctx context.Context, c *store.OAuthConnection, le
 			slog.String("connection_id", c.ID), slogIssuer(c.Issuer), slog.String("error_description", re.ErrorDescription))
 		return e.refreshRefused(storeCtx, c, leaseID, &release)
 	case e.forgetRejectedClient(ctx, &c.OAuthAuthority, err):
-		// invalid_client: the refresh token belongs to a client the
+		// invalid_client (or unauthorized_client, see clientRejection): the
+		// refresh token belongs to a client the
 		// authorization server no longer knows (or no longer accepts), so
 		// refreshing again cannot work; the next login registers afresh.
 		e.logger.WarnContext(ctx, "mcpauth: client refused at refresh, connection needs a new login",

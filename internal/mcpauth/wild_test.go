@@ -59,11 +59,15 @@ func TestClientIDInTokenRequestBody(t *testing.T) {
 }
 
 // An authorization server that keeps its clients in memory forgets them
-// when it restarts. mcpidp drops the registration it was refused with and
-// registers again: at refresh the connection needs a new login, and the
-// next login registers afresh; a login link made before the restart follows
-// the new registration; a code exchange refused with invalid_client leaves
-// the link usable again.
+// (and its tokens) when it restarts, and then refuses the old client on its
+// own authorization page, which mcpidp never sees. So opening a login link
+// first checks that the server still knows the client, and registers again
+// when it does not. After the restart: a new login link works with a fresh
+// registration; a link made before the restart follows it; a connection
+// from before cannot be refreshed (its refresh token was the forgotten
+// client's) and needs a new login, which works; and a restart between the
+// authorization and the code exchange fails that exchange (invalid_client)
+// but leaves the link usable.
 func TestAuthorizationServerRestart(t *testing.T) {
 	t.Parallel()
 	backends(t, func(t *testing.T, backend storetest.Backend) {
@@ -77,17 +81,10 @@ func TestAuthorizationServerRestart(t *testing.T) {
 
 		srv.Restart()
 
-		// Refresh: the client is unknown, so the refresh token is lost.
-		bundle.clock.Add(2 * time.Hour)
-		_, err = e.AccessToken(ctx, "acme", "alice", srv.URL())
-		var nle *mcpauth.NeedsLoginError
-		require.ErrorAs(t, err, &nle)
-		require.Equal(t, mcpauth.StatusRefreshFailed, nle.Reason)
-
-		// The next login (a new link) registers afresh and works.
-		login(t, e, srv, "acme", "alice")
+		// The next login, through a new link, registers afresh.
+		login(t, e, srv, "acme", "dave")
 		require.Equal(t, 2, srv.Count("register"))
-		token, err := e.AccessToken(ctx, "acme", "alice", srv.URL())
+		token, err := e.AccessToken(ctx, "acme", "dave", srv.URL())
 		require.NoError(t, err)
 		require.True(t, srv.TokenValid(token))
 
@@ -99,9 +96,18 @@ func TestAuthorizationServerRestart(t *testing.T) {
 		require.Equal(t, "bob", res.User)
 		require.Equal(t, 2, srv.Count("register"))
 
-		// A restart between the authorization and the code exchange: the
-		// exchange fails with invalid_client, and opening the same link
-		// again registers anew and succeeds.
+		// Alice's connection, from before the restart, needs a new login.
+		bundle.clock.Add(2 * time.Hour)
+		_, err = e.AccessToken(ctx, "acme", "alice", srv.URL())
+		var nle *mcpauth.NeedsLoginError
+		require.ErrorAs(t, err, &nle)
+		require.Equal(t, mcpauth.StatusRefreshFailed, nle.Reason)
+		login(t, e, srv, "acme", "alice")
+		_, err = e.AccessToken(ctx, "acme", "alice", srv.URL())
+		require.NoError(t, err)
+		require.Equal(t, 2, srv.Count("register"), "a client the server knows is kept")
+
+		// A restart between the authorization and the code exchange.
 		l, err := e.BeginLogin(ctx, mcpauth.LoginParams{Tenant: "acme", User: "carol", ServerURL: srv.URL(), WWWAuthenticate: srv.Challenge()})
 		require.NoError(t, err)
 		started, err = e.Start(ctx, l.ID)
@@ -122,4 +128,60 @@ func TestAuthorizationServerRestart(t *testing.T) {
 		_, err = e.AccessToken(ctx, "acme", "carol", srv.URL())
 		require.NoError(t, err)
 	})
+}
+
+// A restart noticed first by a refresh: the connection needs a new login,
+// the registration is dropped there, and the next login registers afresh.
+func TestAuthorizationServerRestartSeenAtRefresh(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, backend storetest.Backend) {
+		ctx := context.Background()
+		e, bundle := setup(t, backend, nil)
+		srv := mcpauthtest.New(t, mcpauthtest.Config{Now: bundle.clock.Now, TokenEndpointAuthMethods: []string{"none"}})
+		login(t, e, srv, "acme", "alice")
+		srv.Restart()
+
+		bundle.clock.Add(2 * time.Hour)
+		_, err := e.AccessToken(ctx, "acme", "alice", srv.URL())
+		var nle *mcpauth.NeedsLoginError
+		require.ErrorAs(t, err, &nle)
+		require.Equal(t, mcpauth.StatusRefreshFailed, nle.Reason)
+		conns, err := e.ListConnections(ctx, "acme", "alice")
+		require.NoError(t, err)
+		require.Equal(t, mcpauth.StatusRefreshFailed, conns[0].Status)
+
+		l, err := e.BeginLogin(ctx, mcpauth.LoginParams{Tenant: "acme", User: "alice", ServerURL: srv.URL(), WWWAuthenticate: srv.Challenge()})
+		require.NoError(t, err)
+		require.Equal(t, 2, srv.Count("register"), "the link is made with a fresh registration")
+		started, err := e.Start(ctx, l.ID)
+		require.NoError(t, err)
+		_, err = e.Callback(ctx, mcpauthtest.Approve(t, started.URL), []*http.Cookie{started.Cookie})
+		require.NoError(t, err)
+		_, err = e.AccessToken(ctx, "acme", "alice", srv.URL())
+		require.NoError(t, err)
+		require.Equal(t, 2, srv.Count("register"))
+	})
+}
+
+// The same with a server like the MCP Python SDK's, which says
+// unauthorized_client where RFC 6749 says invalid_client.
+func TestPythonSDKStyleServerRestart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e, bundle := setup(t, storetest.SQLite, nil)
+	srv := mcpauthtest.New(t, mcpauthtest.Config{Now: bundle.clock.Now, RequireClientIDInBody: true,
+		TokenEndpointAuthMethods: []string{"client_secret_post", "client_secret_basic"}})
+	login(t, e, srv, "acme", "alice")
+	srv.Restart()
+
+	login(t, e, srv, "acme", "bob")
+	require.Equal(t, 2, srv.Count("register"))
+	bundle.clock.Add(2 * time.Hour)
+	_, err := e.AccessToken(ctx, "acme", "alice", srv.URL())
+	var nle *mcpauth.NeedsLoginError
+	require.ErrorAs(t, err, &nle)
+	require.Equal(t, mcpauth.StatusRefreshFailed, nle.Reason)
+	_, err = e.AccessToken(ctx, "acme", "bob", srv.URL())
+	require.NoError(t, err, "bob's refresh works")
+	require.Equal(t, 1, srv.Count("refresh"))
 }

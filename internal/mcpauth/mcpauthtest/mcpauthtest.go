@@ -80,7 +80,9 @@ type Config struct {
 	// RequireClientIDInBody refuses token and revocation requests without
 	// client_id in the form body, whatever the client authentication, as
 	// the MCP Python SDK's authorization server (and FastMCP's) do; with
-	// HTTP Basic the two client ids must agree.
+	// HTTP Basic the two client ids must agree. Like that server, it answers
+	// every failed client authentication (an unknown client too) with
+	// unauthorized_client.
 	RequireClientIDInBody bool
 	// DisableRevocation removes the revocation endpoint.
 	DisableRevocation bool
@@ -254,7 +256,8 @@ func (s *Server) AddClient(c Client) {
 }
 
 // Count returns how many requests an endpoint got: "prm", "metadata",
-// "authorize", "token" (code exchanges), "refresh", "register", "revoke",
+// "authorize", "token" (code exchanges), "refresh" (of refresh tokens it
+// issued), "refresh_unknown" (of any other), "register", "revoke",
 // "resource".
 func (s *Server) Count(name string) int {
 	s.mu.Lock()
@@ -277,8 +280,9 @@ func (s *Server) AuthorizeRequests() []url.Values {
 	return slices.Clone(s.authorize)
 }
 
-// TokenRequests returns the form of every token request (client secrets
-// included, so tests can check how the client authenticated).
+// TokenRequests returns the form of every token request but refreshes of
+// tokens it never issued (client secrets included, so tests can check how
+// the client authenticated).
 func (s *Server) TokenRequests() []url.Values {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -590,10 +594,10 @@ func (s *Server) authenticate(r *http.Request) (*Client, error) {
 // errMissingClientID is RequireClientIDInBody's refusal.
 var errMissingClientID = errors.New("missing client_id")
 
-// authError answers a failed client authentication: invalid_client, or
-// what the Python SDK answers a request without client_id in the body.
+// authError answers a failed client authentication: invalid_client, or,
+// with RequireClientIDInBody, unauthorized_client as the Python SDK does.
 func (s *Server) authError(w http.ResponseWriter, err error) {
-	if errors.Is(err, errMissingClientID) {
+	if s.cfg.RequireClientIDInBody {
 		oauthError(w, http.StatusUnauthorized, "unauthorized_client", err.Error())
 		return
 	}
@@ -614,7 +618,10 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		form.Set("basic_client_id", id)
 		form.Set("basic_client_secret", secret)
 	}
-	s.tokenReqs = append(s.tokenReqs, form)
+	if form.Get("grant_type") != "refresh_token" || s.refresh[form.Get("refresh_token")] != nil {
+		// Refreshes of tokens it never issued are only counted.
+		s.tokenReqs = append(s.tokenReqs, form)
+	}
 	s.mu.Unlock()
 	c, err := s.authenticate(r)
 	if err != nil {
@@ -626,6 +633,14 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.count("token")
 		s.exchangeCode(w, r, c)
 	case "refresh_token":
+		if !s.issuedRefreshToken(r.PostForm.Get("refresh_token")) {
+			// A token this server never issued (such as mcpidp's check
+			// that it still knows the client) is refused at once: no
+			// hook, no delay, counted apart.
+			s.count("refresh_unknown")
+			oauthError(w, http.StatusBadRequest, "invalid_grant", "unknown refresh token")
+			return
+		}
 		s.count("refresh")
 		if s.cfg.RefreshHookFunc != nil {
 			s.cfg.RefreshHookFunc()
@@ -637,6 +652,15 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	default:
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "")
 	}
+}
+
+// issuedRefreshToken reports whether the server issued the refresh token
+// (revoked or used ones included).
+func (s *Server) issuedRefreshToken(value string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.refresh[value]
+	return ok
 }
 
 func (s *Server) exchangeCode(w http.ResponseWriter, r *http.Request, c *Client) {
