@@ -158,9 +158,9 @@ type StartedLogin struct {
 // a login already completed, gives ErrLoginLinkInvalid: nothing waits on it
 // any more, and whoever holds it must not log in as the user again.
 //
-// When the link's dynamically registered client has been dropped since the
-// link was made (the authorization server no longer knew it), the link
-// switches to the current registration, registering again if there is none.
+// A link made with a dynamically registered client that the authorization
+// server no longer knows, or that was replaced since, switches to the
+// current registration, registering again if needed (see currentClient).
 func (e *Engine) Start(ctx context.Context, loginID string) (*StartedLogin, error) {
 	l, err := e.store.GetOAuthLogin(ctx, e.store.DB(), loginID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -233,8 +233,10 @@ func (e *Engine) currentClient(ctx context.Context, l *store.OAuthLogin) error {
 	default:
 		return err
 	}
+	// The login id is not logged: until the login completes it is a
+	// capability.
 	e.logger.InfoContext(ctx, "mcpauth: login link switched to the current client registration",
-		slog.String("login_id", l.ID), slogIssuer(l.Issuer))
+		slog.String("server_url", l.ServerURL), slogIssuer(l.Issuer))
 	if err := e.store.UpdateOAuthLoginClient(ctx, e.store.DB(), l.ID, reg.clientID, reg.authMethod); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("%w: the login was already completed", ErrLoginLinkInvalid)
@@ -288,11 +290,11 @@ type CallbackResult struct {
 // cookie Start bound the state to gets ErrOtherBrowser, and the state stays
 // usable by the browser that has it. Otherwise Callback consumes the state
 // (ErrStateInvalid when missing, unknown, expired or replayed), checks iss
-// (ErrIssuerMismatch),
-// reports an authorization error (*AuthorizationError, matching
-// ErrAccessDenied), exchanges the code with the PKCE verifier and resource
-// (*ExchangeError, matching ErrExchangeFailed, logged at warn), and stores the tokens sealed as the user's active
-// connection to the server. A login link completes once: a state from a
+// (ErrIssuerMismatch), reports an authorization error (*AuthorizationError,
+// matching ErrAccessDenied), exchanges the code with the PKCE verifier and
+// resource (*ExchangeError, matching ErrExchangeFailed, logged at warn),
+// and stores the tokens sealed as the user's active connection to the
+// server. A login link completes once: a state from a
 // link whose login already completed is ErrStateInvalid, even when it was
 // made before, so that no second login through the same link replaces the
 // connection.
@@ -368,8 +370,14 @@ func (e *Engine) Callback(ctx context.Context, query url.Values, cookies []*http
 	if err != nil {
 		e.forgetRejectedClient(ctx, &l.OAuthAuthority, err)
 		xerr := newExchangeError(err)
-		e.logger.WarnContext(ctx, "mcpauth: authorization code exchange failed", slog.String("login_id", l.ID), slogIssuer(l.Issuer),
-			slog.Int("status", xerr.Status), slog.String("error", xerr.Code), slog.String("error_description", xerr.Description))
+		attrs := []any{slog.String("server_url", l.ServerURL), slogIssuer(l.Issuer), slog.Int("status", xerr.Status),
+			slog.String("error", xerr.Code), slog.String("error_description", xerr.Description)}
+		if xerr.Code == "" {
+			// No OAuth error response: say what happened instead (the
+			// body is never logged, it could echo a secret).
+			attrs[3] = slog.String("error", describeTokenError(err))
+		}
+		e.logger.WarnContext(ctx, "mcpauth: authorization code exchange failed", attrs...)
 		return nil, xerr
 	}
 	if err := checkToken(tok); err != nil {
