@@ -8,6 +8,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/mcpidp/mcpidp/internal/loginpage"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
 	"github.com/mcpidp/mcpidp/internal/secretbox"
 	"github.com/mcpidp/mcpidp/internal/store"
@@ -56,6 +58,8 @@ type API struct {
 	cfg     Config
 	envKeys map[string]string // key hash → tenant
 	metrics *metrics
+	// logins serves the login paths (/oauth/…).
+	logins http.Handler
 }
 
 // AdminPrefix is where the River UI is served.
@@ -85,7 +89,11 @@ func New(cfg Config) (*API, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	cfg.Limits.ApplyDefaults()
-	a := &API{cfg: cfg, envKeys: map[string]string{}, metrics: newMetrics(cfg.Store, cfg.Logger)}
+	logins, err := loginpage.NewHandler(loginpage.HandlerConfig{OAuth: cfg.OAuth, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	a := &API{cfg: cfg, envKeys: map[string]string{}, metrics: newMetrics(cfg.Store, cfg.Logger), logins: logins}
 	for key, tenant := range cfg.EnvKeys {
 		a.envKeys[store.HashKey(key)] = tenant
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mcpidp/mcpidp/internal/llm/llmtest"
+	"github.com/mcpidp/mcpidp/internal/mcpauth/mcpauthtest"
 	"github.com/mcpidp/mcpidp/internal/mcptest"
 	"github.com/mcpidp/mcpidp/internal/testenv"
 	"github.com/mcpidp/mcpidp/mcpproxy"
@@ -448,4 +449,39 @@ func post(t testing.TB, proxy http.RoundTripper, path, body string) response {
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 	return response{status: resp.StatusCode, header: resp.Header, body: string(raw)}
+}
+
+// Login CSRF through Proxy.Handler: the authorization server's answer to
+// browser A, opened in browser B, connects nothing; A then finishes the
+// login with it.
+func TestProxyLoginAnswerOpenedInAnotherBrowser(t *testing.T) {
+	t.Parallel()
+	proxy, b := setup(t)
+	mcp, as := mcptest.NewProtected(t, mcpauthtest.Config{})
+	b.model.Handle(echoThenAnswer(t))
+	ctx := context.Background()
+
+	resp, err := b.client.Chat.Completions.New(ctx, chatParams(mcpTool(mcp.URL)))
+	require.NoError(t, err)
+	var links []mcpproxy.AuthorizationRequest
+	require.NoError(t, json.Unmarshal([]byte(resp.Choices[0].Message.JSON.ExtraFields["mcp_authorization_required"].Raw()), &links))
+	require.Len(t, links, 1)
+
+	a := testenv.NewBrowser(t)
+	callback := a.FollowUntil(t, links[0].AuthorizationURL, proxy.PublicURL()+"/oauth/callback")
+	status, page := testenv.NewBrowser(t).FollowLogin(t, callback)
+	require.Equal(t, http.StatusBadRequest, status, page)
+	require.Contains(t, page, "This login was started in another browser")
+	require.Equal(t, 0, as.Count("token"), "the code was not exchanged")
+	resp, err = b.client.Chat.Completions.New(ctx, chatParams(mcpTool(mcp.URL)))
+	require.NoError(t, err)
+	require.Contains(t, resp.Choices[0].Message.Content, "[Log in to ", "still not logged in")
+
+	status, page = a.FollowLogin(t, callback)
+	require.Equal(t, http.StatusOK, status, page)
+	require.Contains(t, page, "You&#39;ve authorized")
+	resp, err = b.client.Chat.Completions.New(ctx, chatParams(mcpTool(mcp.URL)))
+	require.NoError(t, err)
+	require.Contains(t, resp.Choices[0].Message.Content, "The tool said: ")
+	require.Len(t, mcp.Calls("echo"), 1)
 }

@@ -129,6 +129,7 @@ type Proxy struct {
 	transport http.RoundTripper
 	engine    *Engine
 	oauth     *mcpauth.Engine
+	logins    http.Handler // serves the login paths; nil in remote mode
 	db        *store.DB
 	publicURL *url.URL
 	server    *http.Server
@@ -247,6 +248,11 @@ func (p *Proxy) openLocal(ctx context.Context) error {
 	}
 	if _, err := p.oauth.Cleanup(ctx); err != nil {
 		opts.Logger.WarnContext(ctx, "mcpproxy: error deleting expired logins", slog.String("error", err.Error()))
+	}
+	p.logins, err = loginpage.NewHandler(loginpage.HandlerConfig{OAuth: p.oauth, Logger: opts.Logger, Prefix: p.publicURL.Path})
+	if err != nil {
+		closeLn()
+		return fmt.Errorf("mcpproxy: %w", err)
 	}
 	p.engine, err = NewEngine(EngineConfig{Model: model, OAuth: p.oauth, HTTPClient: guard.Client(0), Limits: opts.Limits, Logger: opts.Logger})
 	if err != nil {
@@ -374,44 +380,8 @@ func bearer(h string) string {
 // metadata document (/oauth/client-metadata.json). In remote mode it
 // answers 404: the server serves them.
 func (p *Proxy) Handler() http.Handler {
-	mux := http.NewServeMux()
 	if p.oauth == nil {
 		return http.NotFoundHandler()
 	}
-	prefix := strings.TrimRight(p.publicURL.Path, "/")
-	mux.HandleFunc("GET "+prefix+mcpauth.StartPathPrefix+"{id}", func(w http.ResponseWriter, r *http.Request) {
-		u, err := p.oauth.Start(r.Context(), r.PathValue("id"))
-		if err != nil {
-			page, known := loginpage.StartFailed(err)
-			if !known {
-				p.opts.Logger.WarnContext(r.Context(), "mcpproxy: login start failed", slog.String("error", err.Error()))
-			}
-			loginpage.Write(w, page)
-			return
-		}
-		w.Header().Set("Cache-Control", "no-store")
-		http.Redirect(w, r, u, http.StatusFound)
-	})
-	mux.HandleFunc("GET "+prefix+mcpauth.CallbackPath, func(w http.ResponseWriter, r *http.Request) {
-		res, err := p.oauth.Callback(r.Context(), r.URL.Query())
-		if err != nil {
-			page, known := loginpage.CallbackFailed(err)
-			if !known {
-				p.opts.Logger.WarnContext(r.Context(), "mcpproxy: login callback failed", slog.String("error", err.Error()))
-			}
-			loginpage.Write(w, page)
-			return
-		}
-		loginpage.Write(w, loginpage.Authorized(res.ServerURL))
-	})
-	mux.HandleFunc("GET "+prefix+mcpauth.ClientMetadataPath, func(w http.ResponseWriter, r *http.Request) {
-		doc, err := p.oauth.ClientMetadataDocument()
-		if err != nil {
-			http.Error(w, "client metadata unavailable", http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(doc)
-	})
-	return mux
+	return p.logins
 }

@@ -125,17 +125,22 @@ func TestOneLoginResumesEveryWaitingTaskExactlyOnce(t *testing.T) {
 		require.NotEqual(t, a.AuthorizationRequired[0].AuthorizationURL, b.AuthorizationRequired[0].AuthorizationURL)
 
 		// One login, through a's link, with the callback URL kept to replay.
-		callbackURL := loginKeepingCallback(t, a.AuthorizationRequired[0].AuthorizationURL)
+		browser := testenv.NewBrowser(t)
+		callbackURL := loginKeepingCallback(t, env, browser, a.AuthorizationRequired[0].AuthorizationURL)
 		doneA, doneB := waitDone(t, a), waitDone(t, b)
 		require.Equal(t, "completed", doneA.Status, "error: %+v", doneA.Error)
 		require.Equal(t, "completed", doneB.Status, "error: %+v", doneB.Error)
 		require.ElementsMatch(t, []string{"task a", "task b"}, mcp.Calls("echo"), "each tool call ran exactly once")
 		models := len(env.Model.Requests())
 
-		// A duplicate callback changes nothing.
+		// A duplicate callback changes nothing, in the same browser or
+		// another.
+		status, page := browser.FollowLogin(t, callbackURL)
+		require.Equal(t, http.StatusBadRequest, status)
+		require.Contains(t, page, "already used")
 		status, raw, _ := call(t, "GET", callbackURL, "", nil)
 		require.Equal(t, http.StatusBadRequest, status)
-		require.Contains(t, string(raw), "already used")
+		require.Contains(t, string(raw), "started in another browser")
 		time.Sleep(300 * time.Millisecond)
 		require.Len(t, env.Model.Requests(), models)
 		require.Len(t, mcp.Calls("echo"), 2)
@@ -147,26 +152,14 @@ func TestOneLoginResumesEveryWaitingTaskExactlyOnce(t *testing.T) {
 	})
 }
 
-// loginKeepingCallback follows a login link like a browser and returns the
-// callback URL the authorization server sent it to.
-func loginKeepingCallback(t testing.TB, link string) string {
+// loginKeepingCallback follows a login link in browser like a user and
+// returns the callback URL the authorization server sent it to.
+func loginKeepingCallback(t testing.TB, env *testEnv, browser *testenv.Browser, link string) string {
 	t.Helper()
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	u := link
-	for hop := 0; hop < 10; hop++ {
-		resp, err := client.Get(u)
-		require.NoError(t, err)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther {
-			require.Equal(t, http.StatusOK, resp.StatusCode)
-			return u
-		}
-		next, err := resp.Location()
-		require.NoError(t, err)
-		u = next.String()
-	}
-	t.Fatal("too many redirects")
-	return ""
+	callback := browser.FollowUntil(t, link, env.URL+"/oauth/callback")
+	status, page := browser.FollowLogin(t, callback)
+	require.Equal(t, http.StatusOK, status, page)
+	return callback
 }
 
 // A login that completes while a task is in the middle of pausing (after

@@ -13,7 +13,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -180,22 +179,4 @@ func dumpRows(t *testing.T, db *sql.DB, query string, args ...any) []string {
 	require.NoError(t, rows.Err())
 	require.NotEmpty(t, out, query)
 	return out
-}
-
-// syncBuffer is a bytes.Buffer for concurrent writers (a log handler).
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -320,12 +320,12 @@ func (d *driver) login(ctx context.Context, wwwAuthenticate string) error {
 	if err != nil {
 		return err
 	}
-	authURL, err := d.engine.Start(ctx, l.ID)
+	started, err := d.engine.Start(ctx, l.ID)
 	if err != nil {
 		return err
 	}
 	d.logger.InfoContext(ctx, "visiting the authorization server", slog.String("issuer", l.Issuer), slog.Any("scopes", l.Scopes))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, authURL, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, started.URL, nil)
 	if err != nil {
 		return fmt.Errorf("invalid authorization URL: %w", err)
 	}
@@ -347,7 +347,8 @@ func (d *driver) login(ctx context.Context, wwwAuthenticate string) error {
 	if callback.String() != d.engine.RedirectURI() {
 		return fmt.Errorf("the authorization server redirected to %s, not to our callback %s", callback.String(), d.engine.RedirectURI())
 	}
-	res, err := d.engine.Callback(ctx, loc.Query())
+	// The browser comes back with the cookie that binds the login to it.
+	res, err := d.engine.Callback(ctx, loc.Query(), []*http.Cookie{started.Cookie})
 	if err != nil {
 		return err
 	}

@@ -1,11 +1,13 @@
-// Package loginpage is the page a user's browser shows at the end of an
-// MCP login: which page each outcome of the OAuth engine's Start and
-// Callback gets, and the HTML it is rendered as. mcpidp's server and the
-// in-process chat proxy serve the same pages.
+// Package loginpage serves the browser's side of an MCP login: the login
+// link, the OAuth callback (NewHandler, which binds each login to the
+// browser that opened the link with a cookie), which page each outcome of
+// the OAuth engine's Start and Callback gets, and the HTML it is rendered
+// as. mcpidp's server and the in-process chat proxy mount the same handler.
 package loginpage
 
 import (
 	"errors"
+	"fmt"
 	"html/template"
 	"net/http"
 
@@ -42,8 +44,15 @@ func Authorized(serverURL string) *Page {
 // known is false when err is none of the engine's expected outcomes, so
 // that the caller logs it.
 func CallbackFailed(err error) (page *Page, known bool) {
-	var authErr *mcpauth.AuthorizationError
+	var (
+		authErr     *mcpauth.AuthorizationError
+		exchangeErr *mcpauth.ExchangeError
+	)
 	switch {
+	case errors.Is(err, mcpauth.ErrOtherBrowser):
+		return &Page{Status: http.StatusBadRequest, Title: "This login was started in another browser",
+			Message: "For your safety nothing was connected. Open the login link again in this browser to log in here. " +
+				"If you did not start a login, close this page."}, true
 	case errors.As(err, &authErr) && authErr.Code == "access_denied":
 		return &Page{Status: http.StatusForbidden, Title: "Access was denied",
 			Message: "The authorization was declined, so nothing was connected." + describe(authErr.Description)}, true
@@ -56,6 +65,16 @@ func CallbackFailed(err error) (page *Page, known bool) {
 	case errors.Is(err, mcpauth.ErrIssuerMismatch):
 		return &Page{Status: http.StatusBadRequest, Title: "The login answer came from the wrong server",
 			Message: "The response did not come from the expected authorization server, so it was refused."}, true
+	case errors.As(err, &exchangeErr) && exchangeErr.Code != "":
+		return &Page{Status: http.StatusBadGateway, Title: "The login could not be completed",
+			Message: "The authorization server did not accept the login code: " + exchangeErr.Code + describe(exchangeErr.Description) +
+				". Open the login link again."}, true
+	case errors.As(err, &exchangeErr) && exchangeErr.Status != 0:
+		return &Page{Status: http.StatusBadGateway, Title: "The login could not be completed",
+			Message: fmt.Sprintf("The authorization server answered HTTP %d when the login code was exchanged. Open the login link again.", exchangeErr.Status)}, true
+	case errors.As(err, &exchangeErr):
+		return &Page{Status: http.StatusBadGateway, Title: "The login could not be completed",
+			Message: "The authorization server could not be reached to exchange the login code. Open the login link again."}, true
 	case errors.Is(err, mcpauth.ErrExchangeFailed):
 		return &Page{Status: http.StatusBadGateway, Title: "The login could not be completed",
 			Message: "The authorization server did not accept the login code. Open the login link again."}, true

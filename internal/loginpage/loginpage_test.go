@@ -40,6 +40,11 @@ func TestCallbackFailed(t *testing.T) {
 		{fmt.Errorf("callback: %w", mcpauth.ErrStateInvalid), http.StatusBadRequest, "This login has expired or was already used", "Open the login link again", true},
 		{mcpauth.ErrIssuerMismatch, http.StatusBadRequest, "The login answer came from the wrong server", "refused", true},
 		{mcpauth.ErrExchangeFailed, http.StatusBadGateway, "The login could not be completed", "did not accept the login code", true},
+		{fmt.Errorf("callback: %w", mcpauth.ErrOtherBrowser), http.StatusBadRequest, "This login was started in another browser", "Open the login link again in this browser", true},
+		{&mcpauth.ExchangeError{Status: 401, Code: "invalid_client", Description: "unknown client"}, http.StatusBadGateway, "The login could not be completed",
+			"did not accept the login code: invalid_client (unknown client). Open the login link again.", true},
+		{&mcpauth.ExchangeError{Status: 503, Err: errors.New("HTTP 503")}, http.StatusBadGateway, "The login could not be completed", "answered HTTP 503", true},
+		{&mcpauth.ExchangeError{Err: errors.New("dial tcp: connection refused")}, http.StatusBadGateway, "The login could not be completed", "could not be reached", true},
 		{errors.New("database is locked"), http.StatusInternalServerError, "The login could not be completed", "An internal error occurred.", false},
 	} {
 		page, known := loginpage.CallbackFailed(tc.err)
@@ -68,4 +73,10 @@ func TestWrite(t *testing.T) {
 	require.Equal(t, http.StatusForbidden, rec.Code)
 	require.NotContains(t, rec.Body.String(), "<script>")
 	require.Contains(t, rec.Body.String(), "&lt;script&gt;")
+}
+
+func TestNewHandlerValidates(t *testing.T) {
+	t.Parallel()
+	_, err := loginpage.NewHandler(loginpage.HandlerConfig{})
+	require.ErrorContains(t, err, "OAuth engine is required")
 }

@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -139,42 +141,135 @@ func (e *Engine) BeginLogin(ctx context.Context, p LoginParams) (*Login, error) 
 	}, nil
 }
 
+// StartedLogin is where Start sends the browser.
+type StartedLogin struct {
+	// URL is the authorization server's URL, with a fresh state: redirect
+	// the browser there.
+	URL string
+	// Cookie binds the state to the browser: set it on that redirect. The
+	// callback refuses the state without it (ErrOtherBrowser).
+	Cookie *http.Cookie
+}
+
 // Start serves GET /oauth/start/{loginID}: it makes a fresh single-use
-// state and PKCE verifier, valid for StateTTL, and returns the
-// authorization server URL to redirect the browser to. An unknown or
-// expired link, or one through which a login already completed, gives
-// ErrLoginLinkInvalid: nothing waits on it any more, and whoever holds it
-// must not log in as the user again.
-func (e *Engine) Start(ctx context.Context, loginID string) (string, error) {
+// state and PKCE verifier, valid for StateTTL and bound to the browser by
+// the returned cookie, and returns the authorization server URL to
+// redirect the browser to. An unknown or expired link, or one through which
+// a login already completed, gives ErrLoginLinkInvalid: nothing waits on it
+// any more, and whoever holds it must not log in as the user again.
+//
+// A link made with a dynamically registered client that the authorization
+// server no longer knows, or that was replaced since, switches to the
+// current registration, registering again if needed (see currentClient).
+func (e *Engine) Start(ctx context.Context, loginID string) (*StartedLogin, error) {
 	l, err := e.store.GetOAuthLogin(ctx, e.store.DB(), loginID)
 	if errors.Is(err, store.ErrNotFound) {
-		return "", ErrLoginLinkInvalid
+		return nil, ErrLoginLinkInvalid
 	}
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	now := e.now()
 	if !now.Before(l.ExpiresAt) {
-		return "", ErrLoginLinkInvalid
+		return nil, ErrLoginLinkInvalid
 	}
 	if l.CompletedAt != nil {
-		return "", fmt.Errorf("%w: the login was already completed", ErrLoginLinkInvalid)
+		return nil, fmt.Errorf("%w: the login was already completed", ErrLoginLinkInvalid)
+	}
+	if err := e.currentClient(ctx, l); err != nil {
+		return nil, err
 	}
 	state := store.NewToken()
+	cookie, browserHash := e.newBrowserBinding(state)
 	verifier := oauth2.GenerateVerifier()
-	st := &store.OAuthState{StateHash: hashState(state), LoginID: l.ID, ExpiresAt: now.Add(e.stateTTL)}
+	st := &store.OAuthState{StateHash: hashState(state), LoginID: l.ID, BrowserHash: browserHash, ExpiresAt: now.Add(e.stateTTL)}
 	st.CodeVerifier, err = e.keyring.Seal([]byte(verifier), stateVerifierAD(st.StateHash, l.ID))
 	if err != nil {
-		return "", fmt.Errorf("error sealing PKCE verifier: %w", err)
+		return nil, fmt.Errorf("error sealing PKCE verifier: %w", err)
 	}
 	if err := e.store.CreateOAuthState(ctx, e.store.DB(), st); err != nil {
-		return "", err
+		return nil, err
 	}
 	cfg, err := e.oauthConfig(&l.OAuthAuthority, "", strings.Fields(l.Scopes))
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	return cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", l.Resource)), nil
+	u := cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("resource", l.Resource))
+	return &StartedLogin{URL: u, Cookie: cookie}, nil
+}
+
+// currentClient makes a login link use a client registration the
+// authorization server still knows. A server that keeps its clients in
+// memory forgets them when it restarts, and then refuses the old client on
+// its own page, where mcpidp never hears of it; so a dynamic registration is
+// checked here (clientForgotten), just before the browser is sent. A
+// forgotten registration is dropped and made again, discovering the
+// authorization server anew; a link whose registration was already replaced
+// (by another login, or after a refresh was refused with invalid_client)
+// follows the stored one.
+func (e *Engine) currentClient(ctx context.Context, l *store.OAuthLogin) error {
+	issuer := normalizeIssuer(l.Issuer)
+	if _, ok := e.preRegistered[issuer]; ok || l.ClientID == e.ClientMetadataURL() {
+		return nil
+	}
+	var reg *registration
+	stored, err := e.store.GetOAuthClient(ctx, e.store.DB(), issuer, e.RedirectURI())
+	switch {
+	case err == nil && stored.ClientID == l.ClientID && !e.clientForgotten(ctx, &l.OAuthAuthority):
+		return nil
+	case err == nil && stored.ClientID != l.ClientID:
+		reg = &registration{clientID: stored.ClientID, authMethod: stored.TokenEndpointAuthMethod}
+	case err == nil || errors.Is(err, store.ErrNotFound):
+		d, err := e.discover(ctx, l.ServerURL, ParseChallenge(e.probeChallenge(ctx, l.ServerURL)))
+		if err != nil {
+			return err
+		}
+		if normalizeIssuer(d.as.Issuer) != issuer {
+			return fmt.Errorf("%w: %s now uses authorization server %s, not %s", ErrLoginLinkInvalid, l.ServerURL, d.as.Issuer, l.Issuer)
+		}
+		if reg, err = e.register(ctx, d.as); err != nil {
+			return err
+		}
+	default:
+		return err
+	}
+	// The login id is not logged: until the login completes it is a
+	// capability.
+	e.logger.InfoContext(ctx, "mcpauth: login link switched to the current client registration",
+		slog.String("server_url", l.ServerURL), slogIssuer(l.Issuer))
+	if err := e.store.UpdateOAuthLoginClient(ctx, e.store.DB(), l.ID, reg.clientID, reg.authMethod); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("%w: the login was already completed", ErrLoginLinkInvalid)
+		}
+		return err
+	}
+	l.ClientID, l.TokenEndpointAuthMethod = reg.clientID, reg.authMethod
+	return nil
+}
+
+// clientCheckTimeout bounds clientForgotten's request.
+const clientCheckTimeout = 10 * time.Second
+
+// clientForgotten asks the token endpoint whether it still knows a
+// dynamically registered client, and drops the registration when it does
+// not. The question is a refresh with a refresh token that cannot exist: a
+// server authenticates the client first, so it answers invalid_client (the
+// MCP Python SDK: unauthorized_client) for a client it forgot and
+// invalid_grant for one it knows. No answer, or any other, counts as known:
+// the check must never stand in the way of a login.
+func (e *Engine) clientForgotten(ctx context.Context, a *store.OAuthAuthority) bool {
+	secret, err := e.clientSecret(ctx, e.store.DB(), a)
+	if err != nil {
+		return false
+	}
+	cfg, err := e.oauthConfig(a, secret, nil)
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, clientCheckTimeout)
+	defer cancel()
+	_, err = cfg.TokenSource(e.oauthContext(ctx, clientIDParam(a)), &oauth2.Token{RefreshToken: "mcpidp-client-check-" + store.NewToken()}).Token()
+	return e.forgetRejectedClient(ctx, a, err)
 }
 
 // CallbackResult tells whose login the callback completed.
@@ -191,16 +286,19 @@ type CallbackResult struct {
 }
 
 // Callback serves GET /oauth/callback with the query the authorization
-// server redirected with. It consumes the state (ErrStateInvalid when
-// missing, unknown, expired or replayed), checks iss (ErrIssuerMismatch),
-// reports an authorization error (*AuthorizationError, matching
-// ErrAccessDenied), exchanges the code with the PKCE verifier and resource
-// (ErrExchangeFailed), and stores the tokens sealed as the user's active
-// connection to the server. A login link completes once: a state from a
+// server redirected with and the browser's cookies. A browser without the
+// cookie Start bound the state to gets ErrOtherBrowser, and the state stays
+// usable by the browser that has it. Otherwise Callback consumes the state
+// (ErrStateInvalid when missing, unknown, expired or replayed), checks iss
+// (ErrIssuerMismatch), reports an authorization error (*AuthorizationError,
+// matching ErrAccessDenied), exchanges the code with the PKCE verifier and
+// resource (*ExchangeError, matching ErrExchangeFailed, logged at warn),
+// and stores the tokens sealed as the user's active connection to the
+// server. A login link completes once: a state from a
 // link whose login already completed is ErrStateInvalid, even when it was
 // made before, so that no second login through the same link replaces the
 // connection.
-func (e *Engine) Callback(ctx context.Context, query url.Values) (*CallbackResult, error) {
+func (e *Engine) Callback(ctx context.Context, query url.Values, cookies []*http.Cookie) (*CallbackResult, error) {
 	state := query.Get("state")
 	if state == "" {
 		return nil, fmt.Errorf("%w: the callback carries no state", ErrStateInvalid)
@@ -212,6 +310,10 @@ func (e *Engine) Callback(ctx context.Context, query url.Values) (*CallbackResul
 		return nil, fmt.Errorf("%w: unknown state", ErrStateInvalid)
 	case err != nil:
 		return nil, err
+	case !fromBrowser(st.BrowserHash, state, cookies):
+		// Checked before anything is used up: the browser that started
+		// the login may still bring the same answer.
+		return nil, ErrOtherBrowser
 	case st.UsedAt != nil:
 		return nil, fmt.Errorf("%w: this login response was already used", ErrStateInvalid)
 	case !e.now().Before(st.ExpiresAt):
@@ -263,10 +365,20 @@ func (e *Engine) Callback(ctx context.Context, query url.Values) (*CallbackResul
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrExchangeFailed, err)
 	}
-	tok, err := cfg.Exchange(e.oauthContext(ctx, nil), code, oauth2.VerifierOption(string(verifier)), oauth2.SetAuthURLParam("resource", l.Resource))
+	tok, err := cfg.Exchange(e.oauthContext(ctx, clientIDParam(&l.OAuthAuthority)), code,
+		oauth2.VerifierOption(string(verifier)), oauth2.SetAuthURLParam("resource", l.Resource))
 	if err != nil {
 		e.forgetRejectedClient(ctx, &l.OAuthAuthority, err)
-		return nil, fmt.Errorf("%w: %s", ErrExchangeFailed, describeTokenError(err))
+		xerr := newExchangeError(err)
+		attrs := []any{slog.String("server_url", l.ServerURL), slogIssuer(l.Issuer), slog.Int("status", xerr.Status),
+			slog.String("error", xerr.Code), slog.String("error_description", xerr.Description)}
+		if xerr.Code == "" {
+			// No OAuth error response: say what happened instead (the
+			// body is never logged, it could echo a secret).
+			attrs[3] = slog.String("error", describeTokenError(err))
+		}
+		e.logger.WarnContext(ctx, "mcpauth: authorization code exchange failed", attrs...)
+		return nil, xerr
 	}
 	if err := checkToken(tok); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrExchangeFailed, err)
@@ -323,18 +435,32 @@ func (e *Engine) Callback(ctx context.Context, query url.Values) (*CallbackResul
 }
 
 // forgetRejectedClient drops a dynamic registration the authorization
-// server no longer accepts, so the next login registers again.
-func (e *Engine) forgetRejectedClient(ctx context.Context, a *store.OAuthAuthority, err error) {
+// server no longer accepts (it answered clientRejection: it forgot its
+// clients, say on a restart with an in-memory store), so that the next
+// login registers again. It reports whether err was such a rejection,
+// whatever the client.
+func (e *Engine) forgetRejectedClient(ctx context.Context, a *store.OAuthAuthority, err error) bool {
 	var re *oauth2.RetrieveError
-	if !errors.As(err, &re) || re.ErrorCode != "invalid_client" {
-		return
+	if !errors.As(err, &re) || !clientRejection(re.ErrorCode) {
+		return false
 	}
 	if _, ok := e.preRegistered[normalizeIssuer(a.Issuer)]; ok || a.ClientID == e.ClientMetadataURL() {
-		return
+		return true
 	}
+	e.logger.WarnContext(ctx, "mcpauth: the authorization server no longer accepts its registered client; the next login registers again",
+		slogIssuer(a.Issuer), slog.String("client_id", a.ClientID), slog.String("error_description", re.ErrorDescription))
 	if err := e.store.DeleteOAuthClient(ctx, e.store.DB(), normalizeIssuer(a.Issuer), e.RedirectURI(), a.ClientID); err != nil {
 		e.logger.WarnContext(ctx, "mcpauth: error forgetting rejected client registration", slogIssuer(a.Issuer), slogError(err))
 	}
+	return true
+}
+
+// clientRejection reports whether a token endpoint error code says the
+// client itself was refused: invalid_client (RFC 6749), or
+// unauthorized_client, which the MCP Python SDK's authorization server (and
+// those built on it) answers for a client it does not know.
+func clientRejection(code string) bool {
+	return code == "invalid_client" || code == "unauthorized_client"
 }
 
 // errLoginCompleted refuses a callback through a link whose login already

@@ -2,6 +2,7 @@ package mcpauth_test
 
 import (
 	"context"
+	"net/http"
 	"net/url"
 	"sync"
 	"testing"
@@ -28,7 +29,7 @@ func TestCompletedLoginLinkIsUsedUp(t *testing.T) {
 		require.NoError(t, err)
 		second, err := e.Start(ctx, l.ID)
 		require.NoError(t, err)
-		res, err := e.Callback(ctx, mcpauthtest.Approve(t, first))
+		res, err := e.Callback(ctx, mcpauthtest.Approve(t, first.URL), []*http.Cookie{first.Cookie})
 		require.NoError(t, err)
 		token, err := e.AccessToken(ctx, "acme", "alice", srv.URL())
 		require.NoError(t, err)
@@ -38,7 +39,7 @@ func TestCompletedLoginLinkIsUsedUp(t *testing.T) {
 		require.Contains(t, err.Error(), "already completed")
 
 		tokens := srv.Count("token")
-		_, err = e.Callback(ctx, mcpauthtest.Approve(t, second))
+		_, err = e.Callback(ctx, mcpauthtest.Approve(t, second.URL), []*http.Cookie{second.Cookie})
 		require.ErrorIs(t, err, mcpauth.ErrStateInvalid, "an earlier state of a completed link is refused")
 		require.Equal(t, tokens, srv.Count("token"), "the refused callback never reaches the token endpoint")
 		again, err := e.AccessToken(ctx, "acme", "alice", srv.URL())
@@ -64,11 +65,14 @@ func TestConcurrentCallbacksOfOneLinkCompleteOnce(t *testing.T) {
 		srv := mcpauthtest.New(t, mcpauthtest.Config{})
 		l, err := e.BeginLogin(ctx, mcpauth.LoginParams{Tenant: "acme", User: "alice", ServerURL: srv.URL(), WWWAuthenticate: srv.Challenge()})
 		require.NoError(t, err)
-		var queries [2]url.Values
+		var (
+			queries [2]url.Values
+			cookies [2][]*http.Cookie
+		)
 		for i := range queries {
-			asURL, err := e.Start(ctx, l.ID)
+			started, err := e.Start(ctx, l.ID)
 			require.NoError(t, err)
-			queries[i] = mcpauthtest.Approve(t, asURL)
+			queries[i], cookies[i] = mcpauthtest.Approve(t, started.URL), []*http.Cookie{started.Cookie}
 		}
 
 		var (
@@ -76,7 +80,7 @@ func TestConcurrentCallbacksOfOneLinkCompleteOnce(t *testing.T) {
 			errs [2]error
 		)
 		for i, engine := range []*mcpauth.Engine{e, other} {
-			wg.Go(func() { _, errs[i] = engine.Callback(ctx, queries[i]) })
+			wg.Go(func() { _, errs[i] = engine.Callback(ctx, queries[i], cookies[i]) })
 		}
 		wg.Wait()
 		ok := 0

@@ -1,8 +1,10 @@
 // Package mcpauth is mcpidp's OAuth engine for MCP servers, per end user:
 // discovery (RFC 9728 protected-resource metadata, RFC 8414 / OpenID
 // discovery, the 2025-03-26 fallbacks), client registration (pre-registered,
-// Client ID Metadata Document, RFC 7591 dynamic registration), login links
-// with PKCE S256 and single-use state, the code exchange, tokens sealed at
+// Client ID Metadata Document, RFC 7591 dynamic registration, registering
+// again when an authorization server forgets its clients), login links with
+// PKCE S256 and single-use state bound by a cookie to the browser that opened
+// the link, the code exchange, tokens sealed at
 // rest, refresh ahead of expiry serialized across processes by a lease on
 // the connection's row (no transaction is held during a token request), and
 // RFC 7009 revocation.
@@ -23,6 +25,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"golang.org/x/oauth2"
 
 	"github.com/mcpidp/mcpidp/internal/secretbox"
 	"github.com/mcpidp/mcpidp/internal/store"
@@ -162,6 +166,10 @@ type Engine struct {
 	loginCompleted func(ctx context.Context, tx *sql.Tx, res *CallbackResult) error
 	tokenRefreshed func(ctx context.Context, tx *sql.Tx, tenant, user, serverURL string) error
 	refreshWaits   refreshWaits
+	// callbackPath and secureCookies describe the login cookies: sent to
+	// the callback only, and only over https when the public URL is.
+	callbackPath  string
+	secureCookies bool
 }
 
 // New returns an Engine for cfg.
@@ -187,6 +195,9 @@ func New(cfg Config) (*Engine, error) {
 	for _, p := range cfg.PreRegistered {
 		e.preRegistered[normalizeIssuer(p.Issuer)] = p
 	}
+	pu, _ := url.Parse(e.publicURL) // validated above
+	e.callbackPath = pu.Path + CallbackPath
+	e.secureCookies = pu.Scheme == "https"
 	if e.clientMDURL == "" {
 		e.clientMDURL = e.publicURL + ClientMetadataPath
 	}
@@ -283,3 +294,46 @@ func (e *AuthorizationError) Error() string {
 
 // Is makes errors.Is(err, ErrAccessDenied) true.
 func (e *AuthorizationError) Is(target error) bool { return target == ErrAccessDenied }
+
+// ExchangeError is a failed authorization code exchange: the token
+// endpoint's error response (RFC 6749 §5.2), or why there was none. It
+// matches ErrExchangeFailed. Code and Description come from the
+// authorization server and are safe to show; they never hold a secret of
+// ours.
+type ExchangeError struct {
+	// Status is the token endpoint's HTTP status, 0 when it did not answer.
+	Status int
+	// Code and Description are its error and error_description.
+	Code        string
+	Description string
+	// Err is the underlying failure.
+	Err error
+}
+
+func newExchangeError(err error) *ExchangeError {
+	xerr := &ExchangeError{Err: err}
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		xerr.Code, xerr.Description = re.ErrorCode, re.ErrorDescription
+		if re.Response != nil {
+			xerr.Status = re.Response.StatusCode
+		}
+	}
+	return xerr
+}
+
+func (e *ExchangeError) Error() string {
+	if e.Err != nil {
+		return ErrExchangeFailed.Error() + ": " + describeTokenError(e.Err)
+	}
+	msg := fmt.Sprintf("%s: token endpoint answered HTTP %d %s", ErrExchangeFailed, e.Status, e.Code)
+	if e.Description != "" {
+		msg += ": " + e.Description
+	}
+	return msg
+}
+
+// Is makes errors.Is(err, ErrExchangeFailed) true.
+func (e *ExchangeError) Is(target error) bool { return target == ErrExchangeFailed }
+
+func (e *ExchangeError) Unwrap() error { return e.Err }

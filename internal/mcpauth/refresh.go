@@ -163,6 +163,13 @@ func (e *Engine) refreshLeased(ctx context.Context, c *store.OAuthConnection, le
 		return "", false, err
 	}
 	secret, err := e.clientSecret(ctx, e.store.DB(), &c.OAuthAuthority)
+	if errors.Is(err, errClientGone) {
+		// The registration the refresh token was issued to was dropped
+		// (the authorization server rejected it): only a new login helps.
+		e.logger.WarnContext(ctx, "mcpauth: the connection's client registration is gone, connection needs a new login",
+			slog.String("connection_id", c.ID), slogIssuer(c.Issuer))
+		return e.refreshRefused(storeCtx, c, leaseID, &release)
+	}
 	if err != nil {
 		return "", false, err
 	}
@@ -171,7 +178,11 @@ func (e *Engine) refreshLeased(ctx context.Context, c *store.OAuthConnection, le
 		return "", false, err
 	}
 	rctx, cancelRequest := context.WithTimeout(ctx, refreshTimeout)
-	tok, err := cfg.TokenSource(e.oauthContext(rctx, url.Values{"resource": {c.Resource}}), &oauth2.Token{RefreshToken: rt}).Token()
+	extra := url.Values{"resource": {c.Resource}}
+	for k, v := range clientIDParam(&c.OAuthAuthority) {
+		extra[k] = v
+	}
+	tok, err := cfg.TokenSource(e.oauthContext(rctx, extra), &oauth2.Token{RefreshToken: rt}).Token()
 	cancelRequest()
 	if err == nil {
 		err = checkToken(tok)
@@ -181,26 +192,15 @@ func (e *Engine) refreshLeased(ctx context.Context, c *store.OAuthConnection, le
 	case errors.As(err, &re) && re.ErrorCode == "invalid_grant":
 		e.logger.WarnContext(ctx, "mcpauth: refresh token refused, connection needs a new login",
 			slog.String("connection_id", c.ID), slogIssuer(c.Issuer), slog.String("error_description", re.ErrorDescription))
-		err := e.store.InTx(storeCtx, func(tx *sql.Tx) error {
-			if err := e.store.MarkOAuthConnectionRefreshFailed(storeCtx, tx, c.TenantID, c.ID, leaseID); err != nil {
-				return err
-			}
-			failed := *c
-			failed.Status = store.OAuthConnectionRefreshFailed
-			if e.refreshFailed != nil {
-				return e.refreshFailed(storeCtx, tx, c.TenantID, c.UserID, e.connection(&failed))
-			}
-			return nil
-		})
-		if errors.Is(err, store.ErrConflict) {
-			release = false
-			return "", false, errLeaseLost
-		}
-		if err != nil {
-			return "", false, err
-		}
-		release = false
-		return "", false, &NeedsLoginError{ServerURL: c.ServerURL, Reason: StatusRefreshFailed}
+		return e.refreshRefused(storeCtx, c, leaseID, &release)
+	case e.forgetRejectedClient(ctx, &c.OAuthAuthority, err):
+		// invalid_client (or unauthorized_client, see clientRejection): the
+		// refresh token belongs to a client the
+		// authorization server no longer knows (or no longer accepts), so
+		// refreshing again cannot work; the next login registers afresh.
+		e.logger.WarnContext(ctx, "mcpauth: client refused at refresh, connection needs a new login",
+			slog.String("connection_id", c.ID), slogIssuer(c.Issuer), slog.String("error_description", re.ErrorDescription))
+		return e.refreshRefused(storeCtx, c, leaseID, &release)
 	case err != nil:
 		if c.AccessToken != "" && c.ExpiresAt != nil && e.now().Before(*c.ExpiresAt) {
 			// The old token still works for a little while; use it and let
@@ -264,6 +264,33 @@ func (e *Engine) newAccessToken(c *store.OAuthConnection, token string) bool {
 	}
 	old, err := e.openToken(c, "access-token", c.AccessToken)
 	return err != nil || old != token
+}
+
+// refreshRefused marks a connection whose refresh the authorization server
+// refused for good refresh_failed (with RefreshFailedTxFunc, in one
+// transaction) and returns what refreshLeased returns. The status change
+// drops the lease, so *release becomes false whatever happens.
+func (e *Engine) refreshRefused(storeCtx context.Context, c *store.OAuthConnection, leaseID string, release *bool) (string, bool, error) {
+	err := e.store.InTx(storeCtx, func(tx *sql.Tx) error {
+		if err := e.store.MarkOAuthConnectionRefreshFailed(storeCtx, tx, c.TenantID, c.ID, leaseID); err != nil {
+			return err
+		}
+		failed := *c
+		failed.Status = store.OAuthConnectionRefreshFailed
+		if e.refreshFailed != nil {
+			return e.refreshFailed(storeCtx, tx, c.TenantID, c.UserID, e.connection(&failed))
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrConflict) {
+		*release = false
+		return "", false, errLeaseLost
+	}
+	if err != nil {
+		return "", false, err
+	}
+	*release = false
+	return "", false, &NeedsLoginError{ServerURL: c.ServerURL, Reason: StatusRefreshFailed}
 }
 
 // refreshWaits wakes the callers of this process that wait for a refresh

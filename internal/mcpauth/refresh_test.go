@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -85,9 +86,9 @@ func TestRefreshHoldsNoTransaction(t *testing.T) {
 		start := time.Now()
 		l, err := e.BeginLogin(ctx, mcpauth.LoginParams{Tenant: "globex", User: "carol", ServerURL: srv.URL(), WWWAuthenticate: srv.Challenge()})
 		require.NoError(t, err)
-		asURL, err := e.Start(ctx, l.ID)
+		started, err := e.Start(ctx, l.ID)
 		require.NoError(t, err)
-		_, err = e.Callback(ctx, mcpauthtest.Approve(t, asURL))
+		_, err = e.Callback(ctx, mcpauthtest.Approve(t, started.URL), []*http.Cookie{started.Cookie})
 		require.NoError(t, err)
 		retry, err := e.TokenRejected(ctx, "acme", "bob", srv.URL(), bobToken)
 		require.NoError(t, err)

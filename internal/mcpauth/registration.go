@@ -256,12 +256,15 @@ func (e *Engine) registerDynamically(ctx context.Context, as *serverMetadata) (*
 
 // chooseAuthMethod picks what to ask for at registration: a confidential
 // client when the server allows it (mcpidp can keep a secret), else public.
-// An empty list means client_secret_basic (RFC 8414 §2).
+// client_secret_post comes first: everything then travels in the body,
+// which every server that offers it reads (some, like the MCP Python SDK's,
+// look for client_id only there). An empty list means client_secret_basic
+// (RFC 8414 §2).
 func chooseAuthMethod(supported []string) (string, error) {
 	if len(supported) == 0 {
 		return AuthMethodClientSecretBasic, nil
 	}
-	for _, m := range []string{AuthMethodClientSecretBasic, AuthMethodClientSecretPost, AuthMethodNone} {
+	for _, m := range []string{AuthMethodClientSecretPost, AuthMethodClientSecretBasic, AuthMethodNone} {
 		if slices.Contains(supported, m) {
 			return m, nil
 		}
@@ -280,6 +283,11 @@ func authStyle(method string) (oauth2.AuthStyle, error) {
 	return 0, fmt.Errorf("unsupported token_endpoint_auth_method %q", method)
 }
 
+// errClientGone means the dynamic registration a login or connection was
+// made with has been dropped (the authorization server rejected it) or
+// replaced, so its secret is gone: only a new login helps.
+var errClientGone = fmt.Errorf("client registration is gone: %w", ErrLoginRequired)
+
 // clientSecret returns the plaintext secret of the client an authority
 // uses: from the pre-registered configuration, or from the stored dynamic
 // registration. Public clients have none.
@@ -295,7 +303,7 @@ func (e *Engine) clientSecret(ctx context.Context, q store.DBTX, a *store.OAuthA
 		return "", err
 	}
 	if err != nil || c.ClientID != a.ClientID {
-		return "", fmt.Errorf("the client registration %s at %s is no longer known: %w", a.ClientID, a.Issuer, ErrLoginRequired)
+		return "", fmt.Errorf("the client registration %s at %s is no longer known: %w", a.ClientID, a.Issuer, errClientGone)
 	}
 	secret, err := e.keyring.Open(c.ClientSecret, clientSecretAD(c.Issuer, c.RedirectURI))
 	if err != nil {

@@ -377,12 +377,10 @@ func (e *Engine) revokeAtServer(ctx context.Context, c *store.OAuthConnection) e
 }
 
 func (e *Engine) postRevocation(ctx context.Context, a *store.OAuthAuthority, secret, token, hint string) error {
-	form := url.Values{"token": {token}, "token_type_hint": {hint}}
-	if a.TokenEndpointAuthMethod != AuthMethodClientSecretBasic {
-		form.Set("client_id", a.ClientID)
-		if a.TokenEndpointAuthMethod == AuthMethodClientSecretPost {
-			form.Set("client_secret", secret)
-		}
+	// client_id goes in the body with every method: see clientIDParam.
+	form := url.Values{"token": {token}, "token_type_hint": {hint}, "client_id": {a.ClientID}}
+	if a.TokenEndpointAuthMethod == AuthMethodClientSecretPost {
+		form.Set("client_secret", secret)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.RevocationEndpoint, strings.NewReader(form.Encode()))
 	if err != nil {
@@ -453,6 +451,20 @@ func (e *Engine) oauthContext(ctx context.Context, extra url.Values) context.Con
 		client = &c
 	}
 	return context.WithValue(ctx, oauth2.HTTPClient, client)
+}
+
+// clientIDParam is the client_id to add to the body of a token request
+// authenticated with HTTP Basic, where x/oauth2 leaves it out. The MCP
+// Python SDK's authorization server (and FastMCP's, built on it) refuses a
+// token request without client_id in the body whatever the authentication,
+// and RFC 6749 lets a client identify itself there (§3.2.1): client_id is
+// not a credential, so this is still one authentication method. With the
+// other methods x/oauth2 already sends it.
+func clientIDParam(a *store.OAuthAuthority) url.Values {
+	if a.TokenEndpointAuthMethod != AuthMethodClientSecretBasic {
+		return nil
+	}
+	return url.Values{"client_id": {a.ClientID}}
 }
 
 // formParamTransport adds parameters to form-encoded POST bodies.

@@ -63,9 +63,13 @@ type OAuthState struct {
 	StateHash    string
 	LoginID      string
 	CodeVerifier string
-	CreatedAt    time.Time
-	ExpiresAt    time.Time
-	UsedAt       *time.Time
+	// BrowserHash is the SHA-256 of the value of the cookie that binds the
+	// state to the browser that opened the login link; the callback must
+	// come from that browser.
+	BrowserHash string
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+	UsedAt      *time.Time
 }
 
 // OAuthConnectionStatus is the stored state of a connection. "expired" is not
@@ -238,12 +242,28 @@ func (s *Store) MarkOAuthLoginCompleted(ctx context.Context, q DBTX, id string) 
 	return fmt.Errorf("oauth login already completed: %w", ErrConflict)
 }
 
-// CreateOAuthState inserts a state. StateHash, LoginID, CodeVerifier and
-// ExpiresAt must be set; CreatedAt is filled.
+// UpdateOAuthLoginClient points a login link that is not completed yet at
+// another client registration with the same authorization server (its
+// registration was dropped or replaced). An unknown or completed login is
+// ErrNotFound.
+func (s *Store) UpdateOAuthLoginClient(ctx context.Context, q DBTX, id, clientID, authMethod string) error {
+	n, err := execCount(ctx, q, `UPDATE mcpidp_oauth_login SET client_id = $1, token_endpoint_auth_method = $2
+		WHERE id = $3 AND completed_at IS NULL`, clientID, authMethod, id)
+	if err != nil {
+		return fmt.Errorf("error updating oauth login: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("oauth login: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// CreateOAuthState inserts a state. StateHash, LoginID, CodeVerifier,
+// BrowserHash and ExpiresAt must be set; CreatedAt is filled.
 func (s *Store) CreateOAuthState(ctx context.Context, q DBTX, st *OAuthState) error {
 	st.CreatedAt = s.now().UTC().Truncate(time.Microsecond)
-	_, err := q.ExecContext(ctx, `INSERT INTO mcpidp_oauth_state (state_hash, login_id, code_verifier, created_at, expires_at, used_at)
-		VALUES ($1, $2, $3, $4, $5, NULL)`, st.StateHash, st.LoginID, st.CodeVerifier, micros(st.CreatedAt), micros(st.ExpiresAt))
+	_, err := q.ExecContext(ctx, `INSERT INTO mcpidp_oauth_state (state_hash, login_id, code_verifier, browser_hash, created_at, expires_at, used_at)
+		VALUES ($1, $2, $3, $4, $5, $6, NULL)`, st.StateHash, st.LoginID, st.CodeVerifier, st.BrowserHash, micros(st.CreatedAt), micros(st.ExpiresAt))
 	if isUniqueViolation(err) {
 		return fmt.Errorf("oauth state: %w", ErrConflict)
 	}
@@ -261,9 +281,9 @@ func (s *Store) GetOAuthState(ctx context.Context, q DBTX, stateHash string) (*O
 		created, expires int64
 		used             sql.NullInt64
 	)
-	err := q.QueryRowContext(ctx, `SELECT state_hash, login_id, code_verifier, created_at, expires_at, used_at
+	err := q.QueryRowContext(ctx, `SELECT state_hash, login_id, code_verifier, browser_hash, created_at, expires_at, used_at
 		FROM mcpidp_oauth_state WHERE state_hash = $1`, stateHash).
-		Scan(&st.StateHash, &st.LoginID, &st.CodeVerifier, &created, &expires, &used)
+		Scan(&st.StateHash, &st.LoginID, &st.CodeVerifier, &st.BrowserHash, &created, &expires, &used)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("oauth state: %w", ErrNotFound)
 	}

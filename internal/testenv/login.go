@@ -3,8 +3,10 @@ package testenv
 import (
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -21,18 +23,63 @@ func StartOAuthExample(t testing.TB) string {
 	return "http://localhost:" + strconv.Itoa(mcpPort) + "/mcp"
 }
 
-// maxLoginHops bounds the redirects FollowLogin follows.
+// maxLoginHops bounds the redirects a Browser follows.
 const maxLoginHops = 10
 
-// FollowLogin plays the user's browser: it opens the login link and follows every redirect
-// (mcpidp → authorization server → mcpidp's callback), and returns the final page's status and
-// body.
+// FollowLogin plays the user's browser: it opens the login link in a fresh Browser and follows
+// every redirect (mcpidp → authorization server → mcpidp's callback), and returns the final
+// page's status and body.
 func FollowLogin(t testing.TB, link string) (status int, body string) {
 	t.Helper()
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return NewBrowser(t).FollowLogin(t, link)
+}
+
+// Browser plays one user's browser: it keeps the cookies it is given (mcpidp binds each login
+// to the browser that opened the link with one) and follows redirects one by one.
+type Browser struct {
+	client *http.Client
+}
+
+// NewBrowser returns a Browser with an empty cookie jar.
+func NewBrowser(t testing.TB) *Browser {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatalf("testenv: error making a cookie jar: %v", err)
+	}
+	return &Browser{client: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// FollowLogin opens link and follows every redirect, and returns the final page's status and
+// body.
+func (b *Browser) FollowLogin(t testing.TB, link string) (status int, body string) {
+	t.Helper()
+	status, body, _ = b.follow(t, link, "")
+	return status, body
+}
+
+// FollowUntil opens link and follows redirects until one leads to a URL that starts with
+// prefix, and returns that URL without opening it: say the callback URL with the
+// authorization server's answer, for another browser to open.
+func (b *Browser) FollowUntil(t testing.TB, link, prefix string) string {
+	t.Helper()
+	status, body, stopped := b.follow(t, link, prefix)
+	if stopped == "" {
+		t.Fatalf("testenv: %s never redirected to %s; the last page said %d %s", link, prefix, status, body)
+	}
+	return stopped
+}
+
+// follow opens link and follows redirects until a page is not a redirect, or until the next URL
+// starts with stop (when stop is set), which it returns unopened.
+func (b *Browser) follow(t testing.TB, link, stop string) (status int, body, stopped string) {
+	t.Helper()
 	u := link
 	for range maxLoginHops {
-		resp, err := client.Get(u)
+		if stop != "" && strings.HasPrefix(u, stop) {
+			return 0, "", u
+		}
+		resp, err := b.client.Get(u)
 		if err != nil {
 			t.Fatalf("testenv: error opening %s: %v", u, err)
 		}
@@ -42,7 +89,7 @@ func FollowLogin(t testing.TB, link string) (status int, body string) {
 			t.Fatalf("testenv: error reading %s: %v", u, err)
 		}
 		if resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther {
-			return resp.StatusCode, string(raw)
+			return resp.StatusCode, string(raw), ""
 		}
 		next, err := resp.Location()
 		if err != nil {
@@ -51,5 +98,5 @@ func FollowLogin(t testing.TB, link string) (status int, body string) {
 		u = next.String()
 	}
 	t.Fatalf("testenv: more than %d redirects from %s", maxLoginHops, link)
-	return 0, ""
+	return 0, "", ""
 }

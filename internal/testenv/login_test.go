@@ -31,21 +31,36 @@ func TestFollowLogin(t *testing.T) {
 		switch r.URL.Path {
 		case "/oauth/start/abc":
 			visit("start")
+			http.SetCookie(w, &http.Cookie{Name: "browser", Value: "b1", Path: "/oauth/callback", HttpOnly: true})
 			http.Redirect(w, r, auth.URL+"/authorize?redirect_uri="+app.URL+"/oauth/callback", http.StatusFound)
 		case "/oauth/callback":
 			visit("callback")
+			cookie := "none"
+			if c, err := r.Cookie("browser"); err == nil {
+				cookie = c.Value
+			}
 			w.WriteHeader(http.StatusForbidden)
-			_, _ = w.Write([]byte("denied, code " + r.URL.Query().Get("code")))
+			_, _ = w.Write([]byte("denied, code " + r.URL.Query().Get("code") + ", cookie " + cookie))
 		}
 	}))
 	t.Cleanup(app.Close)
 
 	status, body := FollowLogin(t, app.URL+"/oauth/start/abc")
 	require.Equal(t, http.StatusForbidden, status, "the final page's status, whatever it is")
-	require.Equal(t, "denied, code c1", body)
+	require.Equal(t, "denied, code c1, cookie b1", body, "the cookie set at the start comes back")
 	mu.Lock()
-	defer mu.Unlock()
 	require.Equal(t, []string{"start", "authorize", "callback"}, visited)
+	mu.Unlock()
+
+	// One browser stops before the callback; the answer opened in another
+	// browser comes without the first one's cookie, and in the first with it.
+	a := NewBrowser(t)
+	callback := a.FollowUntil(t, app.URL+"/oauth/start/abc", app.URL+"/oauth/callback")
+	require.Equal(t, app.URL+"/oauth/callback?code=c1", callback)
+	_, body = NewBrowser(t).FollowLogin(t, callback)
+	require.Equal(t, "denied, code c1, cookie none", body)
+	_, body = a.FollowLogin(t, callback)
+	require.Equal(t, "denied, code c1, cookie b1", body)
 }
 
 func TestStartOAuthExample(t *testing.T) {

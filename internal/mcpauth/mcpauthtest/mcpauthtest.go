@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -76,6 +77,13 @@ type Config struct {
 	// https client ids, whose documents it gets from ClientMetadataFunc.
 	CIMD               bool
 	ClientMetadataFunc func(clientID string) ([]byte, error)
+	// RequireClientIDInBody refuses token and revocation requests without
+	// client_id in the form body, whatever the client authentication, as
+	// the MCP Python SDK's authorization server (and FastMCP's) do; with
+	// HTTP Basic the two client ids must agree. Like that server, it answers
+	// every failed client authentication (an unknown client too) with
+	// unauthorized_client.
+	RequireClientIDInBody bool
 	// DisableRevocation removes the revocation endpoint.
 	DisableRevocation bool
 	// IssParameter advertises authorization_response_iss_parameter_supported
@@ -137,6 +145,9 @@ type Client struct {
 	Secret       string
 	AuthMethod   string
 	RedirectURIs []string
+	// dynamic marks a client registered at the registration endpoint,
+	// which Restart forgets.
+	dynamic bool
 }
 
 type grant struct {
@@ -247,7 +258,8 @@ func (s *Server) AddClient(c Client) {
 }
 
 // Count returns how many requests an endpoint got: "prm", "metadata",
-// "authorize", "token" (code exchanges), "refresh", "register", "revoke",
+// "authorize", "token" (code exchanges), "refresh" (of refresh tokens it
+// issued), "refresh_unknown" (of any other), "register", "revoke",
 // "resource".
 func (s *Server) Count(name string) int {
 	s.mu.Lock()
@@ -270,8 +282,9 @@ func (s *Server) AuthorizeRequests() []url.Values {
 	return slices.Clone(s.authorize)
 }
 
-// TokenRequests returns the form of every token request (client secrets
-// included, so tests can check how the client authenticated).
+// TokenRequests returns the form of every token request but refreshes of
+// tokens it never issued (client secrets included, so tests can check how
+// the client authenticated).
 func (s *Server) TokenRequests() []url.Values {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -321,6 +334,22 @@ func (s *Server) SetRefreshUnavailable(down bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.refreshDown = down
+}
+
+// Restart plays an authorization server restarted with an in-memory
+// store: it forgets every dynamically registered client, code and token
+// (pre-registered clients, from its configuration, stay).
+func (s *Server) Restart() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, c := range s.clients {
+		if c.dynamic {
+			delete(s.clients, id)
+		}
+	}
+	clear(s.codes)
+	clear(s.access)
+	clear(s.refresh)
 }
 
 // Approve plays a browser that is logged in at the authorization server
@@ -454,7 +483,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	if !slices.Contains(supported, method) {
 		method = supported[0]
 	}
-	c := &Client{ID: "dcr-" + randomString(), AuthMethod: method, RedirectURIs: redirects}
+	c := &Client{ID: "dcr-" + randomString(), AuthMethod: method, RedirectURIs: redirects, dynamic: true}
 	if method != "none" {
 		c.Secret = randomString()
 	}
@@ -553,6 +582,14 @@ func (s *Server) authenticate(r *http.Request) (*Client, error) {
 	} else {
 		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	}
+	if s.cfg.RequireClientIDInBody {
+		switch body := r.PostForm.Get("client_id"); {
+		case body == "":
+			return nil, errMissingClientID
+		case body != id:
+			return nil, fmt.Errorf("client_id %q in the body differs from %q in the Authorization header", body, id)
+		}
+	}
 	c, err := s.lookupClient(id)
 	if err != nil {
 		return nil, err
@@ -574,6 +611,19 @@ func (s *Server) authenticate(r *http.Request) (*Client, error) {
 	return c, nil
 }
 
+// errMissingClientID is RequireClientIDInBody's refusal.
+var errMissingClientID = errors.New("missing client_id")
+
+// authError answers a failed client authentication: invalid_client, or,
+// with RequireClientIDInBody, unauthorized_client as the Python SDK does.
+func (s *Server) authError(w http.ResponseWriter, err error) {
+	if s.cfg.RequireClientIDInBody {
+		oauthError(w, http.StatusUnauthorized, "unauthorized_client", err.Error())
+		return
+	}
+	oauthError(w, http.StatusUnauthorized, "invalid_client", err.Error())
+}
+
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
 		oauthError(w, http.StatusBadRequest, "invalid_request", err.Error())
@@ -588,11 +638,14 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		form.Set("basic_client_id", id)
 		form.Set("basic_client_secret", secret)
 	}
-	s.tokenReqs = append(s.tokenReqs, form)
+	if form.Get("grant_type") != "refresh_token" || s.refresh[form.Get("refresh_token")] != nil {
+		// Refreshes of tokens it never issued are only counted.
+		s.tokenReqs = append(s.tokenReqs, form)
+	}
 	s.mu.Unlock()
 	c, err := s.authenticate(r)
 	if err != nil {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", err.Error())
+		s.authError(w, err)
 		return
 	}
 	switch r.PostForm.Get("grant_type") {
@@ -600,6 +653,14 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.count("token")
 		s.exchangeCode(w, r, c)
 	case "refresh_token":
+		if !s.issuedRefreshToken(r.PostForm.Get("refresh_token")) {
+			// A token this server never issued (such as mcpidp's check
+			// that it still knows the client) is refused at once: no
+			// hook, no delay, counted apart.
+			s.count("refresh_unknown")
+			oauthError(w, http.StatusBadRequest, "invalid_grant", "unknown refresh token")
+			return
+		}
 		s.count("refresh")
 		if s.cfg.RefreshHookFunc != nil {
 			s.cfg.RefreshHookFunc()
@@ -618,6 +679,15 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	default:
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "")
 	}
+}
+
+// issuedRefreshToken reports whether the server issued the refresh token
+// (revoked or used ones included).
+func (s *Server) issuedRefreshToken(value string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.refresh[value]
+	return ok
 }
 
 func (s *Server) exchangeCode(w http.ResponseWriter, r *http.Request, c *Client) {
@@ -716,7 +786,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := s.authenticate(r)
 	if err != nil {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", err.Error())
+		s.authError(w, err)
 		return
 	}
 	s.mu.Lock()

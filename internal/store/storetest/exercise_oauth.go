@@ -90,11 +90,20 @@ func ExerciseOAuth(t *testing.T, databaseURL func(t testing.TB) string) {
 		_, err = s.GetOAuthLogin(ctx, s.DB(), "nope")
 		require.ErrorIs(t, err, store.ErrNotFound)
 
-		st := &store.OAuthState{StateHash: "hash-1", LoginID: l.ID, CodeVerifier: "sealed-verifier", ExpiresAt: s.Now().Add(15 * time.Minute)}
+		// A login whose client registration was replaced follows it.
+		require.NoError(t, s.UpdateOAuthLoginClient(ctx, s.DB(), l.ID, "dcr-2", "client_secret_post"))
+		got, err = s.GetOAuthLogin(ctx, s.DB(), l.ID)
+		require.NoError(t, err)
+		require.Equal(t, "dcr-2", got.ClientID)
+		require.Equal(t, "client_secret_post", got.TokenEndpointAuthMethod)
+		require.ErrorIs(t, s.UpdateOAuthLoginClient(ctx, s.DB(), "nope", "x", "none"), store.ErrNotFound)
+
+		st := &store.OAuthState{StateHash: "hash-1", LoginID: l.ID, CodeVerifier: "sealed-verifier", BrowserHash: "browser-1", ExpiresAt: s.Now().Add(15 * time.Minute)}
 		require.NoError(t, s.CreateOAuthState(ctx, s.DB(), st))
 		gotState, err := s.GetOAuthState(ctx, s.DB(), "hash-1")
 		require.NoError(t, err)
 		require.Equal(t, "sealed-verifier", gotState.CodeVerifier)
+		require.Equal(t, "browser-1", gotState.BrowserHash)
 		require.Nil(t, gotState.UsedAt)
 
 		require.NoError(t, s.UseOAuthState(ctx, s.DB(), "hash-1"))
@@ -108,6 +117,7 @@ func ExerciseOAuth(t *testing.T, databaseURL func(t testing.TB) string) {
 		got, err = s.GetOAuthLogin(ctx, s.DB(), l.ID)
 		require.NoError(t, err)
 		require.NotNil(t, got.CompletedAt)
+		require.ErrorIs(t, s.UpdateOAuthLoginClient(ctx, s.DB(), l.ID, "dcr-3", "none"), store.ErrNotFound, "a completed login keeps its client")
 		require.ErrorIs(t, s.MarkOAuthLoginCompleted(ctx, s.DB(), l.ID), store.ErrConflict, "a login completes once")
 		require.ErrorIs(t, s.MarkOAuthLoginCompleted(ctx, s.DB(), "nope"), store.ErrNotFound)
 		again, err := s.GetOAuthLogin(ctx, s.DB(), l.ID)

@@ -1,0 +1,1 @@
+ALTER TABLE mcpidp_oauth_state DROP COLUMN browser_hash;
