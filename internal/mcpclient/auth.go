@@ -131,6 +131,7 @@ type authTransport struct {
 	serverURL string
 	headers   map[string]string
 	authorize AuthorizeFunc
+	limits    Limits
 }
 
 func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -171,6 +172,7 @@ func (t *authTransport) roundTrip(ctx context.Context, req *http.Request) (*http
 			rec.observe(challenge)
 		}
 	}
+	t.boundBody(ctx, resp)
 	return resp, nil
 }
 

@@ -72,6 +72,8 @@ type Options struct {
 	AuthorizeFunc AuthorizeFunc
 	// Logger receives the transports' diagnostics. Default: discard.
 	Logger *slog.Logger
+	// Limits bound what is kept of the server's answers; zero fields take the defaults.
+	Limits Limits
 }
 
 func (o *Options) validate() error {
@@ -111,6 +113,7 @@ type Session struct {
 	transport     transport.Interface
 	cancelStream  context.CancelFunc
 	logger        *slog.Logger
+	limits        Limits
 	nextID        atomic.Int64
 	lost          atomic.Pointer[error]
 
@@ -156,13 +159,14 @@ func Connect(ctx context.Context, opts Options, srv Server) (*Session, error) {
 			serverURL: srv.URL,
 			headers:   headers,
 			authorize: opts.AuthorizeFunc,
+			limits:    opts.Limits.withDefaults(),
 		},
 		CheckRedirect: opts.HTTPClient.CheckRedirect,
 		Jar:           opts.HTTPClient.Jar,
 		Timeout:       opts.HTTPClient.Timeout,
 	}
 
-	s := &Session{serverURL: srv.URL, logger: logger}
+	s := &Session{serverURL: srv.URL, logger: logger, limits: opts.Limits.withDefaults()}
 	if len(srv.AllowedTools) > 0 {
 		s.allowed = make(map[string]bool, len(srv.AllowedTools))
 		for _, name := range srv.AllowedTools {
@@ -282,6 +286,7 @@ func (s *Session) Tools(ctx context.Context) ([]Tool, error) {
 	tools := []Tool{}
 	seenCursors := map[string]bool{}
 	var listed int
+	var listedBytes int64
 	var cursor string
 	for page := 0; ; page++ {
 		if page == maxToolPages {
@@ -294,6 +299,9 @@ func (s *Session) Tools(ctx context.Context) ([]Tool, error) {
 		raw, err := s.request(ctx, string(mcp.MethodToolsList), params)
 		if err != nil {
 			return nil, fmt.Errorf("error listing tools of MCP server %s: %w", s.serverURL, err)
+		}
+		if listedBytes += int64(len(raw)); listedBytes > s.limits.MaxToolsListBytes {
+			return nil, fmt.Errorf("error listing tools of MCP server %s: the tool list is larger than %d bytes", s.serverURL, s.limits.MaxToolsListBytes)
 		}
 		var result struct {
 			Tools []struct {
@@ -352,7 +360,7 @@ func (s *Session) CallTool(ctx context.Context, name string, arguments json.RawM
 	if err != nil {
 		return nil, fmt.Errorf("error calling tool %q of MCP server %s: %w", name, s.serverURL, err)
 	}
-	result, err := renderResult(raw)
+	result, err := renderResult(s.boundResult(raw))
 	if err != nil {
 		return nil, fmt.Errorf("error decoding result of tool %q of MCP server %s: %w", name, s.serverURL, err)
 	}
@@ -385,6 +393,7 @@ func (s *Session) request(ctx context.Context, method string, params any) (json.
 		return nil, *lost
 	}
 	ctx, rec := withRecorder(ctx)
+	ctx, bound := s.withBound(ctx, method)
 	resp, err := s.transport.SendRequest(ctx, transport.JSONRPCRequest{
 		JSONRPC: mcp.JSONRPC_VERSION,
 		ID:      mcp.NewRequestId("mcpidp-" + strconv.FormatInt(s.nextID.Add(1), 10)),
@@ -394,6 +403,7 @@ func (s *Session) request(ctx context.Context, method string, params any) (json.
 	if challenge := authChallenge(rec, err); challenge != nil {
 		return nil, challenge
 	}
+	err = bound.failure(err)
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
 			return nil, fmt.Errorf("%w: %w", ctxErr, err)
