@@ -53,7 +53,7 @@ func (e *eventReader) next() ([]byte, error) {
 			return event, nil
 		}
 		if int64(len(e.data)) > e.maxBytes {
-			return nil, fmt.Errorf("upstream stream event is larger than %d bytes", e.maxBytes)
+			return nil, fmt.Errorf("%w: upstream stream event is larger than %d bytes", ErrResponseTooLarge, e.maxBytes)
 		}
 	}
 }
@@ -94,7 +94,7 @@ func (e *eventReader) readLine() ([]byte, error) {
 		part, err := e.r.ReadSlice('\n')
 		line = append(line, part...)
 		if int64(len(line)) > e.maxBytes {
-			return nil, fmt.Errorf("upstream stream line is larger than %d bytes", e.maxBytes)
+			return nil, fmt.Errorf("%w: upstream stream line is larger than %d bytes", ErrResponseTooLarge, e.maxBytes)
 		}
 		if errors.Is(err, bufio.ErrBufferFull) {
 			continue
@@ -168,7 +168,7 @@ func (a *accumulator) add(chunk *Chunk) error {
 		}
 	}
 	if a.size > a.maxBytes {
-		return fmt.Errorf("upstream stream is larger than %d bytes", a.maxBytes)
+		return fmt.Errorf("%w: upstream stream is larger than %d bytes", ErrResponseTooLarge, a.maxBytes)
 	}
 	return nil
 }
