@@ -41,6 +41,11 @@ func (e *eventReader) next() ([]byte, error) {
 					return event, nil
 				}
 			}
+			if int64(len(e.data)) > e.maxBytes {
+				// The last line before the end of the body is checked here: the loop's check
+				// below is not reached for it.
+				return nil, fmt.Errorf("%w: upstream stream event is larger than %d bytes", ErrResponseTooLarge, e.maxBytes)
+			}
 			if e.hasData {
 				return e.take(), nil
 			}
