@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mcpidp/mcpidp/internal/app"
 	"github.com/mcpidp/mcpidp/internal/llm/llmtest"
 	"github.com/mcpidp/mcpidp/internal/mcpclient"
 	"github.com/mcpidp/mcpidp/internal/mcptest"
@@ -72,4 +73,17 @@ func TestTaskFailsWhenTheModelAnswerIsTooLarge(t *testing.T) {
 		require.Equal(t, "model_error", done.Error.Code)
 		require.Contains(t, done.Error.Message, "the model's answer is too large: upstream response is larger than 4096 bytes")
 	})
+}
+
+func TestLoadConfigReadsTheBounds(t *testing.T) {
+	t.Parallel()
+	cfg, err := app.LoadConfig(func(string) string { return "" })
+	require.NoError(t, err)
+	require.Equal(t, []int64{1 << 20, 1 << 20, 4 << 20}, []int64{cfg.MaxToolResultBytes, cfg.MaxToolsListBytes, cfg.MaxModelResponseBytes})
+
+	env := map[string]string{"MCPIDP_MAX_TOOL_RESULT_BYTES": "100", "MCPIDP_MAX_TOOLS_LIST_BYTES": "lots", "MCPIDP_MAX_MODEL_RESPONSE_BYTES": "8388608"}
+	cfg, err = app.LoadConfig(func(k string) string { return env[k] })
+	require.ErrorContains(t, err, "MCPIDP_MAX_TOOL_RESULT_BYTES must be a number of bytes, at least 1024")
+	require.ErrorContains(t, err, "MCPIDP_MAX_TOOLS_LIST_BYTES must be a number of bytes, at least 1024")
+	require.Equal(t, int64(8<<20), cfg.MaxModelResponseBytes)
 }
