@@ -158,7 +158,7 @@ func TestEventStreamReaderCutsEachEvent(t *testing.T) {
 		"not json at all",
 		"1\n 2",
 		toolResult("last"),
-	}, append(append([]string{events[0], ""}, events[2:]...)))
+	}, append([]string{events[0], ""}, events[2:]...))
 	require.True(t, json.Valid([]byte(events[1])))
 	require.Contains(t, events[1], `zzz…[truncated: 50000 bytes, 1000 kept]","type":"text"}]}}`)
 	require.NotContains(t, string(out), strings.Repeat("e", 5000))

@@ -20,21 +20,23 @@ type reader struct {
 	r      io.Reader
 	cutter *Cutter
 	buf    []byte
-	out    []byte
+	out    []byte // output not yet read from off on
+	off    int
 	err    error
 }
 
 func (r *reader) Read(p []byte) (int, error) {
-	for len(r.out) == 0 {
+	for r.off == len(r.out) {
 		if r.err != nil {
 			return 0, r.err
 		}
+		r.out, r.off = r.out[:0], 0
 		n, err := r.r.Read(r.buf)
 		if n > 0 {
 			if _, werr := r.cutter.Write(r.buf[:n]); werr != nil {
 				r.err = werr
 			}
-			r.out = append(r.out[:0], r.cutter.Take()...)
+			r.out = append(r.out, r.cutter.Take()...)
 		}
 		if err != nil && r.err == nil {
 			r.err = err
@@ -45,8 +47,8 @@ func (r *reader) Read(p []byte) (int, error) {
 			}
 		}
 	}
-	n := copy(p, r.out)
-	r.out = r.out[n:]
+	n := copy(p, r.out[r.off:])
+	r.off += n
 	return n, nil
 }
 
@@ -67,7 +69,8 @@ type eventReader struct {
 	opts    Options
 	maxLine int
 	buf     []byte
-	out     []byte
+	out     []byte // output not yet read from off on
+	off     int
 	err     error
 
 	// the line in progress
@@ -93,10 +96,11 @@ const (
 var dataPrefix = []byte("data:")
 
 func (r *eventReader) Read(p []byte) (int, error) {
-	for len(r.out) == 0 {
+	for r.off == len(r.out) {
 		if r.err != nil {
 			return 0, r.err
 		}
+		r.out, r.off = r.out[:0], 0
 		n, err := r.r.Read(r.buf)
 		if n > 0 {
 			if werr := r.write(r.buf[:n]); werr != nil {
@@ -111,8 +115,8 @@ func (r *eventReader) Read(p []byte) (int, error) {
 			}
 		}
 	}
-	n := copy(p, r.out)
-	r.out = r.out[n:]
+	n := copy(p, r.out[r.off:])
+	r.off += n
 	return n, nil
 }
 
