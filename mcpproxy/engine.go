@@ -32,6 +32,9 @@ type EngineConfig struct {
 	Limits Limits
 	// Logger receives failures (never keys, tokens or bodies). Optional.
 	Logger *slog.Logger
+	// MCPLimits bound what is kept of MCP servers' answers. Optional: zero fields take
+	// mcpclient's defaults.
+	MCPLimits mcpclient.Limits
 }
 
 // Engine answers OpenAI chat completion requests, running MCP tools for
@@ -103,7 +106,7 @@ func (e *Engine) ServeChat(ctx context.Context, w http.ResponseWriter, call Call
 	}
 
 	r := newResponder(w, req)
-	connect := agentloop.UserConnect(e.cfg.OAuth, mcpclient.Options{HTTPClient: e.cfg.HTTPClient, Logger: e.cfg.Logger}, call.Tenant, req.user)
+	connect := agentloop.UserConnect(e.cfg.OAuth, mcpclient.Options{HTTPClient: e.cfg.HTTPClient, Logger: e.cfg.Logger, Limits: e.cfg.MCPLimits}, call.Tenant, req.user)
 	tools, err := agentloop.ConnectMCP(ctx, connect, req.servers)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -70,6 +70,8 @@ type TaskRunnerConfig struct {
 	// ModelBackoffFunc is the wait before model retry number retry when
 	// the upstream sent no Retry-After; default ModelBackoff.
 	ModelBackoffFunc func(retry int) time.Duration
+	// MCPLimits bound what is kept of MCP servers' answers; zero fields take mcpclient's defaults.
+	MCPLimits mcpclient.Limits
 }
 
 // TaskRunner executes task segments.
@@ -329,7 +331,7 @@ func (e *connectError) Unwrap() error { return e.err }
 // (agentloop.UserConnect, shared with the chat proxy). Failures other than
 // a login challenge are marked as the server's.
 func (w *TaskRunner) connect(ctx context.Context, tenant, user string, server mcpclient.Server) (*mcpclient.Session, error) {
-	connect := agentloop.UserConnect(w.cfg.OAuth, mcpclient.Options{HTTPClient: w.cfg.HTTPClient, Logger: w.cfg.Logger}, tenant, user)
+	connect := agentloop.UserConnect(w.cfg.OAuth, mcpclient.Options{HTTPClient: w.cfg.HTTPClient, Logger: w.cfg.Logger, Limits: w.cfg.MCPLimits}, tenant, user)
 	s, err := connect(ctx, server)
 	if err != nil && !agentloop.IsChallenge(err) {
 		return nil, &connectError{err: err}

@@ -25,6 +25,7 @@ import (
 	"github.com/mcpidp/mcpidp/api"
 	"github.com/mcpidp/mcpidp/internal/llm"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
+	"github.com/mcpidp/mcpidp/internal/mcpclient"
 	"github.com/mcpidp/mcpidp/internal/netguard"
 	"github.com/mcpidp/mcpidp/internal/redact"
 	"github.com/mcpidp/mcpidp/internal/secretbox"
@@ -124,7 +125,8 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	}
 
 	guard := netguard.New(netguard.Config{AllowPrivateNetworks: cfg.AllowPrivateNetworks, AllowFunc: opts.AllowAddrFunc})
-	model, err := llm.New(llm.Config{BaseURL: cfg.UpstreamBaseURL, APIKey: cfg.UpstreamAPIKey, Logger: a.logger})
+	model, err := llm.New(llm.Config{BaseURL: cfg.UpstreamBaseURL, APIKey: cfg.UpstreamAPIKey, Logger: a.logger,
+		MaxResponseBytes: cfg.MaxModelResponseBytes})
 	if err != nil {
 		return fmt.Errorf("invalid upstream model configuration: %w", err)
 	}
@@ -147,12 +149,14 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		return fmt.Errorf("error creating OAuth engine: %w", err)
 	}
 
+	mcpLimits := mcpclient.Limits{MaxToolResultBytes: cfg.MaxToolResultBytes, MaxToolsListBytes: cfg.MaxToolsListBytes}
 	workers := river.NewWorkers()
 	runner, err := worker.NewTaskRunner(worker.TaskRunnerConfig{
 		Store: a.store, Keyring: a.keyring, Model: model, HTTPClient: guard.Client(0), OAuth: a.oauth,
 		PublicURL: cfg.PublicURL, CompleteJobTx: a.completeJobTx,
 		Retention: cfg.TaskRetention, JobTimeout: cfg.JobTimeout, Logger: a.logger,
 		ModelRetryFor: cfg.ModelRetryFor, ModelBackoffFunc: opts.ModelBackoffFunc,
+		MCPLimits: mcpLimits,
 	})
 	if err != nil {
 		return err
@@ -214,7 +218,8 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		return fmt.Errorf("error creating River client: %w", err)
 	}
 
-	chat, err := mcpproxy.NewEngine(mcpproxy.EngineConfig{Model: model, OAuth: a.oauth, HTTPClient: guard.Client(0), Logger: a.logger})
+	chat, err := mcpproxy.NewEngine(mcpproxy.EngineConfig{Model: model, OAuth: a.oauth, HTTPClient: guard.Client(0), Logger: a.logger,
+		MCPLimits: mcpLimits})
 	if err != nil {
 		return err
 	}

@@ -36,6 +36,12 @@ type Config struct {
 	AdminKey             string
 	LogLevel             slog.Level
 	LogFormat            string
+
+	// MaxToolResultBytes, MaxToolsListBytes and MaxModelResponseBytes bound what mcpidp keeps of
+	// an MCP server's or the model's answer (see mcpclient.Limits and llm.Config).
+	MaxToolResultBytes    int64
+	MaxToolsListBytes     int64
+	MaxModelResponseBytes int64
 }
 
 // envVar documents one environment variable; the list is what --help shows.
@@ -65,6 +71,9 @@ var envVars = []envVar{
 	{"MCPIDP_AUTHORIZATION_TIMEOUT", "24h", "how long a login link works (and a task waits for its login)"},
 	{"MCPIDP_MODEL_RETRY_FOR", "30m", "how long a task retries a model failing with 429, 5xx, timeouts or connection errors, from the first failure (then model_error)"},
 	{"MCPIDP_MAX_BODY_BYTES", "4194304", "largest request body accepted"},
+	{"MCPIDP_MAX_TOOL_RESULT_BYTES", "1048576", "bytes of a tool result kept; long values past it are cut with a \"…[truncated\" marker"},
+	{"MCPIDP_MAX_TOOLS_LIST_BYTES", "1048576", "largest tool list of one MCP server (all pages); a larger one is an error"},
+	{"MCPIDP_MAX_MODEL_RESPONSE_BYTES", "4194304", "largest model answer (streamed: its text and tool calls); a larger one fails with model_error"},
 	{"MCPIDP_ADMIN_KEY", "", "password (HTTP Basic) of the River UI at /admin/riverui/; unset disables it"},
 	{"MCPIDP_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"MCPIDP_LOG_FORMAT", "text", "text or json"},
@@ -125,6 +134,16 @@ func LoadConfig(getenv func(string) string) (*Config, error) {
 	if c.MaxBodyBytes, err = strconv.ParseInt(get("MCPIDP_MAX_BODY_BYTES", "4194304"), 10, 64); err != nil || c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("MCPIDP_MAX_BODY_BYTES must be a number of bytes, at least 1024"))
 	}
+	size := func(name, def string) int64 {
+		n, err := strconv.ParseInt(get(name, def), 10, 64)
+		if err != nil || n < 1024 {
+			errs = append(errs, fmt.Errorf("%s must be a number of bytes, at least 1024", name))
+		}
+		return n
+	}
+	c.MaxToolResultBytes = size("MCPIDP_MAX_TOOL_RESULT_BYTES", "1048576")
+	c.MaxToolsListBytes = size("MCPIDP_MAX_TOOLS_LIST_BYTES", "1048576")
+	c.MaxModelResponseBytes = size("MCPIDP_MAX_MODEL_RESPONSE_BYTES", "4194304")
 	if err := c.LogLevel.UnmarshalText([]byte(get("MCPIDP_LOG_LEVEL", "info"))); err != nil {
 		errs = append(errs, fmt.Errorf("MCPIDP_LOG_LEVEL must be debug, info, warn or error"))
 	}

@@ -25,7 +25,11 @@ import (
 
 // DefaultMaxResponseBytes bounds the size of an upstream answer (and of one stream event, and of
 // the text assembled from a stream) when Config.MaxResponseBytes is zero.
-const DefaultMaxResponseBytes = 32 << 20
+const DefaultMaxResponseBytes = 4 << 20
+
+// ErrResponseTooLarge is wrapped by the error of a call whose answer exceeds the response limit:
+// reading more of it is refused rather than held in memory, and asking again would not help.
+var ErrResponseTooLarge = errors.New("the model's answer is too large")
 
 // Config configures a Client.
 type Config struct {
@@ -294,7 +298,7 @@ func (c *Client) readAll(ctx context.Context, r io.Reader) ([]byte, error) {
 		return nil, fmt.Errorf("error reading upstream response: %w", err)
 	}
 	if int64(len(raw)) > c.maxBytes {
-		return nil, fmt.Errorf("upstream response is larger than %d bytes", c.maxBytes)
+		return nil, fmt.Errorf("%w: upstream response is larger than %d bytes", ErrResponseTooLarge, c.maxBytes)
 	}
 	return raw, nil
 }

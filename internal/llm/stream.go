@@ -41,6 +41,11 @@ func (e *eventReader) next() ([]byte, error) {
 					return event, nil
 				}
 			}
+			if int64(len(e.data)) > e.maxBytes {
+				// The last line before the end of the body is checked here: the loop's check
+				// below is not reached for it.
+				return nil, fmt.Errorf("%w: upstream stream event is larger than %d bytes", ErrResponseTooLarge, e.maxBytes)
+			}
 			if e.hasData {
 				return e.take(), nil
 			}
@@ -53,7 +58,7 @@ func (e *eventReader) next() ([]byte, error) {
 			return event, nil
 		}
 		if int64(len(e.data)) > e.maxBytes {
-			return nil, fmt.Errorf("upstream stream event is larger than %d bytes", e.maxBytes)
+			return nil, fmt.Errorf("%w: upstream stream event is larger than %d bytes", ErrResponseTooLarge, e.maxBytes)
 		}
 	}
 }
@@ -94,7 +99,7 @@ func (e *eventReader) readLine() ([]byte, error) {
 		part, err := e.r.ReadSlice('\n')
 		line = append(line, part...)
 		if int64(len(line)) > e.maxBytes {
-			return nil, fmt.Errorf("upstream stream line is larger than %d bytes", e.maxBytes)
+			return nil, fmt.Errorf("%w: upstream stream line is larger than %d bytes", ErrResponseTooLarge, e.maxBytes)
 		}
 		if errors.Is(err, bufio.ErrBufferFull) {
 			continue
@@ -168,7 +173,7 @@ func (a *accumulator) add(chunk *Chunk) error {
 		}
 	}
 	if a.size > a.maxBytes {
-		return fmt.Errorf("upstream stream is larger than %d bytes", a.maxBytes)
+		return fmt.Errorf("%w: upstream stream is larger than %d bytes", ErrResponseTooLarge, a.maxBytes)
 	}
 	return nil
 }

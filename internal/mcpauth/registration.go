@@ -199,9 +199,12 @@ func (e *Engine) registerDynamically(ctx context.Context, as *serverMetadata) (*
 		return nil, fmt.Errorf("%w: error registering client at %s: %w", ErrDiscovery, as.RegistrationEndpoint, err)
 	}
 	defer resp.Body.Close()
-	respBody, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadataBytes))
+	respBody, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadataBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("%w: error reading client registration: %w", ErrDiscovery, err)
+	}
+	if len(respBody) > maxMetadataBytes {
+		return nil, fmt.Errorf("%w: client registration at %s answered more than %d bytes", ErrDiscovery, as.RegistrationEndpoint, maxMetadataBytes)
 	}
 	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
 		var oe struct {

@@ -440,17 +440,57 @@ func (e *Engine) openToken(c *store.OAuthConnection, kind, sealed string) (strin
 // added to token requests: x/oauth2 has no option for them on refresh, and
 // RFC 8707 wants resource there too.
 func (e *Engine) oauthContext(ctx context.Context, extra url.Values) context.Context {
-	client := e.client
-	if len(extra) > 0 {
-		base := client.Transport
-		if base == nil {
-			base = http.DefaultTransport
-		}
-		c := *client
-		c.Transport = &formParamTransport{base: base, extra: extra}
-		client = &c
+	client := *e.client
+	base := client.Transport
+	if base == nil {
+		base = http.DefaultTransport
 	}
-	return context.WithValue(ctx, oauth2.HTTPClient, client)
+	if len(extra) > 0 {
+		base = &formParamTransport{base: base, extra: extra}
+	}
+	client.Transport = &limitTransport{base: base, limit: maxTokenResponseBytes, what: "token response"}
+	return context.WithValue(ctx, oauth2.HTTPClient, &client)
+}
+
+// maxTokenResponseBytes bounds a token endpoint's answer. x/oauth2 reads at most 1 MiB of it and
+// silently drops the rest, which then fails to parse for no visible reason: below that bound the
+// body itself reports why.
+const maxTokenResponseBytes = 512 << 10
+
+// limitTransport makes response bodies fail once they exceed limit bytes.
+type limitTransport struct {
+	base  http.RoundTripper
+	limit int64
+	what  string
+}
+
+func (t *limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = &limitedBody{ReadCloser: resp.Body, left: t.limit, err: fmt.Errorf("%s is larger than %d bytes", t.what, t.limit)}
+	return resp, nil
+}
+
+type limitedBody struct {
+	io.ReadCloser
+	left int64
+	err  error
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		return 0, b.err
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.ReadCloser.Read(p)
+	if b.left -= int64(n); b.left < 0 {
+		return 0, b.err
+	}
+	return n, err
 }
 
 // clientIDParam is the client_id to add to the body of a token request

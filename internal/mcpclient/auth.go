@@ -169,6 +169,7 @@ type authTransport struct {
 	serverURL string
 	headers   map[string]string
 	authorize AuthorizeFunc
+	limits    Limits
 }
 
 func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -214,6 +215,7 @@ func (t *authTransport) roundTrip(ctx context.Context, req *http.Request) (*http
 	if req.Method == http.MethodPost && (resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusNotFound) {
 		rec.refuse(resp.StatusCode)
 	}
+	t.boundBody(ctx, resp)
 	return resp, nil
 }
 

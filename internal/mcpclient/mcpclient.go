@@ -80,6 +80,8 @@ type Options struct {
 	UnauthorizedFunc UnauthorizedFunc
 	// Logger receives the transports' diagnostics. Default: discard.
 	Logger *slog.Logger
+	// Limits bound what is kept of the server's answers; zero fields take the defaults.
+	Limits Limits
 }
 
 func (o *Options) validate() error {
@@ -202,6 +204,7 @@ type Session struct {
 	info          mcp.Implementation
 	unauthorized  UnauthorizedFunc
 	logger        *slog.Logger
+	limits        Limits
 	nextID        atomic.Int64
 
 	// reconnectMu makes one request at a time open a new link; linkMu guards link and closed.
@@ -259,6 +262,7 @@ func Connect(ctx context.Context, opts Options, srv Server) (*Session, error) {
 			serverURL: srv.URL,
 			headers:   headers,
 			authorize: opts.AuthorizeFunc,
+			limits:    opts.Limits.withDefaults(),
 		},
 		CheckRedirect: opts.HTTPClient.CheckRedirect,
 		Jar:           opts.HTTPClient.Jar,
@@ -266,7 +270,7 @@ func Connect(ctx context.Context, opts Options, srv Server) (*Session, error) {
 	}
 
 	s := &Session{serverURL: srv.URL, dialURL: dialURL, logger: logger, info: mcp.Implementation{Name: opts.ClientName, Version: opts.ClientVersion},
-		unauthorized: opts.UnauthorizedFunc}
+		unauthorized: opts.UnauthorizedFunc, limits: opts.Limits.withDefaults()}
 	if len(srv.AllowedTools) > 0 {
 		s.allowed = make(map[string]bool, len(srv.AllowedTools))
 		for _, name := range srv.AllowedTools {
@@ -396,6 +400,7 @@ func (s *Session) Tools(ctx context.Context) ([]Tool, error) {
 	tools := []Tool{}
 	seenCursors := map[string]bool{}
 	var listed int
+	var listedBytes int64
 	var cursor string
 	for page := 0; ; page++ {
 		if page == maxToolPages {
@@ -408,6 +413,9 @@ func (s *Session) Tools(ctx context.Context) ([]Tool, error) {
 		raw, err := s.request(ctx, string(mcp.MethodToolsList), params)
 		if err != nil {
 			return nil, fmt.Errorf("error listing tools of MCP server %s: %w", s.serverURL, err)
+		}
+		if listedBytes += int64(len(raw)); listedBytes > s.limits.MaxToolsListBytes {
+			return nil, fmt.Errorf("error listing tools of MCP server %s: the tool list is larger than %d bytes", s.serverURL, s.limits.MaxToolsListBytes)
 		}
 		var result struct {
 			Tools []struct {
@@ -467,7 +475,7 @@ func (s *Session) CallTool(ctx context.Context, name string, arguments json.RawM
 	if err != nil {
 		return nil, fmt.Errorf("error calling tool %q of MCP server %s: %w", name, s.serverURL, err)
 	}
-	result, err := renderResult(raw)
+	result, err := renderResult(s.boundResult(raw))
 	if err != nil {
 		return nil, fmt.Errorf("error decoding result of tool %q of MCP server %s: %w", name, s.serverURL, err)
 	}
@@ -497,6 +505,7 @@ func (s *Session) isAllowed(name string) bool {
 // must see each schema and result exactly as the server sent it. The string ids cannot collide with
 // the integer ids mcp-go's client uses on the same transport.
 func (s *Session) send(ctx context.Context, rec *challengeRecorder, l *link, method string, params any) (json.RawMessage, error) {
+	ctx, bound := s.withBound(ctx, method)
 	resp, err := l.transport.SendRequest(ctx, transport.JSONRPCRequest{
 		JSONRPC: mcp.JSONRPC_VERSION,
 		ID:      mcp.NewRequestId("mcpidp-" + strconv.FormatInt(s.nextID.Add(1), 10)),
@@ -506,6 +515,7 @@ func (s *Session) send(ctx context.Context, rec *challengeRecorder, l *link, met
 	if challenge := authChallenge(rec, err); challenge != nil {
 		return nil, challenge
 	}
+	err = bound.failure(err)
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
 			return nil, fmt.Errorf("%w: %w", ctxErr, err)
