@@ -88,7 +88,9 @@ func connectTools(t *testing.T, url string) *agentloop.MCPTools {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	connect := func(ctx context.Context, srv mcpclient.Server) (*mcpclient.Session, error) {
-		return mcpclient.Connect(ctx, mcpclient.Options{HTTPClient: &http.Client{}}, srv)
+		// Room for the large images these tests send: the image limits are
+		// under test here, not the tool-result bound (MaxToolResultBytes).
+		return mcpclient.Connect(ctx, mcpclient.Options{HTTPClient: &http.Client{}, Limits: mcpclient.Limits{MaxToolResultBytes: 64 << 20}}, srv)
 	}
 	tools, err := agentloop.ConnectMCP(ctx, connect, []mcpclient.Server{{URL: url}})
 	require.NoError(t, err)
