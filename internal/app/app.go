@@ -23,6 +23,7 @@ import (
 	"riverqueue.com/riverui"
 
 	"github.com/mcpidp/mcpidp/api"
+	"github.com/mcpidp/mcpidp/internal/delivery"
 	"github.com/mcpidp/mcpidp/internal/llm"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
 	"github.com/mcpidp/mcpidp/internal/netguard"
@@ -30,7 +31,6 @@ import (
 	"github.com/mcpidp/mcpidp/internal/secretbox"
 	"github.com/mcpidp/mcpidp/internal/store"
 	"github.com/mcpidp/mcpidp/mcpproxy"
-	"github.com/mcpidp/mcpidp/webhooks"
 	"github.com/mcpidp/mcpidp/worker"
 )
 
@@ -171,7 +171,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	river.AddWorker(workers, worker.NewOAuthMaintainer(a.oauth, a.logger))
 	river.AddWorker(workers, worker.NewAuthTimeouter(a.store, cfg.PublicURL, cfg.TaskRetention))
 	river.AddWorker(workers, worker.NewLoginRechecker(a.store))
-	deliverer, err := webhooks.NewDeliverer(webhooks.DelivererConfig{Store: a.store, Keyring: a.keyring, HTTPClient: guard.Client(0),
+	deliverer, err := delivery.NewDeliverer(delivery.DelivererConfig{Store: a.store, Keyring: a.keyring, HTTPClient: guard.Client(0),
 		PerHost: cfg.WebhookPerHost, BackoffFunc: opts.WebhookBackoffFunc, Logger: a.logger}) // wall clock: receivers check webhook-timestamp
 	if err != nil {
 		return err
@@ -196,7 +196,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 			river.QueueDefault: {MaxWorkers: cfg.Workers},
 			// Deliveries wait on receivers we do not control: they get
 			// workers of their own so that they can never delay tasks.
-			webhooks.Queue: {MaxWorkers: cfg.WebhookWorkers},
+			delivery.Queue: {MaxWorkers: cfg.WebhookWorkers},
 		}
 		riverCfg.PeriodicJobs = []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(cfg.CleanupInterval),
