@@ -23,6 +23,7 @@ import (
 	"riverqueue.com/riverui"
 
 	"github.com/mcpidp/mcpidp/api"
+	"github.com/mcpidp/mcpidp/internal/chat"
 	"github.com/mcpidp/mcpidp/internal/delivery"
 	"github.com/mcpidp/mcpidp/internal/llm"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
@@ -30,7 +31,6 @@ import (
 	"github.com/mcpidp/mcpidp/internal/redact"
 	"github.com/mcpidp/mcpidp/internal/secretbox"
 	"github.com/mcpidp/mcpidp/internal/store"
-	"github.com/mcpidp/mcpidp/mcpproxy"
 	"github.com/mcpidp/mcpidp/worker"
 )
 
@@ -214,7 +214,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		return fmt.Errorf("error creating River client: %w", err)
 	}
 
-	chat, err := mcpproxy.NewEngine(mcpproxy.EngineConfig{Model: model, OAuth: a.oauth, HTTPClient: guard.Client(0), Logger: a.logger})
+	chatEngine, err := chat.NewEngine(chat.EngineConfig{Model: model, OAuth: a.oauth, HTTPClient: guard.Client(0), Logger: a.logger})
 	if err != nil {
 		return err
 	}
@@ -234,7 +234,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		a.admin = admin
 	}
 	a.api, err = api.New(api.Config{
-		Store: a.store, River: a.river, Keyring: a.keyring, OAuth: a.oauth, PublicURL: cfg.PublicURL, EnvKeys: cfg.APIKeys, Chat: chat,
+		Store: a.store, River: a.river, Keyring: a.keyring, OAuth: a.oauth, PublicURL: cfg.PublicURL, EnvKeys: cfg.APIKeys, Chat: chatEngine,
 		AdminKey: cfg.AdminKey, Admin: adminHandler(admin),
 		Retention: cfg.TaskRetention, Limits: api.Limits{MaxBodyBytes: cfg.MaxBodyBytes}, Ready: a.ready, Logger: a.logger,
 	})
