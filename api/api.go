@@ -16,11 +16,11 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/mcpidp/mcpidp/internal/chat"
 	"github.com/mcpidp/mcpidp/internal/loginpage"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
 	"github.com/mcpidp/mcpidp/internal/secretbox"
 	"github.com/mcpidp/mcpidp/internal/store"
-	"github.com/mcpidp/mcpidp/mcpproxy"
 )
 
 // Config holds the API's dependencies.
@@ -32,7 +32,7 @@ type Config struct {
 	OAuth *mcpauth.Engine
 	// Chat answers POST /v1/chat/completions and GET /v1/models. Optional:
 	// without it those routes answer 404.
-	Chat *mcpproxy.Engine
+	Chat *chat.Engine
 	// PublicURL is this deployment's external base URL, without a
 	// trailing slash; result URLs are built from it.
 	PublicURL string

@@ -7,7 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/mcpidp/mcpidp/mcpproxy"
+	"github.com/mcpidp/mcpidp/internal/chat"
 )
 
 // ChatCompletions serves POST /v1/chat/completions for the
@@ -16,7 +16,7 @@ import (
 // request's context ends when the client goes away, which stops the
 // upstream call and the tool loop. Config.Chat must be set.
 func (a *API) ChatCompletions(ctx context.Context, w http.ResponseWriter, tenant, upstreamKey string, body []byte) {
-	a.cfg.Chat.ServeChat(ctx, w, mcpproxy.Call{Tenant: tenant, Body: body, UpstreamKey: upstreamKey})
+	a.cfg.Chat.ServeChat(ctx, w, chat.Call{Tenant: tenant, Body: body, UpstreamKey: upstreamKey})
 }
 
 // Models serves GET /v1/models by passing it to the upstream. Config.Chat

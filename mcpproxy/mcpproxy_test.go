@@ -19,6 +19,7 @@ import (
 	"github.com/openai/openai-go/v3/packages/param"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mcpidp/mcpidp/internal/chat"
 	"github.com/mcpidp/mcpidp/internal/llm/llmtest"
 	"github.com/mcpidp/mcpidp/internal/mcpauth/mcpauthtest"
 	"github.com/mcpidp/mcpidp/internal/mcptest"
@@ -330,6 +331,29 @@ func TestProxyValidation(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.status, resp.body)
 }
 
+// TestProxyLimits checks that Options.Limits reach the engine: a request
+// within the defaults is refused once the program lowers them.
+func TestProxyLimits(t *testing.T) {
+	t.Parallel()
+	proxy, b := setup(t, func(o *mcpproxy.Options) { o.Limits = mcpproxy.Limits{MaxMessages: 1, MaxSteps: 2} })
+	tool := `"tools":[{"type":"mcp","url":"` + b.mcp.URL + `"}]`
+	for _, tc := range []struct {
+		body, param string
+	}{
+		{`{"model":"m","user":"u","messages":[{"role":"user","content":"x"},{"role":"user","content":"y"}],` + tool + `}`, "messages"},
+		{`{"model":"m","user":"u","messages":[{"role":"user","content":"x"}],` + tool + `,"max_steps":3}`, "max_steps"},
+	} {
+		resp := post(t, proxy, "/v1/chat/completions", tc.body)
+		require.Equal(t, http.StatusBadRequest, resp.status, resp.body)
+		var e struct {
+			Error struct{ Param string }
+		}
+		require.NoError(t, json.Unmarshal([]byte(resp.body), &e))
+		require.Equal(t, tc.param, e.Error.Param, resp.body)
+	}
+	require.Empty(t, b.model.Requests())
+}
+
 func TestProxyStaticAuthorizationHeader(t *testing.T) {
 	t.Parallel()
 	proxy, b := setup(t)
@@ -380,7 +404,7 @@ func TestProxyLoginLinkThenSuccess(t *testing.T) {
 	resp, err := b.client.Chat.Completions.New(ctx, chatParams(mcpTool(server)))
 	require.NoError(t, err)
 	msg := resp.Choices[0].Message
-	var links []mcpproxy.AuthorizationRequest
+	var links []chat.AuthorizationRequest
 	require.NoError(t, json.Unmarshal([]byte(msg.JSON.ExtraFields["mcp_authorization_required"].Raw()), &links))
 	require.Len(t, links, 1)
 	require.Equal(t, server, links[0].ServerURL)
@@ -463,7 +487,7 @@ func TestProxyLoginAnswerOpenedInAnotherBrowser(t *testing.T) {
 
 	resp, err := b.client.Chat.Completions.New(ctx, chatParams(mcpTool(mcp.URL)))
 	require.NoError(t, err)
-	var links []mcpproxy.AuthorizationRequest
+	var links []chat.AuthorizationRequest
 	require.NoError(t, json.Unmarshal([]byte(resp.Choices[0].Message.JSON.ExtraFields["mcp_authorization_required"].Raw()), &links))
 	require.Len(t, links, 1)
 

@@ -11,9 +11,9 @@
 // upstream model byte for byte. A request without MCP tools is passed to
 // the upstream and its answer back unchanged.
 //
-// Engine is the sync engine; mcpidp's POST /v1/chat/completions serves it.
-// New wraps the same engine in an http.RoundTripper for Go programs, so that
-// an OpenAI client gets the behaviour in-process, with no mcpidp server:
+// mcpidp's server answers such requests at POST /v1/chat/completions. New
+// gives a Go program the same engine as an http.RoundTripper, so that an
+// OpenAI client gets the behaviour in-process, with no mcpidp server:
 //
 //	proxy, err := mcpproxy.New(ctx, mcpproxy.Options{ListenAddr: "127.0.0.1:8976"})
 //	…
@@ -51,6 +51,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mcpidp/mcpidp/internal/chat"
 	"github.com/mcpidp/mcpidp/internal/llm"
 	"github.com/mcpidp/mcpidp/internal/loginpage"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
@@ -120,6 +121,26 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// Limits bound what one chat request may ask for. Zero fields take the
+// defaults noted.
+type Limits struct {
+	MaxMessages     int // messages, default 1000
+	MaxServers      int // MCP servers, default 20
+	MaxAllowedTools int // "allowed_tools" per server, default 256
+	MaxHeaders      int // "headers" per server, default 32
+	MaxSteps        int // "max_steps" (model turns), default 100; a request naming none gets 10
+	MaxStopWhen     int // "stop_when" conditions, default 16
+	MaxUserLength   int // characters of "user", default 256
+}
+
+// engineLimits is l for the engine, which applies the defaults.
+func (l Limits) engineLimits() chat.Limits {
+	return chat.Limits{
+		MaxMessages: l.MaxMessages, MaxServers: l.MaxServers, MaxAllowedTools: l.MaxAllowedTools, MaxHeaders: l.MaxHeaders,
+		MaxSteps: l.MaxSteps, MaxStopWhen: l.MaxStopWhen, MaxUserLength: l.MaxUserLength,
+	}
+}
+
 // Proxy is an http.RoundTripper that answers OpenAI API requests with MCP
 // tools in-process (or through a remote mcpidp server). It is safe for
 // concurrent use; Close releases it.
@@ -127,7 +148,7 @@ type Proxy struct {
 	opts      Options
 	remote    *url.URL
 	transport http.RoundTripper
-	engine    *Engine
+	engine    *chat.Engine
 	oauth     *mcpauth.Engine
 	logins    http.Handler // serves the login paths; nil in remote mode
 	db        *store.DB
@@ -254,7 +275,7 @@ func (p *Proxy) openLocal(ctx context.Context) error {
 		closeLn()
 		return fmt.Errorf("mcpproxy: %w", err)
 	}
-	p.engine, err = NewEngine(EngineConfig{Model: model, OAuth: p.oauth, HTTPClient: guard.Client(0), Limits: opts.Limits, Logger: opts.Logger})
+	p.engine, err = chat.NewEngine(chat.EngineConfig{Model: model, OAuth: p.oauth, HTTPClient: guard.Client(0), Limits: opts.Limits.engineLimits(), Logger: opts.Logger})
 	if err != nil {
 		closeLn()
 		return err
@@ -322,7 +343,7 @@ func (p *Proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	serve := func(ctx context.Context, w http.ResponseWriter) {
 		if req.Method == http.MethodPost && strings.TrimRight(path, "/") == "/chat/completions" {
-			p.engine.ServeChat(ctx, w, Call{Tenant: p.opts.Tenant, Body: body, UpstreamKey: key, DefaultUser: p.opts.User})
+			p.engine.ServeChat(ctx, w, chat.Call{Tenant: p.opts.Tenant, Body: body, UpstreamKey: key, DefaultUser: p.opts.User})
 			return
 		}
 		header := http.Header{}

@@ -14,11 +14,11 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/mcpidp/mcpidp/internal/agentloop"
+	"github.com/mcpidp/mcpidp/internal/delivery"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
 	"github.com/mcpidp/mcpidp/internal/mcpclient"
 	"github.com/mcpidp/mcpidp/internal/store"
 	"github.com/mcpidp/mcpidp/internal/taskview"
-	"github.com/mcpidp/mcpidp/webhooks"
 )
 
 // MaxSegments bounds how many times one task may pause for a login (step-up
@@ -159,7 +159,7 @@ func (w *TaskRunner) pause(ctx context.Context, job *river.Job[TaskRunArgs], tas
 					"message":    fmt.Sprintf("Log in to %s so the task can go on: %s", agentloop.Host(l.ServerURL), l.AuthorizationURL),
 					"expires_at": l.ExpiresAt, "result_urls": urls,
 				})
-				if _, err := webhooks.Enqueue(ctx, tx, rc, st, webhooks.Event{TenantID: task.TenantID, TaskID: task.ID,
+				if _, err := delivery.Enqueue(ctx, tx, rc, st, delivery.Event{TenantID: task.TenantID, TaskID: task.ID,
 					Type: CallbackAuthorizationRequired, URL: req.AuthorizationRequestCallback, Data: data}); err != nil {
 					return err
 				}
@@ -324,7 +324,7 @@ func AnnounceTx(ctx context.Context, tx *sql.Tx, rc *river.Client[*sql.Tx], st *
 	if err != nil {
 		return err
 	}
-	_, err = webhooks.Enqueue(ctx, tx, rc, st, webhooks.Event{TenantID: task.TenantID, TaskID: task.ID, Type: eventType, URL: url, Data: data})
+	_, err = delivery.Enqueue(ctx, tx, rc, st, delivery.Event{TenantID: task.TenantID, TaskID: task.ID, Type: eventType, URL: url, Data: data})
 	return err
 }
 
@@ -343,7 +343,7 @@ func AnnounceRefreshFailedTx(ctx context.Context, tx *sql.Tx, rc *river.Client[*
 	if err != nil {
 		return err
 	}
-	_, err = webhooks.Enqueue(ctx, tx, rc, st, webhooks.Event{TenantID: tenant, Type: EventConnectionRefreshFailed, URL: t.WebhookURL, Data: data})
+	_, err = delivery.Enqueue(ctx, tx, rc, st, delivery.Event{TenantID: tenant, Type: EventConnectionRefreshFailed, URL: t.WebhookURL, Data: data})
 	return err
 }
 

@@ -23,6 +23,8 @@ import (
 	"riverqueue.com/riverui"
 
 	"github.com/mcpidp/mcpidp/api"
+	"github.com/mcpidp/mcpidp/internal/chat"
+	"github.com/mcpidp/mcpidp/internal/delivery"
 	"github.com/mcpidp/mcpidp/internal/llm"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
 	"github.com/mcpidp/mcpidp/internal/mcpclient"
@@ -30,8 +32,6 @@ import (
 	"github.com/mcpidp/mcpidp/internal/redact"
 	"github.com/mcpidp/mcpidp/internal/secretbox"
 	"github.com/mcpidp/mcpidp/internal/store"
-	"github.com/mcpidp/mcpidp/mcpproxy"
-	"github.com/mcpidp/mcpidp/webhooks"
 	"github.com/mcpidp/mcpidp/worker"
 )
 
@@ -175,7 +175,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	river.AddWorker(workers, worker.NewOAuthMaintainer(a.oauth, a.logger))
 	river.AddWorker(workers, worker.NewAuthTimeouter(a.store, cfg.PublicURL, cfg.TaskRetention))
 	river.AddWorker(workers, worker.NewLoginRechecker(a.store))
-	deliverer, err := webhooks.NewDeliverer(webhooks.DelivererConfig{Store: a.store, Keyring: a.keyring, HTTPClient: guard.Client(0),
+	deliverer, err := delivery.NewDeliverer(delivery.DelivererConfig{Store: a.store, Keyring: a.keyring, HTTPClient: guard.Client(0),
 		PerHost: cfg.WebhookPerHost, BackoffFunc: opts.WebhookBackoffFunc, Logger: a.logger}) // wall clock: receivers check webhook-timestamp
 	if err != nil {
 		return err
@@ -200,7 +200,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 			river.QueueDefault: {MaxWorkers: cfg.Workers},
 			// Deliveries wait on receivers we do not control: they get
 			// workers of their own so that they can never delay tasks.
-			webhooks.Queue: {MaxWorkers: cfg.WebhookWorkers},
+			delivery.Queue: {MaxWorkers: cfg.WebhookWorkers},
 		}
 		riverCfg.PeriodicJobs = []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(cfg.CleanupInterval),
@@ -218,7 +218,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		return fmt.Errorf("error creating River client: %w", err)
 	}
 
-	chat, err := mcpproxy.NewEngine(mcpproxy.EngineConfig{Model: model, OAuth: a.oauth, HTTPClient: guard.Client(0), Logger: a.logger,
+	chatEngine, err := chat.NewEngine(chat.EngineConfig{Model: model, OAuth: a.oauth, HTTPClient: guard.Client(0), Logger: a.logger,
 		MCPLimits: mcpLimits})
 	if err != nil {
 		return err
@@ -239,7 +239,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		a.admin = admin
 	}
 	a.api, err = api.New(api.Config{
-		Store: a.store, River: a.river, Keyring: a.keyring, OAuth: a.oauth, PublicURL: cfg.PublicURL, EnvKeys: cfg.APIKeys, Chat: chat,
+		Store: a.store, River: a.river, Keyring: a.keyring, OAuth: a.oauth, PublicURL: cfg.PublicURL, EnvKeys: cfg.APIKeys, Chat: chatEngine,
 		AdminKey: cfg.AdminKey, Admin: adminHandler(admin),
 		Retention: cfg.TaskRetention, Limits: api.Limits{MaxBodyBytes: cfg.MaxBodyBytes}, Ready: a.ready, Logger: a.logger,
 	})

@@ -19,6 +19,7 @@ import (
 	"github.com/openai/openai-go/v3/packages/param"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mcpidp/mcpidp/internal/chat"
 	"github.com/mcpidp/mcpidp/internal/llm/llmtest"
 	"github.com/mcpidp/mcpidp/internal/mcptest"
 	"github.com/mcpidp/mcpidp/internal/testenv"
@@ -228,7 +229,7 @@ func TestChatLoginLink(t *testing.T) {
 		resp, err := client.Chat.Completions.New(ctx, chatParams("alice", mcpToolParam(server)))
 		require.NoError(t, err)
 		msg := resp.Choices[0].Message
-		var links []mcpproxy.AuthorizationRequest
+		var links []chat.AuthorizationRequest
 		require.NoError(t, json.Unmarshal([]byte(msg.JSON.ExtraFields["mcp_authorization_required"].Raw()), &links))
 		require.Len(t, links, 1)
 		require.Equal(t, server, links[0].ServerURL)
@@ -246,8 +247,8 @@ func TestChatLoginLink(t *testing.T) {
 		var chunk struct {
 			Choices []struct {
 				Delta struct {
-					Content                  string                          `json:"content"`
-					MCPAuthorizationRequired []mcpproxy.AuthorizationRequest `json:"mcp_authorization_required"`
+					Content                  string                      `json:"content"`
+					MCPAuthorizationRequired []chat.AuthorizationRequest `json:"mcp_authorization_required"`
 				} `json:"delta"`
 			} `json:"choices"`
 		}

@@ -117,7 +117,7 @@ func (r *hookReceiver) count(typ string) int {
 func startNodeReceiver(t *testing.T) string {
 	t.Helper()
 	port := testenv.FreePort(t)
-	script, err := filepath.Abs("../../webhooks/testdata/receiver.mjs")
+	script, err := filepath.Abs("../delivery/testdata/receiver.mjs")
 	require.NoError(t, err)
 	testenv.StartProcess(t, testenv.Node22(t), []string{script},
 		[]string{"PORT=" + strconv.Itoa(port), "WEBHOOK_SECRET=" + testWebhookSecret, "NODE_MODULES=" + filepath.Join(testenv.NodeDir(t), "node_modules")},

@@ -1,4 +1,9 @@
-package webhooks
+// Package delivery sends mcpidp's outgoing webhooks and callbacks: Enqueue
+// records a delivery in the caller's transaction and the Deliverer, a River
+// worker on its own queue, POSTs it signed per Standard Webhooks (package
+// webhooks, the public half receivers use to verify) with retries, keeping
+// the same webhook-id on every attempt so that receivers can de-duplicate.
+package delivery
 
 import (
 	"bytes"
@@ -23,6 +28,7 @@ import (
 	"github.com/mcpidp/mcpidp/internal/netguard"
 	"github.com/mcpidp/mcpidp/internal/secretbox"
 	"github.com/mcpidp/mcpidp/internal/store"
+	"github.com/mcpidp/mcpidp/webhooks"
 )
 
 // Event is one message to deliver. On the wire its body is
@@ -446,14 +452,14 @@ func (d *Deliverer) attempt(ctx context.Context, delivery *store.WebhookDelivery
 	}
 	header := http.Header{}
 	if secret != "" {
-		signed, err := SignedHeaders(secret, delivery.WebhookID, now, delivery.Body)
+		signed, err := webhooks.SignedHeaders(secret, delivery.WebhookID, now, delivery.Body)
 		if err != nil {
 			return permanent("error signing webhook: " + err.Error())
 		}
 		header = signed
 	} else {
-		header.Set(HeaderID, delivery.WebhookID)
-		header.Set(HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+		header.Set(webhooks.HeaderID, delivery.WebhookID)
+		header.Set(webhooks.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
 	}
 	header.Set("Content-Type", "application/json")
 	header.Set("User-Agent", UserAgent)

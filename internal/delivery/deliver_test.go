@@ -1,4 +1,4 @@
-package webhooks_test
+package delivery_test
 
 import (
 	"bytes"
@@ -27,6 +27,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mcpidp/mcpidp/internal/delivery"
 	"github.com/mcpidp/mcpidp/internal/netguard"
 	"github.com/mcpidp/mcpidp/internal/secretbox"
 	"github.com/mcpidp/mcpidp/internal/store"
@@ -88,7 +89,7 @@ func setup(t *testing.T, databaseURL string, opts setupOpts) *testBundle {
 	}
 	guard := netguard.New(netguard.Config{AllowPrivateNetworks: !opts.blockPrivate})
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	deliverer, err := webhooks.NewDeliverer(webhooks.DelivererConfig{
+	deliverer, err := delivery.NewDeliverer(delivery.DelivererConfig{
 		Store: s, Keyring: keyring, HTTPClient: guard.Client(0), Timeout: timeout, PerHost: opts.perHost, HostBusyWait: 50 * time.Millisecond,
 		BackoffFunc: func(int) time.Duration { return 20 * time.Millisecond },
 		Logger:      logger,
@@ -99,7 +100,7 @@ func setup(t *testing.T, databaseURL string, opts setupOpts) *testBundle {
 	rc, err := river.NewClient(driver, &river.Config{
 		Logger:            logger,
 		Workers:           workers,
-		Queues:            map[string]river.QueueConfig{webhooks.Queue: {MaxWorkers: 4}},
+		Queues:            map[string]river.QueueConfig{delivery.Queue: {MaxWorkers: 4}},
 		FetchCooldown:     5 * time.Millisecond,
 		FetchPollInterval: 50 * time.Millisecond,
 	})
@@ -124,7 +125,7 @@ func (b *testBundle) enqueueFor(t *testing.T, tenant, taskID, url string) string
 	var id string
 	require.NoError(t, b.store.InTx(context.Background(), func(tx *sql.Tx) error {
 		var err error
-		id, err = webhooks.Enqueue(context.Background(), tx, b.river, b.store, webhooks.Event{
+		id, err = delivery.Enqueue(context.Background(), tx, b.river, b.store, delivery.Event{
 			TenantID: tenant, TaskID: taskID, Type: "task.completed", URL: url,
 			Data: json.RawMessage(`{"id":"` + taskID + `","status":"completed"}`),
 		})
@@ -162,7 +163,7 @@ func (b *testBundle) waitJobState(t *testing.T, deliveryID string, state riverty
 		require.NoError(t, err)
 		job = nil
 		for _, j := range res.Jobs {
-			var args webhooks.DeliveryArgs
+			var args delivery.DeliveryArgs
 			require.NoError(t, json.Unmarshal(j.EncodedArgs, &args))
 			if args.DeliveryID == deliveryID {
 				require.Nil(t, job, "one job per delivery")
@@ -414,7 +415,7 @@ func TestEnqueueRollsBackWithTheCaller(t *testing.T) {
 
 		tx, err := b.store.DB().BeginTx(ctx, nil)
 		require.NoError(t, err)
-		id, err := webhooks.Enqueue(ctx, tx, b.river, b.store, webhooks.Event{TenantID: "acme", TaskID: b.task.ID, Type: "task.completed", URL: rcv.URL})
+		id, err := delivery.Enqueue(ctx, tx, b.river, b.store, delivery.Event{TenantID: "acme", TaskID: b.task.ID, Type: "task.completed", URL: rcv.URL})
 		require.NoError(t, err)
 		// Inside the transaction, both exist.
 		_, err = b.store.GetWebhookDelivery(ctx, tx, id)
@@ -447,16 +448,16 @@ func TestEnqueueValidates(t *testing.T) {
 	b := setup(t, storetest.DatabaseURL(t, storetest.SQLite), setupOpts{})
 	ctx := context.Background()
 	for _, tc := range []struct {
-		ev   webhooks.Event
+		ev   delivery.Event
 		want string
 	}{
-		{webhooks.Event{Type: "task.completed", URL: "https://x.example.com"}, "tenant id is required"},
-		{webhooks.Event{TenantID: "acme", URL: "https://x.example.com"}, "event type is required"},
-		{webhooks.Event{TenantID: "acme", Type: "task.completed"}, "URL is required"},
-		{webhooks.Event{TenantID: "acme", Type: "task.completed", URL: "https://x.example.com", Data: json.RawMessage(`{`)}, "not valid JSON"},
+		{delivery.Event{Type: "task.completed", URL: "https://x.example.com"}, "tenant id is required"},
+		{delivery.Event{TenantID: "acme", URL: "https://x.example.com"}, "event type is required"},
+		{delivery.Event{TenantID: "acme", Type: "task.completed"}, "URL is required"},
+		{delivery.Event{TenantID: "acme", Type: "task.completed", URL: "https://x.example.com", Data: json.RawMessage(`{`)}, "not valid JSON"},
 	} {
 		err := b.store.InTx(ctx, func(tx *sql.Tx) error {
-			_, err := webhooks.Enqueue(ctx, tx, b.river, b.store, tc.ev)
+			_, err := delivery.Enqueue(ctx, tx, b.river, b.store, tc.ev)
 			return err
 		})
 		require.ErrorContains(t, err, tc.want)
@@ -542,12 +543,12 @@ func TestDeliverGivesUpAfterMaxAttempts(t *testing.T) {
 		id := b.enqueue(t, rcv.URL)
 		d := b.waitEnded(t, id)
 		require.Equal(t, store.WebhookFailed, d.Status)
-		require.Equal(t, webhooks.DefaultMaxAttempts, d.AttemptCount)
+		require.Equal(t, delivery.DefaultMaxAttempts, d.AttemptCount)
 		require.Equal(t, "receiver answered 502 Bad Gateway", d.LastError)
 		require.Nil(t, d.NextAttemptAt)
 		job := b.waitJobState(t, id, rivertype.JobStateDiscarded)
-		require.Equal(t, webhooks.DefaultMaxAttempts, job.Attempt)
-		require.Len(t, rcv.got(), webhooks.DefaultMaxAttempts)
-		require.Len(t, b.attempts(t, id), webhooks.DefaultMaxAttempts)
+		require.Equal(t, delivery.DefaultMaxAttempts, job.Attempt)
+		require.Len(t, rcv.got(), delivery.DefaultMaxAttempts)
+		require.Len(t, b.attempts(t, id), delivery.DefaultMaxAttempts)
 	})
 }

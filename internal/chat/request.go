@@ -1,4 +1,4 @@
-package mcpproxy
+package chat
 
 import (
 	"encoding/json"
@@ -24,7 +24,7 @@ const DefaultMaxSteps = chatreq.DefaultMaxSteps
 
 // Limits bound what one chat request may ask for; zero fields take the
 // defaults noted on chatreq.Limits. MaxBodyBytes and MaxMetadata are not
-// used here: Proxy and Engine are handed the body whole, and chat requests
+// used here: the Engine is handed the body whole, and chat requests
 // have no metadata.
 type Limits = chatreq.Limits
 
