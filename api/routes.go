@@ -106,6 +106,7 @@ func (a *API) handleHealthz(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"statu
 func (a *API) handleReadyz(c *gin.Context) {
 	if a.cfg.Ready != nil {
 		if err := a.cfg.Ready(c.Request.Context()); err != nil {
+			c.Header("Retry-After", retryAfterUnavailable)
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "error": err.Error()})
 			return
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mcpidp/mcpidp/internal/llm/llmtest"
+	"github.com/mcpidp/mcpidp/internal/mcptest"
 	"github.com/mcpidp/mcpidp/internal/store/storetest"
 )
 
@@ -43,8 +44,19 @@ func TestDatabaseOutageIs503AndHeals(t *testing.T) {
 		require.Contains(t, string(raw), `"code":"database_unavailable"`)
 		require.NotEmpty(t, header.Get("Retry-After"), "%s %s", c.method, c.path)
 	}
-	status, raw, _ := call(t, "GET", env.URL+"/readyz", "", nil)
+	// A chat request with MCP tools reads the user's login from the
+	// database too.
+	mcp := mcptest.New(t, mcptest.StreamableHTTP)
+	status, raw, header := call(t, "POST", env.URL+"/v1/chat/completions", keyAcme, map[string]any{
+		"user": "u", "model": "m", "messages": []map[string]any{{"role": "user", "content": "during"}},
+		"tools": []map[string]any{{"type": "mcp", "url": mcp.URL}}})
+	require.Equal(t, http.StatusServiceUnavailable, status, "chat with MCP tools: %s", raw)
+	require.Contains(t, string(raw), `"code":"database_unavailable"`)
+	require.NotEmpty(t, header.Get("Retry-After"), "chat with MCP tools")
+
+	status, raw, header = call(t, "GET", env.URL+"/readyz", "", nil)
 	require.Equal(t, http.StatusServiceUnavailable, status, string(raw))
+	require.NotEmpty(t, header.Get("Retry-After"), "/readyz")
 	status, _, _ = call(t, "GET", env.URL+"/healthz", "", nil)
 	require.Equal(t, http.StatusOK, status, "the process itself is alive")
 

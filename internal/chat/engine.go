@@ -15,6 +15,7 @@ import (
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
 	"github.com/mcpidp/mcpidp/internal/mcpclient"
 	"github.com/mcpidp/mcpidp/internal/netguard"
+	"github.com/mcpidp/mcpidp/internal/store"
 	"github.com/mcpidp/mcpidp/internal/redact"
 )
 
@@ -186,6 +187,9 @@ func (e *Engine) fail(ctx context.Context, r *responder, err error) {
 func mcpError(err error) error {
 	if errors.Is(err, netguard.ErrBlocked) {
 		return &Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "mcp_server_blocked", Param: "tools", Message: err.Error()}
+	}
+	if errors.Is(store.Classify(err), store.ErrUnavailable) {
+		return err // our database, not the server, failed: errorBody answers 503
 	}
 	return &Error{Status: http.StatusFailedDependency, Type: "mcp_error", Code: "mcp_server_error", Message: err.Error()}
 }

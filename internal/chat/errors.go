@@ -11,6 +11,7 @@ import (
 	"github.com/mcpidp/mcpidp/internal/agentloop"
 	"github.com/mcpidp/mcpidp/internal/chatreq"
 	"github.com/mcpidp/mcpidp/internal/llm"
+	"github.com/mcpidp/mcpidp/internal/store"
 )
 
 // Error is an error answer in OpenAI's shape:
@@ -68,6 +69,12 @@ func errorBody(err error) (int, http.Header, []byte) {
 	var urlErr *url.Error
 	switch {
 	case errors.As(err, &e):
+	case errors.Is(store.Classify(err), store.ErrUnavailable):
+		// The user's logins cannot be read while the database is down: as
+		// the API answers, a 503 the client may retry.
+		header.Set("Retry-After", "2")
+		e = &Error{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "database_unavailable",
+			Message: "the database cannot be reached right now; try again shortly"}
 	case errors.Is(err, agentloop.ErrModel) && errors.As(err, &urlErr):
 		// As the pass-through answers (Engine.Forward); the upstream's
 		// address is the operator's and is not repeated.
