@@ -188,7 +188,7 @@ func mcpError(err error) error {
 	if errors.Is(err, netguard.ErrBlocked) {
 		return &Error{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "mcp_server_blocked", Param: "tools", Message: err.Error()}
 	}
-	if errors.Is(store.Classify(err), store.ErrUnavailable) {
+	if store.DatabaseUnreachable(err) {
 		return err // our database, not the server, failed: errorBody answers 503
 	}
 	return &Error{Status: http.StatusFailedDependency, Type: "mcp_error", Code: "mcp_server_error", Message: err.Error()}

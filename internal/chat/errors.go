@@ -69,7 +69,7 @@ func errorBody(err error) (int, http.Header, []byte) {
 	var urlErr *url.Error
 	switch {
 	case errors.As(err, &e):
-	case errors.Is(store.Classify(err), store.ErrUnavailable):
+	case store.DatabaseUnreachable(err):
 		// The user's logins cannot be read while the database is down: as
 		// the API answers, a 503 the client may retry.
 		header.Set("Retry-After", "2")

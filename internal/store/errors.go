@@ -69,3 +69,17 @@ func isUnreachable(err error) bool {
 	}
 	return false
 }
+
+// DatabaseUnreachable is Classify's outage test narrowed to the database
+// driver's own errors (a failed connect, a connection exception from the
+// server, a broken pooled connection). Code that also talks to other
+// servers, such as the chat engine, uses it so that an MCP server refusing
+// connections is not taken for a database outage.
+func DatabaseUnreachable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return isUnreachable(pgErr)
+	}
+	var connectErr *pgconn.ConnectError
+	return errors.As(err, &connectErr) || errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, driver.ErrBadConn)
+}
