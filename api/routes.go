@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/mcpidp/mcpidp/internal/bearer"
 )
 
 const tenantKey = "mcpidp.tenant"
@@ -121,7 +123,7 @@ func (a *API) handleCreateTask(c *gin.Context) {
 		a.writeError(c, err)
 		return
 	}
-	task, created, err := a.CreateTask(c.Request.Context(), tenantOf(c), c.GetHeader("Idempotency-Key"), upstreamKey(c.GetHeader("X-Upstream-Authorization")), body)
+	task, created, err := a.CreateTask(c.Request.Context(), tenantOf(c), c.GetHeader("Idempotency-Key"), bearer.Key(c.GetHeader("X-Upstream-Authorization")), body)
 	if err != nil {
 		a.writeError(c, err)
 		return
@@ -130,11 +132,6 @@ func (a *API) handleCreateTask(c *gin.Context) {
 		c.Header("Idempotent-Replayed", "true")
 	}
 	c.JSON(http.StatusAccepted, task)
-}
-
-// upstreamKey accepts "Bearer sk-…" or a bare key.
-func upstreamKey(h string) string {
-	return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(h), "Bearer "))
 }
 
 func (a *API) handleListTasks(c *gin.Context) {

@@ -51,6 +51,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mcpidp/mcpidp/internal/bearer"
 	"github.com/mcpidp/mcpidp/internal/llm"
 	"github.com/mcpidp/mcpidp/internal/loginpage"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
@@ -309,7 +310,7 @@ func (p *Proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	key := ""
 	if p.opts.UpstreamAPIKey == "" {
-		key = bearer(req.Header.Get("Authorization"))
+		key = bearer.Key(req.Header.Get("Authorization"))
 	}
 	var body []byte
 	if req.Body != nil {
@@ -365,14 +366,6 @@ func relativePath(p string) string {
 		return "/"
 	}
 	return p
-}
-
-func bearer(h string) string {
-	h = strings.TrimSpace(h)
-	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		return strings.TrimSpace(h[7:])
-	}
-	return h
 }
 
 // Handler serves the login paths under PublicURL's path: the login links
