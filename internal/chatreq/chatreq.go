@@ -5,9 +5,8 @@
 //
 // Both callers read a request as a map of raw fields (ParseObject), take
 // the fields they consume and pass every other one to the model untouched
-// (llm.WithoutFields);
-// the parsers here therefore take raw JSON values and answer an *Error
-// naming the offending parameter.
+// (llm.WithoutFields); the parsers here therefore take raw JSON values and
+// answer an *Error naming the offending parameter.
 package chatreq
 
 import (
