@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/mcpidp/mcpidp/internal/bearer"
+	"github.com/mcpidp/mcpidp/internal/mcpauth"
 )
 
 const tenantKey = "mcpidp.tenant"
@@ -40,9 +41,9 @@ func (a *API) Handler() http.Handler {
 	}
 	r.GET("/r/:file", a.handleResult)
 	r.GET("/r/:file/images/:step/:n", a.handleResultImage)
-	r.GET("/oauth/start/:id", a.handleOAuthStart)
-	r.GET("/oauth/callback", a.handleOAuthCallback)
-	r.GET("/oauth/client-metadata.json", a.handleClientMetadata)
+	r.GET(mcpauth.StartPathPrefix+":id", a.handleLogin)
+	r.GET(mcpauth.CallbackPath, a.handleLogin)
+	r.GET(mcpauth.ClientMetadataPath, a.handleLogin)
 
 	v1 := r.Group("/v1", a.limitBody(), a.authenticate())
 	v1.POST("/tasks", a.handleCreateTask)
