@@ -46,7 +46,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -95,7 +94,8 @@ type Options struct {
 	DatabaseURL string
 	// EncryptionKey seals tokens at rest (base64 32-byte key, or
 	// "id1:key1,id2:key2" for rotation). For SQLite it defaults to a key
-	// generated into "<database file>.key" (mode 0600).
+	// generated beside the database file, its extension replaced by ".key"
+	// (mode 0600), by the same rule as the mcpidp server.
 	EncryptionKey string
 	// Tenant namespaces the users of this program. Default DefaultTenant.
 	Tenant string
@@ -220,15 +220,7 @@ func (p *Proxy) openLocal(ctx context.Context) error {
 		closeLn()
 		return fmt.Errorf("mcpproxy: %w", err)
 	}
-	var keyring *secretbox.Keyring
-	switch {
-	case opts.EncryptionKey != "":
-		keyring, err = secretbox.ParseKeyring(opts.EncryptionKey)
-	case p.db.Dialect == store.DialectSQLite:
-		keyring, err = secretbox.LoadOrCreateKeyFile(filepath.Clean(p.db.Path) + ".key")
-	default:
-		err = errors.New("an encryption key is required with PostgreSQL")
-	}
+	keyring, err := secretbox.Load(opts.EncryptionKey, p.db.Path)
 	if err != nil {
 		closeLn()
 		return fmt.Errorf("mcpproxy: %w", err)
