@@ -275,8 +275,9 @@ func (c *Client) setHeaders(req *http.Request, opts CallOptions) {
 	}
 	key := c.apiKey
 	if opts.APIKey != "" {
-		key = bearer.Key(opts.APIKey)
+		key = opts.APIKey
 	}
+	key = bearer.Key(key)
 	req.Header.Del("Authorization")
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
