@@ -16,6 +16,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/mcpidp/mcpidp/internal/bearer"
 	"github.com/mcpidp/mcpidp/internal/chat"
 	"github.com/mcpidp/mcpidp/internal/loginpage"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
@@ -102,12 +103,12 @@ func New(cfg Config) (*API, error) {
 
 // Authenticate maps a bearer API key to its tenant.
 func (a *API) Authenticate(ctx context.Context, authorization string) (string, error) {
-	key, ok := strings.CutPrefix(authorization, "Bearer ")
-	if !ok || strings.TrimSpace(key) == "" {
+	key, ok := bearer.Token(authorization)
+	if !ok {
 		return "", &Error{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "missing_api_key",
 			Message: "missing API key: send Authorization: Bearer <key>"}
 	}
-	hash := store.HashKey(strings.TrimSpace(key))
+	hash := store.HashKey(key)
 	if tenant, ok := a.envKeys[hash]; ok {
 		return tenant, nil
 	}

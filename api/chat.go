@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/mcpidp/mcpidp/internal/bearer"
 	"github.com/mcpidp/mcpidp/internal/chat"
 )
 
@@ -39,7 +40,7 @@ func (a *API) handleChatCompletions(c *gin.Context) {
 		a.writeError(c, err)
 		return
 	}
-	a.ChatCompletions(c.Request.Context(), c.Writer, tenantOf(c), upstreamKey(c.GetHeader("X-Upstream-Authorization")), body)
+	a.ChatCompletions(c.Request.Context(), c.Writer, tenantOf(c), bearer.Key(c.GetHeader("X-Upstream-Authorization")), body)
 }
 
 func (a *API) handleModels(c *gin.Context) {
@@ -47,5 +48,5 @@ func (a *API) handleModels(c *gin.Context) {
 		a.writeError(c, notFound("route GET /v1/models"))
 		return
 	}
-	a.Models(c.Request.Context(), c.Writer, upstreamKey(c.GetHeader("X-Upstream-Authorization")), c.Request.URL.RawQuery)
+	a.Models(c.Request.Context(), c.Writer, bearer.Key(c.GetHeader("X-Upstream-Authorization")), c.Request.URL.RawQuery)
 }

@@ -4,12 +4,8 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// The login paths are served by the handler the in-process chat proxy
+// handleLogin serves the login paths (the login link, the OAuth callback,
+// the client metadata document) with the handler the in-process chat proxy
 // mounts too (loginpage.NewHandler): it binds each login to the browser
 // that opened the link and renders the pages.
-
-func (a *API) handleOAuthStart(c *gin.Context) { a.logins.ServeHTTP(c.Writer, c.Request) }
-
-func (a *API) handleOAuthCallback(c *gin.Context) { a.logins.ServeHTTP(c.Writer, c.Request) }
-
-func (a *API) handleClientMetadata(c *gin.Context) { a.logins.ServeHTTP(c.Writer, c.Request) }
+func (a *API) handleLogin(c *gin.Context) { a.logins.ServeHTTP(c.Writer, c.Request) }

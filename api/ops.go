@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mcpidp/mcpidp/internal/bearer"
 	"github.com/mcpidp/mcpidp/internal/store"
 )
 
@@ -112,8 +113,8 @@ func (c *countCollector) Collect(ch chan<- prometheus.Metric) {
 func (a *API) adminAuth() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		_, pass, ok := c.Request.BasicAuth()
-		if bearer, found := cutBearer(c.GetHeader("Authorization")); found {
-			pass, ok = bearer, true
+		if token, found := bearer.Token(c.GetHeader("Authorization")); found {
+			pass, ok = token, true
 		}
 		if !ok || subtle.ConstantTimeCompare([]byte(pass), []byte(a.cfg.AdminKey)) != 1 {
 			c.Header("WWW-Authenticate", `Basic realm="mcpidp admin"`)
@@ -123,13 +124,6 @@ func (a *API) adminAuth() gin.HandlerFunc {
 		}
 		c.Next()
 	}
-}
-
-func cutBearer(h string) (string, bool) {
-	if len(h) > 7 && h[:7] == "Bearer " {
-		return h[7:], true
-	}
-	return "", false
 }
 
 func (a *API) handleOpenAPI(c *gin.Context) {

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/mcpidp/mcpidp/internal/chatreq"
+	"github.com/mcpidp/mcpidp/internal/llm"
 	"github.com/mcpidp/mcpidp/internal/netguard"
 	"github.com/mcpidp/mcpidp/internal/taskview"
 )
@@ -19,10 +20,10 @@ const DefaultMaxSteps = chatreq.DefaultMaxSteps
 
 // taskFields are the fields of a task request that mcpidp consumes; every
 // other top-level field passes through to the model.
-var taskFields = map[string]bool{
-	"user": true, "messages": true, "input": true, "tools": true, "store": true,
-	"authorizationRequestCallback": true, "authorization_request_callback": true,
-	"webhook": true, "max_steps": true, "stop_when": true, "metadata": true, "stream": true,
+var taskFields = []string{
+	"user", "messages", "input", "tools", "store",
+	"authorizationRequestCallback", "authorization_request_callback",
+	"webhook", "max_steps", "stop_when", "metadata", "stream",
 }
 
 // createTaskRequest is a parsed, validated POST /v1/tasks body.
@@ -127,13 +128,9 @@ func parseCreateTask(body []byte, lim Limits) (*createTaskRequest, error) {
 		out.Metadata = raw
 	}
 	// Everything else passes through to the model untouched.
-	pass := map[string]json.RawMessage{}
-	for k, v := range obj {
-		if !taskFields[k] {
-			pass[k] = v
-		}
+	if out.Request.Body, err = llm.WithoutFields(body, taskFields...); err != nil {
+		return nil, chatreq.InvalidJSON(err.Error())
 	}
-	out.Request.Body, _ = json.Marshal(pass)
 	return out, nil
 }
 

@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/mcpidp/mcpidp/internal/bearer"
+	"github.com/mcpidp/mcpidp/internal/mcpauth"
 )
 
 const tenantKey = "mcpidp.tenant"
@@ -38,9 +41,9 @@ func (a *API) Handler() http.Handler {
 	}
 	r.GET("/r/:file", a.handleResult)
 	r.GET("/r/:file/images/:step/:n", a.handleResultImage)
-	r.GET("/oauth/start/:id", a.handleOAuthStart)
-	r.GET("/oauth/callback", a.handleOAuthCallback)
-	r.GET("/oauth/client-metadata.json", a.handleClientMetadata)
+	r.GET(mcpauth.StartPathPrefix+":id", a.handleLogin)
+	r.GET(mcpauth.CallbackPath, a.handleLogin)
+	r.GET(mcpauth.ClientMetadataPath, a.handleLogin)
 
 	v1 := r.Group("/v1", a.limitBody(), a.authenticate())
 	v1.POST("/tasks", a.handleCreateTask)
@@ -122,7 +125,7 @@ func (a *API) handleCreateTask(c *gin.Context) {
 		a.writeError(c, err)
 		return
 	}
-	task, created, err := a.CreateTask(c.Request.Context(), tenantOf(c), c.GetHeader("Idempotency-Key"), upstreamKey(c.GetHeader("X-Upstream-Authorization")), body)
+	task, created, err := a.CreateTask(c.Request.Context(), tenantOf(c), c.GetHeader("Idempotency-Key"), bearer.Key(c.GetHeader("X-Upstream-Authorization")), body)
 	if err != nil {
 		a.writeError(c, err)
 		return
@@ -131,11 +134,6 @@ func (a *API) handleCreateTask(c *gin.Context) {
 		c.Header("Idempotent-Replayed", "true")
 	}
 	c.JSON(http.StatusAccepted, task)
-}
-
-// upstreamKey accepts "Bearer sk-…" or a bare key.
-func upstreamKey(h string) string {
-	return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(h), "Bearer "))
 }
 
 func (a *API) handleListTasks(c *gin.Context) {

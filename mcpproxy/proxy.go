@@ -46,11 +46,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/mcpidp/mcpidp/internal/bearer"
 	"github.com/mcpidp/mcpidp/internal/chat"
 	"github.com/mcpidp/mcpidp/internal/llm"
 	"github.com/mcpidp/mcpidp/internal/loginpage"
@@ -95,7 +95,8 @@ type Options struct {
 	DatabaseURL string
 	// EncryptionKey seals tokens at rest (base64 32-byte key, or
 	// "id1:key1,id2:key2" for rotation). For SQLite it defaults to a key
-	// generated into "<database file>.key" (mode 0600).
+	// generated beside the database file, its extension replaced by ".key"
+	// (mode 0600), by the same rule as the mcpidp server.
 	EncryptionKey string
 	// Tenant namespaces the users of this program. Default DefaultTenant.
 	Tenant string
@@ -240,15 +241,7 @@ func (p *Proxy) openLocal(ctx context.Context) error {
 		closeLn()
 		return fmt.Errorf("mcpproxy: %w", err)
 	}
-	var keyring *secretbox.Keyring
-	switch {
-	case opts.EncryptionKey != "":
-		keyring, err = secretbox.ParseKeyring(opts.EncryptionKey)
-	case p.db.Dialect == store.DialectSQLite:
-		keyring, err = secretbox.LoadOrCreateKeyFile(filepath.Clean(p.db.Path) + ".key")
-	default:
-		err = errors.New("an encryption key is required with PostgreSQL")
-	}
+	keyring, err := secretbox.Load(opts.EncryptionKey, p.db.Path)
 	if err != nil {
 		closeLn()
 		return fmt.Errorf("mcpproxy: %w", err)
@@ -330,7 +323,7 @@ func (p *Proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	key := ""
 	if p.opts.UpstreamAPIKey == "" {
-		key = bearer(req.Header.Get("Authorization"))
+		key = bearer.Key(req.Header.Get("Authorization"))
 	}
 	var body []byte
 	if req.Body != nil {
@@ -386,14 +379,6 @@ func relativePath(p string) string {
 		return "/"
 	}
 	return p
-}
-
-func bearer(h string) string {
-	h = strings.TrimSpace(h)
-	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		return strings.TrimSpace(h[7:])
-	}
-	return h
 }
 
 // Handler serves the login paths under PublicURL's path: the login links

@@ -110,7 +110,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	if a.keyring, err = loadKeyring(cfg, a.db); err != nil {
+	if a.keyring, err = secretbox.Load(cfg.EncryptionKey, a.db.Path); err != nil {
 		return err
 	}
 	if a.db.Dialect == store.DialectPostgres {

@@ -66,6 +66,13 @@ func TestOperationsEndpoints(t *testing.T) {
 		status, raw, _ = call(t, "GET", env.URL+"/admin/riverui/api/jobs?state=completed&limit=20", adminKey, nil)
 		require.Equal(t, http.StatusOK, status, string(raw))
 		require.Contains(t, string(raw), `"kind":"task_run"`)
+
+		// The Bearer scheme is case-insensitive (RFC 7235), for the admin
+		// key and tenant keys alike.
+		status, raw, _ = call(t, "GET", env.URL+"/admin/riverui/", "", nil, "Authorization", "bearer "+adminKey)
+		require.Equal(t, http.StatusOK, status, string(raw))
+		status, raw, _ = call(t, "GET", env.URL+"/v1/tasks", "", nil, "Authorization", "BEARER  "+keyAcme)
+		require.Equal(t, http.StatusOK, status, string(raw))
 	})
 }
 

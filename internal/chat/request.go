@@ -117,11 +117,7 @@ func parseChat(body []byte, lim Limits, defaultUser string) (*chatRequest, error
 		req.textOnly = mode == OutputText
 	}
 
-	drop := make(map[string]any, len(consumedFields))
-	for _, f := range consumedFields {
-		drop[f] = nil
-	}
-	if req.body, err = llm.SetFields(body, drop); err != nil {
+	if req.body, err = llm.WithoutFields(body, consumedFields...); err != nil {
 		return nil, chatreq.InvalidJSON(err.Error())
 	}
 	return req, nil

@@ -4,9 +4,9 @@
 // tools with their MCP servers, max_steps, stop_when).
 //
 // Both callers read a request as a map of raw fields (ParseObject), take
-// the fields they consume and pass every other one to the model untouched;
-// the parsers here therefore take raw JSON values and answer an *Error
-// naming the offending parameter.
+// the fields they consume and pass every other one to the model untouched
+// (llm.WithoutFields); the parsers here therefore take raw JSON values and
+// answer an *Error naming the offending parameter.
 package chatreq
 
 import (

@@ -1,7 +1,8 @@
 // Package conformance runs mcpidp as the client under test of the official
 // MCP conformance suite (@modelcontextprotocol/conformance, client
 // scenarios): the real OAuth engine (internal/mcpauth) on a real database,
-// and the real MCP sessions (internal/mcpclient).
+// and the real MCP sessions (internal/mcpclient), connected the way tasks
+// and the chat proxy connect them (agentloop.UserConnect).
 //
 // Run does what mcpidp does for an end user whose task needs an MCP server:
 // connect, and when the server wants authorization, make a login link, play
@@ -28,6 +29,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mcpidp/mcpidp/internal/agentloop"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
 	"github.com/mcpidp/mcpidp/internal/mcpclient"
 	"github.com/mcpidp/mcpidp/internal/secretbox"
@@ -144,11 +146,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := st.UpsertTenant(ctx, st.DB(), tenant, ""); err != nil {
 		return err
 	}
-	key, err := secretbox.GenerateKey()
-	if err != nil {
-		return err
-	}
-	keyring, err := secretbox.ParseKeyring(key)
+	keyring, err := secretbox.Load("", db.Path)
 	if err != nil {
 		return err
 	}
@@ -188,13 +186,14 @@ func Run(ctx context.Context, cfg Config) error {
 		engine:    engine,
 		serverURL: cfg.ServerURL,
 		logger:    logger,
-		opts: mcpclient.Options{
+		// The production connect: the user's token on every request, and
+		// one retry after a 401 when a refresh can help.
+		connect: agentloop.UserConnect(engine, mcpclient.Options{
 			HTTPClient:    httpClient,
 			ClientName:    "mcpidp-conformance",
 			ClientVersion: "1.0.0",
-			AuthorizeFunc: engine.Authorizer(tenant, user),
 			Logger:        logger,
-		},
+		}, tenant, user),
 		// The browser stops at the first redirect: the one to our callback.
 		browser: &http.Client{
 			Timeout:       httpTimeout,
@@ -208,7 +207,7 @@ func Run(ctx context.Context, cfg Config) error {
 // handles it.
 type driver struct {
 	engine    *mcpauth.Engine
-	opts      mcpclient.Options
+	connect   agentloop.ConnectFunc
 	serverURL string
 	browser   *http.Client
 	logger    *slog.Logger
@@ -216,7 +215,7 @@ type driver struct {
 
 func (d *driver) run(ctx context.Context, call *toolCall) error {
 	sess, err := authorized(ctx, d, "connect", func() (*mcpclient.Session, error) {
-		return mcpclient.Connect(ctx, d.opts, mcpclient.Server{URL: d.serverURL})
+		return d.connect(ctx, mcpclient.Server{URL: d.serverURL})
 	})
 	if err != nil {
 		return err
@@ -257,12 +256,12 @@ func (d *driver) run(ctx context.Context, call *toolCall) error {
 }
 
 // authorized runs op, and when the server answers with an authorization
-// challenge, does what mcpidp does: a 401 to a token we sent tells the
-// engine the token was rejected (which refreshes it when it can) and
-// retries once; otherwise, and on 403 insufficient_scope, the user logs in
-// (again, with more scopes) and op is retried, at most MaxLogins times.
+// challenge that the session's own retry (agentloop.UserConnect: a refresh
+// after a 401 to a token we sent) could not answer, does what mcpidp's user
+// does with the login link: logs in (again, with more scopes on 403
+// insufficient_scope), after which op is retried, at most MaxLogins times.
 func authorized[T any](ctx context.Context, d *driver, what string, op func() (T, error)) (T, error) {
-	logins, rejected := 0, false
+	logins := 0
 	for {
 		v, err := op()
 		var challenge *mcpclient.AuthChallengeError
@@ -274,16 +273,6 @@ func authorized[T any](ctx context.Context, d *driver, what string, op func() (T
 		}
 		d.logger.InfoContext(ctx, "authorization challenge", slog.String("operation", what),
 			slog.Int("status", challenge.StatusCode), slog.String("www_authenticate", challenge.WWWAuthenticate))
-		if challenge.StatusCode == http.StatusUnauthorized && !rejected {
-			rejected = true
-			retry, err := d.tokenRejected(ctx)
-			if err != nil {
-				return v, err
-			}
-			if retry {
-				continue
-			}
-		}
 		if logins == MaxLogins {
 			return v, fmt.Errorf("error in %s: still not authorized after %d logins: %w", what, logins, challenge)
 		}
@@ -292,19 +281,6 @@ func authorized[T any](ctx context.Context, d *driver, what string, op func() (T
 			return v, fmt.Errorf("error in %s: login %d: %w", what, logins, err)
 		}
 	}
-}
-
-// tokenRejected tells the engine that the server refused the token we hold
-// (if we hold one), and reports whether a retry may work.
-func (d *driver) tokenRejected(ctx context.Context) (bool, error) {
-	token, err := d.engine.AccessToken(ctx, tenant, user, d.serverURL)
-	if errors.Is(err, mcpauth.ErrLoginRequired) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return d.engine.TokenRejected(ctx, tenant, user, d.serverURL, token)
 }
 
 // login makes a login link for the challenge, follows it the way the

@@ -21,6 +21,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/mcpidp/mcpidp/internal/bearer"
 )
 
 // DefaultMaxResponseBytes bounds the size of an upstream answer (and of one stream event, and of
@@ -279,11 +281,9 @@ func (c *Client) setHeaders(req *http.Request, opts CallOptions) {
 	if opts.APIKey != "" {
 		key = opts.APIKey
 	}
+	key = bearer.Key(key)
 	req.Header.Del("Authorization")
 	if key != "" {
-		if len(key) > 7 && strings.EqualFold(key[:7], "bearer ") {
-			key = strings.TrimSpace(key[7:])
-		}
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
 }

@@ -78,6 +78,17 @@ func SetFields(body []byte, fields map[string]any) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
+// WithoutFields returns the JSON object body without the named top-level fields: what mcpidp passes
+// to the upstream of a request whose own fields (names) it consumed. Every other field keeps its raw
+// bytes and its position (see SetFields), so fields mcpidp does not know reach the model untouched.
+func WithoutFields(body []byte, names ...string) ([]byte, error) {
+	drop := make(map[string]any, len(names))
+	for _, name := range names {
+		drop[name] = nil
+	}
+	return SetFields(body, drop)
+}
+
 // member is one top-level field of a JSON object: its decoded name, and the raw bytes of its key
 // and value as they appear in the input.
 type member struct {

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/mcpidp/mcpidp/internal/bearer"
 	"github.com/mcpidp/mcpidp/internal/store"
 )
 
@@ -269,7 +270,7 @@ func (e *Engine) Authorizer(tenant, user string) func(ctx context.Context, serve
 // refresh may answer the challenge), the second needs a login.
 func (e *Engine) Unauthorized(tenant, user string) func(ctx context.Context, serverURL, authorization string) (bool, error) {
 	return func(ctx context.Context, serverURL, authorization string) (bool, error) {
-		token, _ := strings.CutPrefix(authorization, "Bearer ")
+		token, _ := bearer.Token(authorization)
 		if token != "" {
 			retry, err := e.TokenRejected(ctx, tenant, user, serverURL, token)
 			if err != nil || !retry {

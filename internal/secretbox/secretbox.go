@@ -174,6 +174,38 @@ func GenerateKey() (string, error) {
 	return base64.StdEncoding.EncodeToString(key), nil
 }
 
+// Load returns a deployment's keyring, by the one rule every entry point
+// follows: key (the MCPIDP_ENCRYPTION_KEY format) when it is set; else,
+// for a SQLite database at sqlitePath, the key file beside it (KeyFilePath),
+// generated on first start; else (PostgreSQL, sqlitePath empty) an error,
+// because a key generated on one host would be missing on the next and
+// everything sealed with it lost.
+func Load(key, sqlitePath string) (*Keyring, error) {
+	if key != "" {
+		k, err := ParseKeyring(key)
+		if err != nil {
+			return nil, fmt.Errorf("invalid MCPIDP_ENCRYPTION_KEY: %w", err)
+		}
+		return k, nil
+	}
+	if sqlitePath == "" {
+		return nil, errors.New("MCPIDP_ENCRYPTION_KEY is required with PostgreSQL (generate one with: openssl rand -base64 32)")
+	}
+	path := KeyFilePath(sqlitePath)
+	k, err := LoadOrCreateKeyFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("error loading encryption key file %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// KeyFilePath is where Load keeps the generated key of the SQLite database
+// at dbPath: beside it, with the extension replaced by ".key"
+// ("data/mcpidp.db" keeps its key in "data/mcpidp.key").
+func KeyFilePath(dbPath string) string {
+	return strings.TrimSuffix(dbPath, filepath.Ext(dbPath)) + ".key"
+}
+
 // LoadOrCreateKeyFile returns the keyring stored in the file at path (in the
 // ParseKeyring format). If the file does not exist it is created, readable
 // only by its owner, holding a new random key. Creation is atomic: the key

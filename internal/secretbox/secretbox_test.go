@@ -334,3 +334,61 @@ func TestLoadOrCreateKeyFile(t *testing.T) {
 		}
 	})
 }
+
+// TestLoad pins the one key rule the service, mcpproxy and the conformance
+// client share: a set key wins, SQLite falls back to a key file named after
+// the database, PostgreSQL needs the key.
+func TestLoad(t *testing.T) {
+	t.Parallel()
+
+	t.Run("KeyWins", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		key := newKey(t)
+
+		keyring, err := secretbox.Load(base64.StdEncoding.EncodeToString(key), filepath.Join(dir, "mcpidp.db"))
+		require.NoError(t, err)
+
+		direct, err := secretbox.NewKeyring(secretbox.DefaultKeyID, map[string][]byte{secretbox.DefaultKeyID: key})
+		require.NoError(t, err)
+		sealed, err := direct.Seal([]byte("x"), nil)
+		require.NoError(t, err)
+		_, err = keyring.Open(sealed, nil)
+		require.NoError(t, err)
+		entries, err := os.ReadDir(dir)
+		require.NoError(t, err)
+		require.Empty(t, entries, "no key file is written when a key is set")
+	})
+
+	t.Run("SQLiteKeyFileBesideDatabase", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		db := filepath.Join(dir, "mcpidp.db")
+		require.Equal(t, filepath.Join(dir, "mcpidp.key"), secretbox.KeyFilePath(db))
+
+		first, err := secretbox.Load("", db)
+		require.NoError(t, err)
+		info, err := os.Stat(filepath.Join(dir, "mcpidp.key"))
+		require.NoError(t, err)
+		require.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+
+		sealed, err := first.Seal([]byte("survives a restart"), nil)
+		require.NoError(t, err)
+		second, err := secretbox.Load("", db)
+		require.NoError(t, err)
+		_, err = second.Open(sealed, nil)
+		require.NoError(t, err)
+	})
+
+	t.Run("PostgresNeedsKey", func(t *testing.T) {
+		t.Parallel()
+		_, err := secretbox.Load("", "")
+		require.ErrorContains(t, err, "MCPIDP_ENCRYPTION_KEY is required with PostgreSQL")
+	})
+
+	t.Run("InvalidKey", func(t *testing.T) {
+		t.Parallel()
+		_, err := secretbox.Load("not base64!", "")
+		require.ErrorContains(t, err, "invalid MCPIDP_ENCRYPTION_KEY")
+	})
+}
