@@ -6,7 +6,6 @@ package api
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,22 +13,20 @@ import (
 	"strings"
 	"time"
 
-	"github.com/riverqueue/river"
-
 	"github.com/mcpidp/mcpidp/internal/loginpage"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
-	"github.com/mcpidp/mcpidp/internal/secretbox"
 	"github.com/mcpidp/mcpidp/internal/store"
+	"github.com/mcpidp/mcpidp/internal/task"
 	"github.com/mcpidp/mcpidp/mcpproxy"
 )
 
 // Config holds the API's dependencies.
 type Config struct {
-	Store   *store.Store
-	River   *river.Client[*sql.Tx] // inserts jobs in our transactions
-	Keyring *secretbox.Keyring
+	Store *store.Store
 	// OAuth runs MCP logins (connections, login links, callbacks).
 	OAuth *mcpauth.Engine
+	// Tasks performs the task transitions (create, cancel, delete).
+	Tasks *task.Service
 	// Chat answers POST /v1/chat/completions and GET /v1/models. Optional:
 	// without it those routes answer 404.
 	Chat *mcpproxy.Engine
@@ -38,8 +35,6 @@ type Config struct {
 	PublicURL string
 	// EnvKeys maps API keys given by MCPIDP_API_KEYS to tenant ids.
 	EnvKeys map[string]string
-	// Retention is how long store=false tasks are kept after they end.
-	Retention time.Duration
 	// ResultPollInterval is how often ?wait= re-reads a task; default 200ms.
 	ResultPollInterval time.Duration
 	Limits             Limits
@@ -70,16 +65,12 @@ func New(cfg Config) (*API, error) {
 	switch {
 	case cfg.Store == nil:
 		return nil, errors.New("api: store is required")
-	case cfg.River == nil:
-		return nil, errors.New("api: river client is required")
-	case cfg.Keyring == nil:
-		return nil, errors.New("api: keyring is required")
 	case cfg.OAuth == nil:
 		return nil, errors.New("api: OAuth engine is required")
+	case cfg.Tasks == nil:
+		return nil, errors.New("api: task service is required")
 	case cfg.PublicURL == "":
 		return nil, errors.New("api: public URL is required")
-	case cfg.Retention <= 0:
-		return nil, errors.New("api: retention must be positive")
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	if cfg.ResultPollInterval <= 0 {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/mcpidp/mcpidp/internal/task"
 )
 
 const tenantKey = "mcpidp.tenant"
@@ -194,7 +196,7 @@ func (a *API) handleResult(c *gin.Context) {
 		}
 		wait = time.Duration(secs * float64(time.Second))
 	}
-	task, err := a.Result(c.Request.Context(), token, wait)
+	obj, err := a.Result(c.Request.Context(), token, wait)
 	if err != nil {
 		a.writeError(c, err)
 		return
@@ -202,10 +204,10 @@ func (a *API) handleResult(c *gin.Context) {
 	c.Header("Cache-Control", "no-store")
 	c.Header("X-Robots-Tag", "noindex")
 	if format == "md" {
-		c.Data(http.StatusOK, "text/markdown; charset=utf-8", []byte(ResultMarkdown(task)))
+		c.Data(http.StatusOK, "text/markdown; charset=utf-8", []byte(task.Markdown(obj)))
 		return
 	}
-	c.JSON(http.StatusOK, task)
+	c.JSON(http.StatusOK, obj)
 }
 
 // handleResultImage serves a tool's image under the task's result token.

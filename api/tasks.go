@@ -2,27 +2,19 @@ package api
 
 import (
 	"context"
-	"database/sql"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
-
 	"github.com/mcpidp/mcpidp/internal/chatreq"
-	"github.com/mcpidp/mcpidp/internal/taskview"
-
 	"github.com/mcpidp/mcpidp/internal/store"
-	"github.com/mcpidp/mcpidp/worker"
+	"github.com/mcpidp/mcpidp/internal/task"
 )
 
-// CreateTask validates the request, writes the task row and inserts its
-// River job in one transaction. The bool tells whether the task is new (an
-// Idempotency-Key can return an earlier one).
-func (a *API) CreateTask(ctx context.Context, tenant, idempotencyKey, upstreamAuth string, body []byte) (*taskview.TaskObject, bool, error) {
+// CreateTask validates the request and has task.Service create the task
+// (its row and its River job, in one transaction). The bool tells whether
+// the task is new (an Idempotency-Key can return an earlier one).
+func (a *API) CreateTask(ctx context.Context, tenant, idempotencyKey, upstreamAuth string, body []byte) (*task.Object, bool, error) {
 	if len(idempotencyKey) > 255 {
 		return nil, false, invalid("Idempotency-Key", "Idempotency-Key is longer than 255 characters")
 	}
@@ -33,79 +25,29 @@ func (a *API) CreateTask(ctx context.Context, tenant, idempotencyKey, upstreamAu
 	if err != nil {
 		return nil, false, err
 	}
-	st := a.cfg.Store
-	if idempotencyKey != "" {
-		if t, err := st.GetTaskByIdempotencyKey(ctx, st.DB(), tenant, idempotencyKey); err == nil {
-			return taskview.Build(t, nil, a.cfg.PublicURL), false, nil
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return nil, false, err
-		}
-	}
-	reqJSON, err := json.Marshal(req.Request)
-	if err != nil {
-		return nil, false, fmt.Errorf("error encoding task request: %w", err)
-	}
-	task := &store.Task{
-		ID:             store.NewID("task_", st.Now()),
-		TenantID:       tenant,
-		UserID:         req.User,
-		Model:          req.Model,
-		Store:          req.Store,
-		Request:        reqJSON,
-		Metadata:       req.Metadata,
-		IdempotencyKey: idempotencyKey,
-	}
-	task.Secrets, err = worker.SealSecrets(a.cfg.Keyring, task.ID, &taskview.TaskSecrets{Headers: req.Headers, ConnectURLs: req.ConnectURLs, UpstreamAuthorization: upstreamAuth})
-	if err != nil {
-		return nil, false, err
-	}
-	err = st.InTx(ctx, func(tx *sql.Tx) error {
-		if err := st.CreateTask(ctx, tx, task); err != nil {
-			return err
-		}
-		if _, err := a.cfg.River.InsertTx(ctx, tx, worker.TaskRunArgs{TaskID: task.ID}, nil); err != nil {
-			return fmt.Errorf("error queueing task: %w", err)
-		}
-		return nil
+	return a.cfg.Tasks.Create(ctx, task.CreateParams{
+		Tenant: tenant, IdempotencyKey: idempotencyKey, User: req.User, Model: req.Model, Store: req.Store, Metadata: req.Metadata,
+		Request: req.Request,
+		Secrets: task.Secrets{Headers: req.Headers, ConnectURLs: req.ConnectURLs, UpstreamAuthorization: upstreamAuth},
 	})
-	if errors.Is(err, store.ErrConflict) && idempotencyKey != "" {
-		// Lost a race with the same key: answer with the winner.
-		t, err := st.GetTaskByIdempotencyKey(ctx, st.DB(), tenant, idempotencyKey)
-		if err != nil {
-			return nil, false, err
-		}
-		return taskview.Build(t, nil, a.cfg.PublicURL), false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	return taskview.Build(task, []store.Step{}, a.cfg.PublicURL), true, nil
 }
 
 // GetTask returns the tenant's task with its steps.
-func (a *API) GetTask(ctx context.Context, tenant, id string) (*taskview.TaskObject, error) {
-	st := a.cfg.Store
-	t, err := st.GetTask(ctx, st.DB(), tenant, id)
+func (a *API) GetTask(ctx context.Context, tenant, id string) (*task.Object, error) {
+	o, err := a.cfg.Tasks.Get(ctx, task.GetParams{Tenant: tenant, ID: id})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, notFound("task " + strconv.Quote(id))
 	}
-	if err != nil {
-		return nil, err
-	}
-	steps, err := st.ListSteps(ctx, st.DB(), t.ID)
-	if err != nil {
-		return nil, err
-	}
-	return taskview.Build(t, steps, a.cfg.PublicURL), nil
+	return o, err
 }
 
 // TaskList is a page of tasks, newest first.
 type TaskList struct {
-	Object  string                 `json:"object"`
-	Data    []*taskview.TaskObject `json:"data"`
-	FirstID string                 `json:"first_id,omitempty"`
-	LastID  string                 `json:"last_id,omitempty"`
-	HasMore bool                   `json:"has_more"`
+	Object  string         `json:"object"`
+	Data    []*task.Object `json:"data"`
+	FirstID string         `json:"first_id,omitempty"`
+	LastID  string         `json:"last_id,omitempty"`
+	HasMore bool           `json:"has_more"`
 }
 
 // ListTasks pages through the tenant's tasks. Steps are left out of list
@@ -127,9 +69,9 @@ func (a *API) ListTasks(ctx context.Context, tenant, user, status, after, limitS
 	if err != nil {
 		return nil, err
 	}
-	out := &TaskList{Object: "list", Data: make([]*taskview.TaskObject, len(tasks)), HasMore: more}
+	out := &TaskList{Object: "list", Data: make([]*task.Object, len(tasks)), HasMore: more}
 	for i, t := range tasks {
-		out.Data[i] = taskview.Build(t, nil, a.cfg.PublicURL)
+		out.Data[i] = task.Build(t, nil, a.cfg.PublicURL)
 	}
 	if len(tasks) > 0 {
 		out.FirstID, out.LastID = tasks[0].ID, tasks[len(tasks)-1].ID
@@ -139,35 +81,16 @@ func (a *API) ListTasks(ctx context.Context, tenant, user, status, after, limitS
 
 // CancelTask cancels a task that has not ended. A running segment notices
 // within its cancel-poll interval and stops before its next step.
-func (a *API) CancelTask(ctx context.Context, tenant, id string) (*taskview.TaskObject, error) {
-	st := a.cfg.Store
-	t, err := st.GetTask(ctx, st.DB(), tenant, id)
-	if errors.Is(err, store.ErrNotFound) {
+func (a *API) CancelTask(ctx context.Context, tenant, id string) (*task.Object, error) {
+	o, err := a.cfg.Tasks.Cancel(ctx, task.CancelParams{Tenant: tenant, ID: id})
+	var ended *task.NotCancelableError
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		return nil, notFound("task " + strconv.Quote(id))
+	case errors.As(err, &ended):
+		return nil, &Error{Status: http.StatusConflict, Type: "invalid_request_error", Code: "task_not_cancelable", Message: ended.Error()}
 	}
-	if err != nil {
-		return nil, err
-	}
-	var ok bool
-	err = st.InTx(ctx, func(tx *sql.Tx) error {
-		ok, err = st.FinishTask(ctx, tx, t.ID, store.FinishParams{Status: store.TaskCanceled, Retention: a.cfg.Retention})
-		if err != nil || !ok {
-			return err
-		}
-		return worker.EndTx(ctx, tx, a.cfg.River, st, a.cfg.PublicURL, t.ID, worker.EventCanceled)
-	})
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		t, err = st.GetTask(ctx, st.DB(), tenant, id)
-		if err != nil {
-			return nil, err
-		}
-		return nil, &Error{Status: http.StatusConflict, Type: "invalid_request_error", Code: "task_not_cancelable",
-			Message: fmt.Sprintf("task %s is already %s", id, t.Status)}
-	}
-	return a.GetTask(ctx, tenant, id)
+	return o, err
 }
 
 // Deleted is the answer to DELETE.
@@ -180,22 +103,11 @@ type Deleted struct {
 // DeleteTask removes a task, its steps and its result URLs. A running
 // segment stops at its next step.
 func (a *API) DeleteTask(ctx context.Context, tenant, id string) (*Deleted, error) {
-	st := a.cfg.Store
-	err := st.InTx(ctx, func(tx *sql.Tx) error {
-		// A parked continuation would otherwise stay in River forever.
-		if parked, err := st.ContinuationJob(ctx, tx, id); err == nil && parked != 0 {
-			if _, err := st.GetTask(ctx, tx, tenant, id); err == nil {
-				if _, err := a.cfg.River.JobDeleteTx(ctx, tx, parked); err != nil && !errors.Is(err, river.ErrNotFound) && !errors.Is(err, rivertype.ErrJobRunning) {
-					return err
-				}
-			}
-		}
-		return st.DeleteTask(ctx, tx, tenant, id)
-	})
+	err := a.cfg.Tasks.Delete(ctx, task.DeleteParams{Tenant: tenant, ID: id})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, notFound("task " + strconv.Quote(id))
+	}
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, notFound("task " + strconv.Quote(id))
-		}
 		return nil, err
 	}
 	return &Deleted{ID: id, Object: "task.deleted", Deleted: true}, nil
