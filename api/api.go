@@ -1,7 +1,10 @@
 // Package api is mcpidp's HTTP face: the gin router and its handlers for
 // tasks, public results and health. Handler logic lives in methods of API
 // that take plain arguments and return plain values, so it is tested
-// without the HTTP framework; gin stays at the edge (routes.go).
+// without the HTTP framework; gin stays at the edge (routes.go). The task
+// routes are endpoints: one request type per route that binds itself, and
+// one generic adapter, handle (endpoint.go), that binds, calls, writes the
+// answer and maps errors. Task transitions are task.Service's.
 package api
 
 import (

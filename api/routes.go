@@ -45,11 +45,11 @@ func (a *API) Handler() http.Handler {
 	r.GET("/oauth/client-metadata.json", a.handleClientMetadata)
 
 	v1 := r.Group("/v1", a.limitBody(), a.authenticate())
-	v1.POST("/tasks", a.handleCreateTask)
-	v1.GET("/tasks", a.handleListTasks)
-	v1.GET("/tasks/:id", a.handleGetTask)
-	v1.POST("/tasks/:id/cancel", a.handleCancelTask)
-	v1.DELETE("/tasks/:id", a.handleDeleteTask)
+	v1.POST("/tasks", handle(a, a.CreateTask))
+	v1.GET("/tasks", handle(a, a.ListTasks))
+	v1.GET("/tasks/:id", handle(a, a.GetTask))
+	v1.POST("/tasks/:id/cancel", handle(a, a.CancelTask))
+	v1.DELETE("/tasks/:id", handle(a, a.DeleteTask))
 	v1.GET("/tasks/:id/deliveries", a.handleListDeliveries)
 	v1.GET("/connections", a.handleListConnections)
 	v1.POST("/connections", a.handleConnect)
@@ -116,64 +116,6 @@ func (a *API) handleReadyz(c *gin.Context) {
 }
 
 func readBody(c *gin.Context) ([]byte, error) { return io.ReadAll(c.Request.Body) }
-
-func (a *API) handleCreateTask(c *gin.Context) {
-	body, err := readBody(c)
-	if err != nil {
-		a.writeError(c, err)
-		return
-	}
-	task, created, err := a.CreateTask(c.Request.Context(), tenantOf(c), c.GetHeader("Idempotency-Key"), upstreamKey(c.GetHeader("X-Upstream-Authorization")), body)
-	if err != nil {
-		a.writeError(c, err)
-		return
-	}
-	if !created {
-		c.Header("Idempotent-Replayed", "true")
-	}
-	c.JSON(http.StatusAccepted, task)
-}
-
-// upstreamKey accepts "Bearer sk-…" or a bare key.
-func upstreamKey(h string) string {
-	return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(h), "Bearer "))
-}
-
-func (a *API) handleListTasks(c *gin.Context) {
-	list, err := a.ListTasks(c.Request.Context(), tenantOf(c), c.Query("user"), c.Query("status"), c.Query("after"), c.Query("limit"))
-	if err != nil {
-		a.writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, list)
-}
-
-func (a *API) handleGetTask(c *gin.Context) {
-	task, err := a.GetTask(c.Request.Context(), tenantOf(c), c.Param("id"))
-	if err != nil {
-		a.writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, task)
-}
-
-func (a *API) handleCancelTask(c *gin.Context) {
-	task, err := a.CancelTask(c.Request.Context(), tenantOf(c), c.Param("id"))
-	if err != nil {
-		a.writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, task)
-}
-
-func (a *API) handleDeleteTask(c *gin.Context) {
-	res, err := a.DeleteTask(c.Request.Context(), tenantOf(c), c.Param("id"))
-	if err != nil {
-		a.writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, res)
-}
 
 func (a *API) handleResult(c *gin.Context) {
 	file := c.Param("file")

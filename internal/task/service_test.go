@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -146,12 +147,19 @@ func running(t *testing.T, svc *task.Service, b *testBundle) *task.Object {
 // and returns the task and that server's canonical URL.
 func paused(t *testing.T, svc *task.Service, b *testBundle, callback string) (*task.Object, string) {
 	t.Helper()
+	return pausedWith(t, svc, b, callback, nil)
+}
+
+// pausedWith is paused with the reason the refused token could not be
+// renewed (nil: the user never logged in).
+func pausedWith(t *testing.T, svc *task.Service, b *testBundle, callback string, renewErr error) (*task.Object, string) {
+	t.Helper()
 	ctx := context.Background()
 	o := running(t, svc, b)
 	srv, _ := mcptest.NewProtected(t, mcpauthtest.Config{})
 	req := &task.Request{AuthorizationRequestCallback: callback}
 	err := svc.Pause(ctx, task.PauseParams{Task: b.task(t, o.ID), Request: req, ChallengedAfter: time.Now(),
-		Challenges: []*mcpclient.AuthChallengeError{{ServerURL: srv.URL, StatusCode: http.StatusUnauthorized}}})
+		Challenges: []*mcpclient.AuthChallengeError{{ServerURL: srv.URL, StatusCode: http.StatusUnauthorized, RenewErr: renewErr}}})
 	require.NoError(t, err)
 	canon, err := mcpauth.CanonicalServerURL(srv.URL)
 	require.NoError(t, err)
@@ -449,5 +457,25 @@ func TestTimeoutAuthorization(t *testing.T) {
 		waits, err := b.store.TaskWaits(ctx, b.store.DB(), o.ID)
 		require.NoError(t, err)
 		require.Empty(t, waits)
+	})
+}
+
+// A task that paused because a refresh failed resumes, once, when a later
+// refresh of that connection stores a token.
+func TestResumeAfterRefresh(t *testing.T) {
+	t.Parallel()
+	storetest.Backends(t, func(t *testing.T, databaseURL string) {
+		ctx := context.Background()
+		svc, b := setup(t, databaseURL)
+		o, server := pausedWith(t, svc, b, "", errors.New("refresh failed: authorization server down"))
+		p := task.ResumeParams{Tenant: "acme", User: "alice", ServerURL: server}
+		for i, want := range []int{1, 0} {
+			require.NoError(t, b.store.InTx(ctx, func(tx *sql.Tx) error {
+				n, err := svc.ResumeRefreshedTx(ctx, tx, p)
+				require.Equal(t, want, n, "refresh %d", i)
+				return err
+			}))
+		}
+		require.Equal(t, task.StatusQueued, b.task(t, o.ID).Status)
 	})
 }
