@@ -86,9 +86,6 @@ func (s *Service) river(ctx context.Context) (*river.Client[*sql.Tx], error) {
 	return nil, errors.New("task service: no River client")
 }
 
-// PublicURL is the base URL result URLs are built from.
-func (s *Service) PublicURL() string { return s.cfg.PublicURL }
-
 // CreateParams is a validated task to create.
 type CreateParams struct {
 	Tenant string
