@@ -1,12 +1,14 @@
 // Package api is mcpidp's HTTP face: the gin router and its handlers for
 // tasks, public results and health. Handler logic lives in methods of API
 // that take plain arguments and return plain values, so it is tested
-// without the HTTP framework; gin stays at the edge (routes.go).
+// without the HTTP framework; gin stays at the edge (routes.go). The task
+// routes are endpoints: one request type per route that binds itself, and
+// one generic adapter, handle (endpoint.go), that binds, calls, writes the
+// answer and maps errors. Task transitions are task.Service's.
 package api
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,23 +16,22 @@ import (
 	"strings"
 	"time"
 
-	"github.com/riverqueue/river"
 
 	"github.com/mcpidp/mcpidp/internal/bearer"
 	"github.com/mcpidp/mcpidp/internal/chat"
 	"github.com/mcpidp/mcpidp/internal/loginpage"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
-	"github.com/mcpidp/mcpidp/internal/secretbox"
 	"github.com/mcpidp/mcpidp/internal/store"
+	"github.com/mcpidp/mcpidp/internal/task"
 )
 
 // Config holds the API's dependencies.
 type Config struct {
-	Store   *store.Store
-	River   *river.Client[*sql.Tx] // inserts jobs in our transactions
-	Keyring *secretbox.Keyring
+	Store *store.Store
 	// OAuth runs MCP logins (connections, login links, callbacks).
 	OAuth *mcpauth.Engine
+	// Tasks performs the task transitions (create, cancel, delete).
+	Tasks *task.Service
 	// Chat answers POST /v1/chat/completions and GET /v1/models. Optional:
 	// without it those routes answer 404.
 	Chat *chat.Engine
@@ -39,8 +40,6 @@ type Config struct {
 	PublicURL string
 	// EnvKeys maps API keys given by MCPIDP_API_KEYS to tenant ids.
 	EnvKeys map[string]string
-	// Retention is how long store=false tasks are kept after they end.
-	Retention time.Duration
 	// ResultPollInterval is how often ?wait= re-reads a task; default 200ms.
 	ResultPollInterval time.Duration
 	Limits             Limits
@@ -71,16 +70,12 @@ func New(cfg Config) (*API, error) {
 	switch {
 	case cfg.Store == nil:
 		return nil, errors.New("api: store is required")
-	case cfg.River == nil:
-		return nil, errors.New("api: river client is required")
-	case cfg.Keyring == nil:
-		return nil, errors.New("api: keyring is required")
 	case cfg.OAuth == nil:
 		return nil, errors.New("api: OAuth engine is required")
+	case cfg.Tasks == nil:
+		return nil, errors.New("api: task service is required")
 	case cfg.PublicURL == "":
 		return nil, errors.New("api: public URL is required")
-	case cfg.Retention <= 0:
-		return nil, errors.New("api: retention must be positive")
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	if cfg.ResultPollInterval <= 0 {

@@ -8,7 +8,7 @@ import (
 	"github.com/mcpidp/mcpidp/internal/chatreq"
 	"github.com/mcpidp/mcpidp/internal/llm"
 	"github.com/mcpidp/mcpidp/internal/netguard"
-	"github.com/mcpidp/mcpidp/internal/taskview"
+	"github.com/mcpidp/mcpidp/internal/task"
 )
 
 // Limits bound what one request may ask for; see chatreq.Limits for the
@@ -32,7 +32,7 @@ type createTaskRequest struct {
 	Model    string
 	Store    bool
 	Metadata json.RawMessage
-	Request  taskview.TaskRequest
+	Request  task.Request
 	Headers  map[string]map[string]string
 	// ConnectURLs are the secret full URLs of servers whose URL has a
 	// query (sealed, like Headers).
@@ -69,7 +69,7 @@ func parseCreateTask(body []byte, lim Limits) (*createTaskRequest, error) {
 		return nil, err
 	}
 	for _, t := range tools.MCP {
-		out.Request.Servers = append(out.Request.Servers, taskview.TaskServer{URL: t.URL, AllowedTools: t.AllowedTools, HeaderNames: sortedKeys(t.Headers)})
+		out.Request.Servers = append(out.Request.Servers, task.Server{URL: t.URL, AllowedTools: t.AllowedTools, HeaderNames: sortedKeys(t.Headers)})
 		if len(t.Headers) > 0 {
 			if out.Headers == nil {
 				out.Headers = map[string]map[string]string{}
@@ -104,7 +104,7 @@ func parseCreateTask(body []byte, lim Limits) (*createTaskRequest, error) {
 		out.Request.AuthorizationRequestCallback = u
 	}
 	if raw, ok := obj["webhook"]; ok && string(raw) != "null" {
-		var wh taskview.Webhook
+		var wh task.Webhook
 		if json.Unmarshal(raw, &wh) != nil || wh.URL == "" {
 			return nil, invalid("webhook", `webhook must be an object like {"url":"https://…"}`)
 		}

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/mcpidp/mcpidp/internal/netguard"
-	"github.com/mcpidp/mcpidp/internal/taskview"
+	"github.com/mcpidp/mcpidp/internal/task"
 )
 
 // FuzzParseCreateTask feeds arbitrary bodies to the task request parser. A body is either refused
@@ -85,7 +85,7 @@ func FuzzParseCreateTask(f *testing.F) {
 		if err != nil {
 			t.Fatalf("the request cannot be stored: %v", err)
 		}
-		var back taskview.TaskRequest
+		var back task.Request
 		if err := json.Unmarshal(stored, &back); err != nil {
 			t.Fatalf("the stored request cannot be read back: %v", err)
 		}

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mcpidp/mcpidp/internal/taskview"
+	"github.com/mcpidp/mcpidp/internal/task"
 
 	"github.com/mcpidp/mcpidp/internal/agentloop"
 	"github.com/mcpidp/mcpidp/internal/store"
@@ -21,7 +21,7 @@ const MaxResultWait = 60 * time.Second
 // Result returns the task behind a public result token. With wait > 0 it
 // long-polls until the task's status differs from the one it had at the
 // first read (or it ends), or wait runs out.
-func (a *API) Result(ctx context.Context, token string, wait time.Duration) (*taskview.TaskObject, error) {
+func (a *API) Result(ctx context.Context, token string, wait time.Duration) (*task.Object, error) {
 	st := a.cfg.Store
 	load := func() (*store.Task, error) {
 		t, err := st.GetTaskByResultToken(ctx, st.DB(), token)
@@ -64,7 +64,7 @@ func (a *API) Result(ctx context.Context, token string, wait time.Duration) (*ta
 	if err != nil {
 		return nil, err
 	}
-	return taskview.Build(t, steps, a.cfg.PublicURL), nil
+	return task.Build(t, steps, a.cfg.PublicURL), nil
 }
 
 // ResultImage returns image n of a task's step (both counted from 0) by the
@@ -104,56 +104,4 @@ func servedImageType(mimeType string) (string, bool) {
 		return "application/octet-stream", false
 	}
 	return mt, true
-}
-
-// ResultMarkdown renders a task for people: status, the conversation, the
-// login links while it waits, and the answer.
-func ResultMarkdown(o *taskview.TaskObject) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "# Task %s\n\n**Status:** %s  \n**Model:** %s  \n**Created:** %s\n\n", o.ID, o.Status, o.Model, o.CreatedAt.Format(time.RFC3339))
-	if o.RetryingAt != nil {
-		fmt.Fprintf(&b, "_The model failed for now; the task tries it again at %s._\n\n", o.RetryingAt.Format(time.RFC3339))
-	}
-	var logins []struct {
-		ServerURL        string `json:"server_url"`
-		AuthorizationURL string `json:"authorization_url"`
-	}
-	_ = json.Unmarshal(o.AuthorizationRequired, &logins)
-	if o.Status == store.TaskAwaitingAuthorization && len(logins) > 0 {
-		b.WriteString("## Login required\n\n")
-		for _, l := range logins {
-			fmt.Fprintf(&b, "- [Log in to %s](%s)\n", agentloop.Host(l.ServerURL), l.AuthorizationURL)
-		}
-		b.WriteString("\n")
-	}
-	b.WriteString("## Conversation\n\n")
-	for _, raw := range o.Initial {
-		var m struct {
-			Role    string          `json:"role"`
-			Content json.RawMessage `json:"content"`
-		}
-		if json.Unmarshal(raw, &m) != nil {
-			continue
-		}
-		var text string
-		if json.Unmarshal(m.Content, &text) != nil {
-			text = string(m.Content)
-		}
-		fmt.Fprintf(&b, "**%s:** %s\n\n", m.Role, strings.TrimSpace(text))
-	}
-	if len(o.Steps) > 0 {
-		b.WriteString(agentloop.Markdown(o.Steps))
-		b.WriteString("\n")
-	}
-	switch {
-	case o.Output != nil && o.Status == store.TaskCompleted:
-		b.WriteString("## Answer\n\n")
-		b.WriteString(strings.TrimSpace(o.Output.Content))
-		b.WriteString("\n")
-	case o.Error != nil:
-		fmt.Fprintf(&b, "## Error\n\n`%s`: %s\n", o.Error.Code, o.Error.Message)
-	case !o.Status.Terminal():
-		b.WriteString("_The task is not finished yet. Add `?wait=30` to this URL to wait for it._\n")
-	}
-	return b.String()
 }

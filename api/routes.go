@@ -11,8 +11,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/mcpidp/mcpidp/internal/bearer"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
+	"github.com/mcpidp/mcpidp/internal/task"
 )
 
 const tenantKey = "mcpidp.tenant"
@@ -46,11 +46,11 @@ func (a *API) Handler() http.Handler {
 	r.GET(mcpauth.ClientMetadataPath, a.handleLogin)
 
 	v1 := r.Group("/v1", a.limitBody(), a.authenticate())
-	v1.POST("/tasks", a.handleCreateTask)
-	v1.GET("/tasks", a.handleListTasks)
-	v1.GET("/tasks/:id", a.handleGetTask)
-	v1.POST("/tasks/:id/cancel", a.handleCancelTask)
-	v1.DELETE("/tasks/:id", a.handleDeleteTask)
+	v1.POST("/tasks", handle(a, a.CreateTask))
+	v1.GET("/tasks", handle(a, a.ListTasks))
+	v1.GET("/tasks/:id", handle(a, a.GetTask))
+	v1.POST("/tasks/:id/cancel", handle(a, a.CancelTask))
+	v1.DELETE("/tasks/:id", handle(a, a.DeleteTask))
 	v1.GET("/tasks/:id/deliveries", a.handleListDeliveries)
 	v1.GET("/connections", a.handleListConnections)
 	v1.POST("/connections", a.handleConnect)
@@ -119,59 +119,6 @@ func (a *API) handleReadyz(c *gin.Context) {
 
 func readBody(c *gin.Context) ([]byte, error) { return io.ReadAll(c.Request.Body) }
 
-func (a *API) handleCreateTask(c *gin.Context) {
-	body, err := readBody(c)
-	if err != nil {
-		a.writeError(c, err)
-		return
-	}
-	task, created, err := a.CreateTask(c.Request.Context(), tenantOf(c), c.GetHeader("Idempotency-Key"), bearer.Key(c.GetHeader("X-Upstream-Authorization")), body)
-	if err != nil {
-		a.writeError(c, err)
-		return
-	}
-	if !created {
-		c.Header("Idempotent-Replayed", "true")
-	}
-	c.JSON(http.StatusAccepted, task)
-}
-
-func (a *API) handleListTasks(c *gin.Context) {
-	list, err := a.ListTasks(c.Request.Context(), tenantOf(c), c.Query("user"), c.Query("status"), c.Query("after"), c.Query("limit"))
-	if err != nil {
-		a.writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, list)
-}
-
-func (a *API) handleGetTask(c *gin.Context) {
-	task, err := a.GetTask(c.Request.Context(), tenantOf(c), c.Param("id"))
-	if err != nil {
-		a.writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, task)
-}
-
-func (a *API) handleCancelTask(c *gin.Context) {
-	task, err := a.CancelTask(c.Request.Context(), tenantOf(c), c.Param("id"))
-	if err != nil {
-		a.writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, task)
-}
-
-func (a *API) handleDeleteTask(c *gin.Context) {
-	res, err := a.DeleteTask(c.Request.Context(), tenantOf(c), c.Param("id"))
-	if err != nil {
-		a.writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, res)
-}
-
 func (a *API) handleResult(c *gin.Context) {
 	file := c.Param("file")
 	token, format := file, ""
@@ -193,7 +140,7 @@ func (a *API) handleResult(c *gin.Context) {
 		}
 		wait = time.Duration(secs * float64(time.Second))
 	}
-	task, err := a.Result(c.Request.Context(), token, wait)
+	obj, err := a.Result(c.Request.Context(), token, wait)
 	if err != nil {
 		a.writeError(c, err)
 		return
@@ -201,10 +148,10 @@ func (a *API) handleResult(c *gin.Context) {
 	c.Header("Cache-Control", "no-store")
 	c.Header("X-Robots-Tag", "noindex")
 	if format == "md" {
-		c.Data(http.StatusOK, "text/markdown; charset=utf-8", []byte(ResultMarkdown(task)))
+		c.Data(http.StatusOK, "text/markdown; charset=utf-8", []byte(task.Markdown(obj)))
 		return
 	}
-	c.JSON(http.StatusOK, task)
+	c.JSON(http.StatusOK, obj)
 }
 
 // handleResultImage serves a tool's image under the task's result token.

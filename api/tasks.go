@@ -2,118 +2,130 @@ package api
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
+	"github.com/gin-gonic/gin"
 
+	"github.com/mcpidp/mcpidp/internal/bearer"
 	"github.com/mcpidp/mcpidp/internal/chatreq"
-	"github.com/mcpidp/mcpidp/internal/taskview"
-
 	"github.com/mcpidp/mcpidp/internal/store"
-	"github.com/mcpidp/mcpidp/worker"
+	"github.com/mcpidp/mcpidp/internal/task"
 )
 
-// CreateTask validates the request, writes the task row and inserts its
-// River job in one transaction. The bool tells whether the task is new (an
-// Idempotency-Key can return an earlier one).
-func (a *API) CreateTask(ctx context.Context, tenant, idempotencyKey, upstreamAuth string, body []byte) (*taskview.TaskObject, bool, error) {
-	if len(idempotencyKey) > 255 {
-		return nil, false, invalid("Idempotency-Key", "Idempotency-Key is longer than 255 characters")
+// CreateTaskRequest is POST /v1/tasks.
+type CreateTaskRequest struct {
+	Tenant         string
+	IdempotencyKey string
+	// UpstreamAuthorization is the caller's own model key, if it sent one.
+	UpstreamAuthorization string
+	Body                  []byte
+}
+
+func (r *CreateTaskRequest) bind(c *gin.Context) error {
+	r.Tenant = tenantOf(c)
+	r.IdempotencyKey = c.GetHeader("Idempotency-Key")
+	r.UpstreamAuthorization = bearer.Key(c.GetHeader("X-Upstream-Authorization"))
+	var err error
+	r.Body, err = readBody(c)
+	return err
+}
+
+// CreatedTask is the answer to POST /v1/tasks: the task, 202, and
+// Idempotent-Replayed when an Idempotency-Key returned an earlier task.
+type CreatedTask struct {
+	Task     *task.Object
+	Replayed bool
+}
+
+// MarshalJSON writes the task object alone.
+func (r *CreatedTask) MarshalJSON() ([]byte, error) { return json.Marshal(r.Task) }
+
+func (r *CreatedTask) statusCode() int { return http.StatusAccepted }
+
+func (r *CreatedTask) setHeaders(h http.Header) {
+	if r.Replayed {
+		h.Set("Idempotent-Replayed", "true")
 	}
-	if err := chatreq.CheckText("Idempotency-Key", idempotencyKey); err != nil {
-		return nil, false, err
+}
+
+// CreateTask validates the request and has task.Service create the task
+// (its row and its River job, in one transaction).
+func (a *API) CreateTask(ctx context.Context, r *CreateTaskRequest) (*CreatedTask, error) {
+	if len(r.IdempotencyKey) > 255 {
+		return nil, invalid("Idempotency-Key", "Idempotency-Key is longer than 255 characters")
 	}
-	req, err := parseCreateTask(body, a.cfg.Limits)
+	if err := chatreq.CheckText("Idempotency-Key", r.IdempotencyKey); err != nil {
+		return nil, err
+	}
+	req, err := parseCreateTask(r.Body, a.cfg.Limits)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	st := a.cfg.Store
-	if idempotencyKey != "" {
-		if t, err := st.GetTaskByIdempotencyKey(ctx, st.DB(), tenant, idempotencyKey); err == nil {
-			return taskview.Build(t, nil, a.cfg.PublicURL), false, nil
-		} else if !errors.Is(err, store.ErrNotFound) {
-			return nil, false, err
-		}
-	}
-	reqJSON, err := json.Marshal(req.Request)
-	if err != nil {
-		return nil, false, fmt.Errorf("error encoding task request: %w", err)
-	}
-	task := &store.Task{
-		ID:             store.NewID("task_", st.Now()),
-		TenantID:       tenant,
-		UserID:         req.User,
-		Model:          req.Model,
-		Store:          req.Store,
-		Request:        reqJSON,
-		Metadata:       req.Metadata,
-		IdempotencyKey: idempotencyKey,
-	}
-	task.Secrets, err = worker.SealSecrets(a.cfg.Keyring, task.ID, &taskview.TaskSecrets{Headers: req.Headers, ConnectURLs: req.ConnectURLs, UpstreamAuthorization: upstreamAuth})
-	if err != nil {
-		return nil, false, err
-	}
-	err = st.InTx(ctx, func(tx *sql.Tx) error {
-		if err := st.CreateTask(ctx, tx, task); err != nil {
-			return err
-		}
-		if _, err := a.cfg.River.InsertTx(ctx, tx, worker.TaskRunArgs{TaskID: task.ID}, nil); err != nil {
-			return fmt.Errorf("error queueing task: %w", err)
-		}
-		return nil
+	o, created, err := a.cfg.Tasks.Create(ctx, task.CreateParams{
+		Tenant: r.Tenant, IdempotencyKey: r.IdempotencyKey, User: req.User, Model: req.Model, Store: req.Store, Metadata: req.Metadata,
+		Request: req.Request,
+		Secrets: task.Secrets{Headers: req.Headers, ConnectURLs: req.ConnectURLs, UpstreamAuthorization: r.UpstreamAuthorization},
 	})
-	if errors.Is(err, store.ErrConflict) && idempotencyKey != "" {
-		// Lost a race with the same key: answer with the winner.
-		t, err := st.GetTaskByIdempotencyKey(ctx, st.DB(), tenant, idempotencyKey)
-		if err != nil {
-			return nil, false, err
-		}
-		return taskview.Build(t, nil, a.cfg.PublicURL), false, nil
-	}
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	return taskview.Build(task, []store.Step{}, a.cfg.PublicURL), true, nil
+	return &CreatedTask{Task: o, Replayed: !created}, nil
+}
+
+// TaskRef names one of the tenant's tasks by the route's :id (GET, cancel,
+// DELETE /v1/tasks/{id}).
+type TaskRef struct {
+	Tenant string
+	ID     string
+}
+
+func (r *TaskRef) bind(c *gin.Context) error {
+	r.Tenant, r.ID = tenantOf(c), c.Param("id")
+	return nil
 }
 
 // GetTask returns the tenant's task with its steps.
-func (a *API) GetTask(ctx context.Context, tenant, id string) (*taskview.TaskObject, error) {
-	st := a.cfg.Store
-	t, err := st.GetTask(ctx, st.DB(), tenant, id)
+func (a *API) GetTask(ctx context.Context, r *TaskRef) (*task.Object, error) {
+	o, err := a.cfg.Tasks.Get(ctx, task.GetParams{Tenant: r.Tenant, ID: r.ID})
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, notFound("task " + strconv.Quote(id))
+		return nil, notFound("task " + strconv.Quote(r.ID))
 	}
-	if err != nil {
-		return nil, err
-	}
-	steps, err := st.ListSteps(ctx, st.DB(), t.ID)
-	if err != nil {
-		return nil, err
-	}
-	return taskview.Build(t, steps, a.cfg.PublicURL), nil
+	return o, err
 }
 
 // TaskList is a page of tasks, newest first.
 type TaskList struct {
-	Object  string                 `json:"object"`
-	Data    []*taskview.TaskObject `json:"data"`
-	FirstID string                 `json:"first_id,omitempty"`
-	LastID  string                 `json:"last_id,omitempty"`
-	HasMore bool                   `json:"has_more"`
+	Object  string         `json:"object"`
+	Data    []*task.Object `json:"data"`
+	FirstID string         `json:"first_id,omitempty"`
+	LastID  string         `json:"last_id,omitempty"`
+	HasMore bool           `json:"has_more"`
+}
+
+// ListTasksRequest is GET /v1/tasks: its query parameters, as sent.
+type ListTasksRequest struct {
+	Tenant string
+	User   string
+	Status string
+	After  string
+	Limit  string
+}
+
+func (r *ListTasksRequest) bind(c *gin.Context) error {
+	r.Tenant, r.User, r.Status, r.After, r.Limit = tenantOf(c), c.Query("user"), c.Query("status"), c.Query("after"), c.Query("limit")
+	return nil
 }
 
 // ListTasks pages through the tenant's tasks. Steps are left out of list
 // entries; GET /v1/tasks/{id} has them.
-func (a *API) ListTasks(ctx context.Context, tenant, user, status, after, limitStr string) (*TaskList, error) {
+func (a *API) ListTasks(ctx context.Context, r *ListTasksRequest) (*TaskList, error) {
+	tenant, user, status, after := r.Tenant, r.User, r.Status, r.After
 	limit := 20
-	if limitStr != "" {
-		n, err := strconv.Atoi(limitStr)
+	if r.Limit != "" {
+		n, err := strconv.Atoi(r.Limit)
 		if err != nil || n < 1 || n > 100 {
 			return nil, invalid("limit", "limit must be a whole number from 1 to 100")
 		}
@@ -127,9 +139,9 @@ func (a *API) ListTasks(ctx context.Context, tenant, user, status, after, limitS
 	if err != nil {
 		return nil, err
 	}
-	out := &TaskList{Object: "list", Data: make([]*taskview.TaskObject, len(tasks)), HasMore: more}
+	out := &TaskList{Object: "list", Data: make([]*task.Object, len(tasks)), HasMore: more}
 	for i, t := range tasks {
-		out.Data[i] = taskview.Build(t, nil, a.cfg.PublicURL)
+		out.Data[i] = task.Build(t, nil, a.cfg.PublicURL)
 	}
 	if len(tasks) > 0 {
 		out.FirstID, out.LastID = tasks[0].ID, tasks[len(tasks)-1].ID
@@ -139,35 +151,16 @@ func (a *API) ListTasks(ctx context.Context, tenant, user, status, after, limitS
 
 // CancelTask cancels a task that has not ended. A running segment notices
 // within its cancel-poll interval and stops before its next step.
-func (a *API) CancelTask(ctx context.Context, tenant, id string) (*taskview.TaskObject, error) {
-	st := a.cfg.Store
-	t, err := st.GetTask(ctx, st.DB(), tenant, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, notFound("task " + strconv.Quote(id))
+func (a *API) CancelTask(ctx context.Context, r *TaskRef) (*task.Object, error) {
+	o, err := a.cfg.Tasks.Cancel(ctx, task.CancelParams{Tenant: r.Tenant, ID: r.ID})
+	var ended *task.NotCancelableError
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, notFound("task " + strconv.Quote(r.ID))
+	case errors.As(err, &ended):
+		return nil, &Error{Status: http.StatusConflict, Type: "invalid_request_error", Code: "task_not_cancelable", Message: ended.Error()}
 	}
-	if err != nil {
-		return nil, err
-	}
-	var ok bool
-	err = st.InTx(ctx, func(tx *sql.Tx) error {
-		ok, err = st.FinishTask(ctx, tx, t.ID, store.FinishParams{Status: store.TaskCanceled, Retention: a.cfg.Retention})
-		if err != nil || !ok {
-			return err
-		}
-		return worker.EndTx(ctx, tx, a.cfg.River, st, a.cfg.PublicURL, t.ID, worker.EventCanceled)
-	})
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		t, err = st.GetTask(ctx, st.DB(), tenant, id)
-		if err != nil {
-			return nil, err
-		}
-		return nil, &Error{Status: http.StatusConflict, Type: "invalid_request_error", Code: "task_not_cancelable",
-			Message: fmt.Sprintf("task %s is already %s", id, t.Status)}
-	}
-	return a.GetTask(ctx, tenant, id)
+	return o, err
 }
 
 // Deleted is the answer to DELETE.
@@ -179,24 +172,13 @@ type Deleted struct {
 
 // DeleteTask removes a task, its steps and its result URLs. A running
 // segment stops at its next step.
-func (a *API) DeleteTask(ctx context.Context, tenant, id string) (*Deleted, error) {
-	st := a.cfg.Store
-	err := st.InTx(ctx, func(tx *sql.Tx) error {
-		// A parked continuation would otherwise stay in River forever.
-		if parked, err := st.ContinuationJob(ctx, tx, id); err == nil && parked != 0 {
-			if _, err := st.GetTask(ctx, tx, tenant, id); err == nil {
-				if _, err := a.cfg.River.JobDeleteTx(ctx, tx, parked); err != nil && !errors.Is(err, river.ErrNotFound) && !errors.Is(err, rivertype.ErrJobRunning) {
-					return err
-				}
-			}
-		}
-		return st.DeleteTask(ctx, tx, tenant, id)
-	})
+func (a *API) DeleteTask(ctx context.Context, r *TaskRef) (*Deleted, error) {
+	err := a.cfg.Tasks.Delete(ctx, task.DeleteParams{Tenant: r.Tenant, ID: r.ID})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, notFound("task " + strconv.Quote(r.ID))
+	}
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, notFound("task " + strconv.Quote(id))
-		}
 		return nil, err
 	}
-	return &Deleted{ID: id, Object: "task.deleted", Deleted: true}, nil
+	return &Deleted{ID: r.ID, Object: "task.deleted", Deleted: true}, nil
 }

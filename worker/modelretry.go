@@ -16,6 +16,7 @@ import (
 
 	"github.com/mcpidp/mcpidp/internal/llm"
 	"github.com/mcpidp/mcpidp/internal/store"
+	"github.com/mcpidp/mcpidp/internal/task"
 )
 
 // Model retry defaults.
@@ -79,10 +80,10 @@ func modelRetryWait(err error, retry int, now time.Time, backoff func(int) time.
 // snoozes the job, so that no worker is held while the task waits. Once
 // the next try would fall after ModelRetryFor from the streak's first
 // failure, the task fails with model_error instead.
-func (w *TaskRunner) retryModel(ctx context.Context, task *store.Task, cause error) error {
+func (w *TaskRunner) retryModel(ctx context.Context, t *store.Task, cause error) error {
 	st := w.cfg.Store
 	now := st.Now()
-	r, err := st.GetModelRetry(ctx, st.DB(), task.ID)
+	r, err := st.GetModelRetry(ctx, st.DB(), t.ID)
 	if err != nil {
 		return err
 	}
@@ -95,19 +96,19 @@ func (w *TaskRunner) retryModel(ctx context.Context, task *store.Task, cause err
 	// An upstream that asks for more time than is left will not be ready
 	// in time: fail now rather than at the deadline.
 	if !now.Before(deadline) || asked && now.Add(wait).After(deadline) {
-		return &taskFailure{code: CodeModelError, message: fmt.Sprintf("%v (gave up after %d tries in %s; MCPIDP_MODEL_RETRY_FOR is %s)",
+		return &task.Failure{Code: task.CodeModelError, Message: fmt.Sprintf("%v (gave up after %d tries in %s; MCPIDP_MODEL_RETRY_FOR is %s)",
 			cause, r.Retries, now.Sub(r.Since).Round(time.Second), w.cfg.ModelRetryFor)}
 	}
 	// Without a hint, the last try is at the deadline, not past it.
 	wait = min(wait, deadline.Sub(now))
-	ok, err := st.ScheduleModelRetry(ctx, st.DB(), task.ID, task.Segment, r, now.Add(wait))
+	ok, err := st.ScheduleModelRetry(ctx, st.DB(), t.ID, t.Segment, r, now.Add(wait))
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return errTaskCanceled
+		return task.ErrCanceled
 	}
-	w.cfg.Logger.InfoContext(ctx, "model call failed, task will retry", slog.String("task_id", task.ID),
+	w.cfg.Logger.InfoContext(ctx, "model call failed, task will retry", slog.String("task_id", t.ID),
 		slog.Int("retry", r.Retries), slog.Duration("wait", wait), slog.String("error", redactQueries(cause.Error())))
 	return river.JobSnooze(wait)
 }

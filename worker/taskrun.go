@@ -1,7 +1,7 @@
-// Package worker holds mcpidp's River jobs: task run segments, the pause
-// for a login and the resume after it, authorization timeouts, and periodic
-// cleanup. Jobs carry ids only; state lives in our tables, so a job that runs
-// twice finds the work already recorded.
+// Package worker holds mcpidp's River workers: task run segments (the agent
+// loop, model retries, tool-call marks), authorization timeouts, login
+// rechecks, and periodic cleanup. The task transitions they trigger (pause,
+// resume, finish) are task.Service's; the job arguments are package task's.
 package worker
 
 import (
@@ -22,23 +22,8 @@ import (
 	"github.com/mcpidp/mcpidp/internal/mcpclient"
 	"github.com/mcpidp/mcpidp/internal/secretbox"
 	"github.com/mcpidp/mcpidp/internal/store"
-	"github.com/mcpidp/mcpidp/internal/taskview"
+	"github.com/mcpidp/mcpidp/internal/task"
 )
-
-// TaskRunArgs runs one segment of a task: from wherever its recorded steps
-// end until it finishes (or, later, pauses for a login).
-type TaskRunArgs struct {
-	TaskID string `json:"task_id"`
-	// Segment must equal the task's segment; a job of an older segment is
-	// stale and does nothing.
-	Segment int `json:"segment"`
-}
-
-// Kind implements river.JobArgs.
-func (TaskRunArgs) Kind() string { return "task_run" }
-
-// InsertOpts implements river.JobArgsWithInsertOpts.
-func (TaskRunArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{MaxAttempts: 5} }
 
 // TaskRunnerConfig configures a TaskRunner.
 type TaskRunnerConfig struct {
@@ -48,14 +33,12 @@ type TaskRunnerConfig struct {
 	Model *llm.Client
 	// HTTPClient reaches MCP servers; in production the netguard client.
 	HTTPClient *http.Client
-	// OAuth gives MCP requests the user's tokens and makes login links.
+	// OAuth gives MCP requests the user's tokens.
 	OAuth *mcpauth.Engine
-	// PublicURL builds result URLs for webhooks and callbacks.
-	PublicURL string
+	// Tasks pauses and finishes tasks.
+	Tasks *task.Service
 	// CompleteJobTx completes the running job in the pause transaction.
 	CompleteJobTx CompleteJobTxFunc
-	// Retention is how long store=false tasks are kept after they end.
-	Retention time.Duration
 	// CancelPollInterval is how often a running task checks whether it was
 	// canceled; default 250ms.
 	CancelPollInterval time.Duration
@@ -76,7 +59,7 @@ type TaskRunnerConfig struct {
 
 // TaskRunner executes task segments.
 type TaskRunner struct {
-	river.WorkerDefaults[TaskRunArgs]
+	river.WorkerDefaults[task.RunArgs]
 	cfg TaskRunnerConfig
 }
 
@@ -93,8 +76,8 @@ func NewTaskRunner(cfg TaskRunnerConfig) (*TaskRunner, error) {
 		return nil, errors.New("task runner: HTTP client is required")
 	case cfg.OAuth == nil:
 		return nil, errors.New("task runner: OAuth engine is required")
-	case cfg.Retention <= 0:
-		return nil, fmt.Errorf("task runner: retention must be positive, got %s", cfg.Retention)
+	case cfg.Tasks == nil:
+		return nil, errors.New("task runner: task service is required")
 	}
 	if cfg.CancelPollInterval <= 0 {
 		cfg.CancelPollInterval = 250 * time.Millisecond
@@ -115,57 +98,43 @@ func NewTaskRunner(cfg TaskRunnerConfig) (*TaskRunner, error) {
 }
 
 // Timeout implements river.Worker.
-func (w *TaskRunner) Timeout(*river.Job[TaskRunArgs]) time.Duration { return w.cfg.JobTimeout }
+func (w *TaskRunner) Timeout(*river.Job[task.RunArgs]) time.Duration { return w.cfg.JobTimeout }
 
 // NextRetry implements river.Worker. A segment is retried after its worker
 // died (and was rescued once MCPIDP_RESCUE_STUCK_JOBS_AFTER had passed) or a
 // passing storage error; River's default of attempt⁴ seconds would add
 // minutes to a task that was killed twice, so wait attempt² seconds.
-func (w *TaskRunner) NextRetry(job *river.Job[TaskRunArgs]) time.Time {
+func (w *TaskRunner) NextRetry(job *river.Job[task.RunArgs]) time.Time {
 	return time.Now().Add(time.Duration(job.Attempt*job.Attempt) * time.Second)
 }
 
-var errTaskCanceled = errors.New("task was canceled")
-
-// Error codes of failed tasks.
-const (
-	CodeModelError            = "model_error"
-	CodeMCPServerError        = "mcp_server_error"
-	CodeAuthorizationRequired = "authorization_required"
-	CodeInternal              = "internal_error"
-	CodeAuthorizationFailed   = "authorization_failed"
-	CodeAuthorizationTimeout  = "authorization_timeout"
-	CodeTimeout               = "timeout"
-	CodeBadRequest            = "invalid_task"
-)
-
 // Work implements river.Worker.
-func (w *TaskRunner) Work(ctx context.Context, job *river.Job[TaskRunArgs]) error {
+func (w *TaskRunner) Work(ctx context.Context, job *river.Job[task.RunArgs]) error {
 	st := w.cfg.Store
-	task, err := st.GetTaskByID(ctx, st.DB(), job.Args.TaskID)
+	t, err := st.GetTaskByID(ctx, st.DB(), job.Args.TaskID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // deleted or expired: nothing to do
 	}
 	if err != nil {
 		return err
 	}
-	if task.Status.Terminal() || task.Segment != job.Args.Segment {
+	if t.Status.Terminal() || t.Segment != job.Args.Segment {
 		return nil
 	}
-	ok, err := st.ClaimTask(ctx, st.DB(), task.ID, job.Args.Segment, job.ID)
+	ok, err := st.ClaimTask(ctx, st.DB(), t.ID, job.Args.Segment, job.ID)
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return nil // another job runs this segment, or the task moved on
 	}
-	log := w.cfg.Logger.With(slog.String("task_id", task.ID), slog.Int("segment", task.Segment), slog.Int("attempt", job.Attempt))
+	log := w.cfg.Logger.With(slog.String("task_id", t.ID), slog.Int("segment", t.Segment), slog.Int("attempt", job.Attempt))
 
-	err = w.run(ctx, job, task)
+	err = w.run(ctx, job, t)
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, errTaskCanceled), errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, task.ErrCanceled), errors.Is(err, store.ErrNotFound):
 		log.InfoContext(ctx, "task run stopped: task canceled or deleted")
 		return nil
 	case errors.Is(err, store.ErrConflict):
@@ -178,49 +147,45 @@ func (w *TaskRunner) Work(ctx context.Context, job *river.Job[TaskRunArgs]) erro
 		}
 		// River gives up after this attempt; end the task rather than
 		// leave it running with no job.
-		return w.finish(context.WithoutCancel(ctx), task.ID, store.TaskFailed, nil, nil,
-			&taskview.TaskError{Code: CodeTimeout, Message: redactQueries(fmt.Sprintf("the task did not finish within %d attempts of %s each: %v", job.MaxAttempts, w.cfg.JobTimeout, err))})
+		return w.finish(context.WithoutCancel(ctx), t.ID, store.TaskFailed, nil, nil,
+			&task.Error{Code: task.CodeTimeout, Message: redactQueries(fmt.Sprintf("the task did not finish within %d attempts of %s each: %v", job.MaxAttempts, w.cfg.JobTimeout, err))})
 	}
 	var snooze *river.JobSnoozeError
 	if errors.As(err, &snooze) {
 		return err // waiting for the model: River runs the job again later
 	}
-	var fail *taskFailure
+	var fail *task.Failure
 	if !errors.As(err, &fail) {
 		if job.Attempt < job.MaxAttempts {
 			log.ErrorContext(ctx, "task run failed, will retry", slog.String("error", err.Error()))
 			return err
 		}
-		fail = &taskFailure{code: CodeInternal, message: err.Error()}
+		fail = &task.Failure{Code: task.CodeInternal, Message: err.Error()}
 	}
-	log.InfoContext(ctx, "task failed", slog.String("code", fail.code))
-	return w.finish(context.WithoutCancel(ctx), task.ID, store.TaskFailed, nil, nil,
-		&taskview.TaskError{Code: fail.code, Message: redactQueries(fail.message)})
+	log.InfoContext(ctx, "task failed", slog.String("code", fail.Code))
+	return w.finish(context.WithoutCancel(ctx), t.ID, store.TaskFailed, nil, nil,
+		&task.Error{Code: fail.Code, Message: redactQueries(fail.Message)})
 }
 
-type taskFailure struct{ code, message string }
-
-func (f *taskFailure) Error() string { return f.code + ": " + f.message }
-
-func (w *TaskRunner) run(ctx context.Context, job *river.Job[TaskRunArgs], task *store.Task) error {
+func (w *TaskRunner) run(ctx context.Context, job *river.Job[task.RunArgs], t *store.Task) error {
 	// Any token stored from here on may answer a challenge met below.
 	segmentStart := w.cfg.Store.Now()
 	st := w.cfg.Store
-	var req taskview.TaskRequest
-	if err := json.Unmarshal(task.Request, &req); err != nil {
-		return &taskFailure{code: CodeBadRequest, message: "stored task request is unreadable: " + err.Error()}
+	var req task.Request
+	if err := json.Unmarshal(t.Request, &req); err != nil {
+		return &task.Failure{Code: task.CodeBadRequest, Message: "stored task request is unreadable: " + err.Error()}
 	}
-	secrets, err := w.openSecrets(task)
+	secrets, err := task.OpenSecrets(w.cfg.Keyring, t)
 	if err != nil {
 		return err
 	}
-	if task.RetryingAt != nil {
+	if t.RetryingAt != nil {
 		// This is the retry it waited for.
-		if err := st.ClearRetryingAt(ctx, st.DB(), task.ID); err != nil {
+		if err := st.ClearRetryingAt(ctx, st.DB(), t.ID); err != nil {
 			return err
 		}
 	}
-	recorded, err := st.ListSteps(ctx, st.DB(), task.ID)
+	recorded, err := st.ListSteps(ctx, st.DB(), t.ID)
 	if err != nil {
 		return err
 	}
@@ -233,7 +198,7 @@ func (w *TaskRunner) run(ctx context.Context, job *river.Job[TaskRunArgs], task 
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	go w.watchCancel(ctx, task.ID, cancel)
+	go w.watchCancel(ctx, t.ID, cancel)
 
 	var tools agentloop.Tools
 	if len(req.Servers) > 0 {
@@ -242,11 +207,11 @@ func (w *TaskRunner) run(ctx context.Context, job *river.Job[TaskRunArgs], task 
 			servers[i] = mcpclient.Server{URL: s.URL, ConnectURL: secrets.ConnectURLs[s.URL], AllowedTools: s.AllowedTools, Headers: secrets.Headers[s.URL]}
 		}
 		connect := func(ctx context.Context, server mcpclient.Server) (*mcpclient.Session, error) {
-			return w.connect(ctx, task.TenantID, task.UserID, server)
+			return w.connect(ctx, t.TenantID, t.UserID, server)
 		}
 		mcp, err := agentloop.ConnectMCP(ctx, connect, servers)
 		if err != nil {
-			return w.classify(ctx, job, task, &req, segmentStart, err)
+			return w.classify(ctx, job, t, &req, segmentStart, err)
 		}
 		defer mcp.Close()
 		tools = mcp
@@ -264,31 +229,31 @@ func (w *TaskRunner) run(ctx context.Context, job *river.Job[TaskRunArgs], task 
 		},
 		Tools: tools,
 		Record: func(ctx context.Context, index int, step agentloop.Step) error {
-			return w.record(ctx, task.ID, index, step)
+			return w.record(ctx, t.ID, index, step)
 		},
 		ErrorIsFatal: func(err error) bool {
 			var ch *mcpclient.AuthChallengeError
 			return errors.As(err, &ch)
 		},
 		MarkCall: func(ctx context.Context, index int, step agentloop.Step, sent bool) (bool, error) {
-			return w.markCall(ctx, task.ID, index, step, sent)
+			return w.markCall(ctx, t.ID, index, step, sent)
 		},
 		Now: st.Now,
 	}
 	outcome, err := run.Execute(ctx)
 	if err != nil {
-		return w.classify(ctx, job, task, &req, segmentStart, err)
+		return w.classify(ctx, job, t, &req, segmentStart, err)
 	}
-	output, _ := json.Marshal(taskview.TaskOutput{Content: outcome.Content, Markdown: agentloop.Markdown(outcome.Steps), StopReason: outcome.Reason})
+	output, _ := json.Marshal(task.Output{Content: outcome.Content, Markdown: agentloop.Markdown(outcome.Steps), StopReason: outcome.Reason})
 	usage, _ := json.Marshal(outcome.Usage)
-	return w.finish(ctx, task.ID, store.TaskCompleted, output, usage, nil)
+	return w.finish(ctx, t.ID, store.TaskCompleted, output, usage, nil)
 }
 
 // classify turns a run error into a task failure, or passes it on when the
 // task was canceled or the process is stopping.
-func (w *TaskRunner) classify(ctx context.Context, job *river.Job[TaskRunArgs], task *store.Task, req *taskview.TaskRequest, challengedAfter time.Time, err error) error {
-	if cause := context.Cause(ctx); errors.Is(cause, errTaskCanceled) {
-		return errTaskCanceled
+func (w *TaskRunner) classify(ctx context.Context, job *river.Job[task.RunArgs], t *store.Task, req *task.Request, challengedAfter time.Time, err error) error {
+	if cause := context.Cause(ctx); errors.Is(cause, task.ErrCanceled) {
+		return task.ErrCanceled
 	}
 	if ctx.Err() != nil {
 		return err
@@ -298,26 +263,26 @@ func (w *TaskRunner) classify(ctx context.Context, job *river.Job[TaskRunArgs], 
 	if errors.As(err, &challenges) || errors.As(err, &challenge) {
 		// Waiting for a login is no model outage: a model failure after
 		// the resume starts a new streak with the whole retry time.
-		if rerr := w.cfg.Store.ResetModelRetry(ctx, w.cfg.Store.DB(), task.ID); rerr != nil {
+		if rerr := w.cfg.Store.ResetModelRetry(ctx, w.cfg.Store.DB(), t.ID); rerr != nil {
 			return rerr
 		}
 	}
 	switch {
-	case errors.Is(err, store.ErrConflict), errors.Is(err, errTaskCanceled), errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, store.ErrConflict), errors.Is(err, task.ErrCanceled), errors.Is(err, store.ErrNotFound):
 		return err
 	case errors.As(err, &challenges):
-		return w.pause(ctx, job, task, req, challenges.Challenges, challengedAfter)
+		return w.pause(ctx, job, t, req, challenges.Challenges, challengedAfter)
 	case errors.As(err, &challenge):
-		return w.pause(ctx, job, task, req, []*mcpclient.AuthChallengeError{challenge}, challengedAfter)
+		return w.pause(ctx, job, t, req, []*mcpclient.AuthChallengeError{challenge}, challengedAfter)
 	case errors.Is(err, agentloop.ErrModel):
 		if transientModelError(err) {
-			return w.retryModel(ctx, task, err)
+			return w.retryModel(ctx, t, err)
 		}
-		return &taskFailure{code: CodeModelError, message: err.Error()}
+		return &task.Failure{Code: task.CodeModelError, Message: err.Error()}
 	}
 	var ce *connectError
 	if errors.As(err, &ce) {
-		return &taskFailure{code: CodeMCPServerError, message: err.Error()}
+		return &task.Failure{Code: task.CodeMCPServerError, Message: err.Error()}
 	}
 	return err
 }
@@ -353,7 +318,7 @@ func (w *TaskRunner) record(ctx context.Context, taskID string, index int, step 
 			return err
 		}
 		if !ok {
-			return errTaskCanceled
+			return task.ErrCanceled
 		}
 		if step.Type == agentloop.StepModel {
 			// The model answered: a later failure starts a new streak.
@@ -379,7 +344,7 @@ func (w *TaskRunner) markCall(ctx context.Context, taskID string, index int, ste
 			return err
 		}
 		if !ok {
-			return errTaskCanceled
+			return task.ErrCanceled
 		}
 		again, err = st.MarkToolCall(ctx, tx, taskID, index, step.ToolCallID)
 		return err
@@ -391,27 +356,9 @@ func (w *TaskRunner) markCall(ctx context.Context, taskID string, index int, ste
 	return again, err
 }
 
-func (w *TaskRunner) finish(ctx context.Context, taskID string, status store.TaskStatus, output, usage json.RawMessage, taskErr *taskview.TaskError) error {
-	var errJSON json.RawMessage
-	if taskErr != nil {
-		errJSON, _ = json.Marshal(taskErr)
-	}
-	st := w.cfg.Store
-	rc, err := river.ClientFromContextSafely[*sql.Tx](ctx)
-	if err != nil {
-		return err
-	}
-	event := EventCompleted
-	if status == store.TaskFailed {
-		event = EventFailed
-	}
-	return st.InTx(ctx, func(tx *sql.Tx) error {
-		ok, err := st.FinishTask(ctx, tx, taskID, store.FinishParams{Status: status, Output: output, Usage: usage, Error: errJSON, Retention: w.cfg.Retention})
-		if err != nil || !ok {
-			return err
-		}
-		return endTx(ctx, tx, rc, st, w.cfg.PublicURL, taskID, event)
-	})
+func (w *TaskRunner) finish(ctx context.Context, taskID string, status task.Status, output, usage json.RawMessage, taskErr *task.Error) error {
+	_, err := w.cfg.Tasks.Finish(ctx, task.FinishParams{TaskID: taskID, Status: status, Output: output, Usage: usage, Error: taskErr})
+	return err
 }
 
 // watchCancel cancels the run when the task is canceled, deleted or ended
@@ -427,37 +374,10 @@ func (w *TaskRunner) watchCancel(ctx context.Context, taskID string, cancel cont
 			return
 		case <-t.C:
 		}
-		task, err := st.GetTaskByID(ctx, st.DB(), taskID)
-		if errors.Is(err, store.ErrNotFound) || err == nil && task.Status.Terminal() {
-			cancel(errTaskCanceled)
+		cur, err := st.GetTaskByID(ctx, st.DB(), taskID)
+		if errors.Is(err, store.ErrNotFound) || err == nil && cur.Status.Terminal() {
+			cancel(task.ErrCanceled)
 			return
 		}
 	}
-}
-
-func (w *TaskRunner) openSecrets(task *store.Task) (*taskview.TaskSecrets, error) {
-	var s taskview.TaskSecrets
-	if task.Secrets == "" {
-		return &s, nil
-	}
-	plain, err := w.cfg.Keyring.Open(task.Secrets, []byte(task.ID))
-	if err != nil {
-		return nil, &taskFailure{code: CodeInternal, message: "task secrets cannot be decrypted (was MCPIDP_ENCRYPTION_KEY changed?)"}
-	}
-	if err := json.Unmarshal(plain, &s); err != nil {
-		return nil, fmt.Errorf("error reading task secrets: %w", err)
-	}
-	return &s, nil
-}
-
-// SealSecrets seals s for the task.
-func SealSecrets(k *secretbox.Keyring, taskID string, s *taskview.TaskSecrets) (string, error) {
-	if s == nil || len(s.Headers) == 0 && len(s.ConnectURLs) == 0 && s.UpstreamAuthorization == "" {
-		return "", nil
-	}
-	plain, err := json.Marshal(s)
-	if err != nil {
-		return "", fmt.Errorf("error encoding task secrets: %w", err)
-	}
-	return k.Seal(plain, []byte(taskID))
 }

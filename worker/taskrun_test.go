@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"net/http"
 	"testing"
@@ -19,7 +20,7 @@ import (
 	"github.com/mcpidp/mcpidp/internal/secretbox"
 	"github.com/mcpidp/mcpidp/internal/store"
 	"github.com/mcpidp/mcpidp/internal/store/storetest"
-	"github.com/mcpidp/mcpidp/internal/taskview"
+	"github.com/mcpidp/mcpidp/internal/task"
 	"github.com/mcpidp/mcpidp/worker"
 )
 
@@ -43,23 +44,26 @@ func TestLastAttemptTimeoutFailsTheTask(t *testing.T) {
 	require.NoError(t, err)
 	oauth, err := mcpauth.New(mcpauth.Config{Store: st, Keyring: keyring, HTTPClient: http.DefaultClient, PublicURL: "http://localhost"})
 	require.NoError(t, err)
+	tasks, err := task.NewService(task.ServiceConfig{Store: st, Keyring: keyring, OAuth: oauth,
+		RiverFunc: func() *river.Client[*sql.Tx] { return nil }, PublicURL: "http://localhost", Retention: time.Hour})
+	require.NoError(t, err)
 	runner, err := worker.NewTaskRunner(worker.TaskRunnerConfig{Store: st, Keyring: keyring, Model: client, HTTPClient: http.DefaultClient,
-		OAuth: oauth, PublicURL: "http://localhost", Retention: time.Hour, JobTimeout: 300 * time.Millisecond})
+		OAuth: oauth, Tasks: tasks, JobTimeout: 300 * time.Millisecond})
 	require.NoError(t, err)
 
 	require.NoError(t, st.UpsertTenant(ctx, st.DB(), "acme", ""))
-	req, _ := json.Marshal(taskview.TaskRequest{Body: json.RawMessage(`{"model":"m"}`), Messages: []json.RawMessage{json.RawMessage(`{"role":"user","content":"hi"}`)}, MaxSteps: 3})
-	task := &store.Task{TenantID: "acme", UserID: "u", Model: "m", Request: req}
-	require.NoError(t, st.CreateTask(ctx, st.DB(), task))
+	req, _ := json.Marshal(task.Request{Body: json.RawMessage(`{"model":"m"}`), Messages: []json.RawMessage{json.RawMessage(`{"role":"user","content":"hi"}`)}, MaxSteps: 3})
+	row := &store.Task{TenantID: "acme", UserID: "u", Model: "m", Request: req}
+	require.NoError(t, st.CreateTask(ctx, st.DB(), row))
 
 	tw := rivertest.NewWorker(t, driver, &river.Config{}, runner)
 	tx, err := db.SQL.BeginTx(ctx, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = tx.Rollback() })
-	_, err = tw.Work(ctx, t, tx, worker.TaskRunArgs{TaskID: task.ID}, &river.InsertOpts{MaxAttempts: 1})
+	_, err = tw.Work(ctx, t, tx, task.RunArgs{TaskID: row.ID}, &river.InsertOpts{MaxAttempts: 1})
 	require.NoError(t, err)
 
-	got, err := st.GetTask(ctx, st.DB(), "acme", task.ID)
+	got, err := st.GetTask(ctx, st.DB(), "acme", row.ID)
 	require.NoError(t, err)
 	require.Equal(t, store.TaskFailed, got.Status)
 	require.Contains(t, string(got.Error), `"code":"timeout"`)

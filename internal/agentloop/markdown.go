@@ -86,6 +86,20 @@ func Host(serverURL string) string {
 	return u.Host
 }
 
+// LoginMarkdown is the markdown link that asks a user to log in to a server:
+// the one wording a task's result page and a chat answer both show.
+func LoginMarkdown(serverURL, authorizationURL string) string {
+	return "[" + loginText(serverURL) + "](" + authorizationURL + ")"
+}
+
+// LoginPrompt is the plain-text form of LoginMarkdown, for a task's
+// authorization callback.
+func LoginPrompt(serverURL, authorizationURL string) string {
+	return loginText(serverURL) + " so the task can go on: " + authorizationURL
+}
+
+func loginText(serverURL string) string { return "Log in to " + Host(serverURL) }
+
 // fence wraps s in a code fence longer than any backtick run inside it, so
 // tool output can never break out of its block.
 func fence(s, lang string) string {

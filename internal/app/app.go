@@ -32,6 +32,7 @@ import (
 	"github.com/mcpidp/mcpidp/internal/redact"
 	"github.com/mcpidp/mcpidp/internal/secretbox"
 	"github.com/mcpidp/mcpidp/internal/store"
+	"github.com/mcpidp/mcpidp/internal/task"
 	"github.com/mcpidp/mcpidp/worker"
 )
 
@@ -71,6 +72,7 @@ type App struct {
 	driver  riverdriver.Driver[*sql.Tx]
 	river   *river.Client[*sql.Tx]
 	api     *api.API
+	tasks   *task.Service
 	oauth   *mcpauth.Engine
 	model   *llm.Client
 	admin   *riverui.Handler
@@ -140,7 +142,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		Store: a.store, Keyring: a.keyring, HTTPClient: guard.Client(30 * time.Second), PublicURL: cfg.PublicURL,
 		ClientName: "mcpidp", PreRegistered: preRegistered, LoginTTL: cfg.AuthorizationTimeout, Now: opts.Now, Logger: a.logger,
 		RefreshFailedTxFunc: func(ctx context.Context, tx *sql.Tx, tenant, user string, c mcpauth.Connection) error {
-			return worker.AnnounceRefreshFailedTx(ctx, tx, a.river, a.store, tenant, user, c)
+			return a.tasks.AnnounceRefreshFailedTx(ctx, tx, tenant, user, c)
 		},
 		LoginCompletedTxFunc: a.resumeAfterLoginTx,
 		TokenRefreshedTxFunc: a.resumeAfterRefreshTx,
@@ -150,11 +152,22 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	}
 
 	mcpLimits := mcpclient.Limits{MaxToolResultBytes: cfg.MaxToolResultBytes, MaxToolsListBytes: cfg.MaxToolsListBytes}
+	// One service for the API and the workers. The River client it
+	// inserts with outside jobs (a.river) is made below, once the workers
+	// that use the service are registered.
+	a.tasks, err = task.NewService(task.ServiceConfig{
+		Store: a.store, Keyring: a.keyring, OAuth: a.oauth, RiverFunc: func() *river.Client[*sql.Tx] { return a.river },
+		PublicURL: cfg.PublicURL, Retention: cfg.TaskRetention, Logger: a.logger,
+	})
+	if err != nil {
+		return err
+	}
+
 	workers := river.NewWorkers()
 	runner, err := worker.NewTaskRunner(worker.TaskRunnerConfig{
 		Store: a.store, Keyring: a.keyring, Model: model, HTTPClient: guard.Client(0), OAuth: a.oauth,
-		PublicURL: cfg.PublicURL, CompleteJobTx: a.completeJobTx,
-		Retention: cfg.TaskRetention, JobTimeout: cfg.JobTimeout, Logger: a.logger,
+		Tasks: a.tasks, CompleteJobTx: a.completeJobTx,
+		JobTimeout: cfg.JobTimeout, Logger: a.logger,
 		ModelRetryFor: cfg.ModelRetryFor, ModelBackoffFunc: opts.ModelBackoffFunc,
 		MCPLimits: mcpLimits,
 	})
@@ -167,14 +180,22 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		return err
 	}
 	river.AddWorker(workers, cleaner)
-	sweeper, err := worker.NewOrphanSweeper(a.store, cfg.PublicURL, cfg.TaskRetention, a.logger)
+	sweeper, err := worker.NewOrphanSweeper(a.store, a.tasks, a.logger)
 	if err != nil {
 		return err
 	}
 	river.AddWorker(workers, sweeper)
 	river.AddWorker(workers, worker.NewOAuthMaintainer(a.oauth, a.logger))
-	river.AddWorker(workers, worker.NewAuthTimeouter(a.store, cfg.PublicURL, cfg.TaskRetention))
-	river.AddWorker(workers, worker.NewLoginRechecker(a.store))
+	timeouter, err := worker.NewAuthTimeouter(a.tasks)
+	if err != nil {
+		return err
+	}
+	river.AddWorker(workers, timeouter)
+	rechecker, err := worker.NewLoginRechecker(a.tasks)
+	if err != nil {
+		return err
+	}
+	river.AddWorker(workers, rechecker)
 	deliverer, err := delivery.NewDeliverer(delivery.DelivererConfig{Store: a.store, Keyring: a.keyring, HTTPClient: guard.Client(0),
 		PerHost: cfg.WebhookPerHost, BackoffFunc: opts.WebhookBackoffFunc, Logger: a.logger}) // wall clock: receivers check webhook-timestamp
 	if err != nil {
@@ -239,16 +260,16 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		a.admin = admin
 	}
 	a.api, err = api.New(api.Config{
-		Store: a.store, River: a.river, Keyring: a.keyring, OAuth: a.oauth, PublicURL: cfg.PublicURL, EnvKeys: cfg.APIKeys, Chat: chatEngine,
+		Store: a.store, OAuth: a.oauth, Tasks: a.tasks, PublicURL: cfg.PublicURL, EnvKeys: cfg.APIKeys, Chat: chatEngine,
 		AdminKey: cfg.AdminKey, Admin: adminHandler(admin),
-		Retention: cfg.TaskRetention, Limits: api.Limits{MaxBodyBytes: cfg.MaxBodyBytes}, Ready: a.ready, Logger: a.logger,
+		Limits: api.Limits{MaxBodyBytes: cfg.MaxBodyBytes}, Ready: a.ready, Logger: a.logger,
 	})
 	return err
 }
 
 // completeJobTx completes a task job in the caller's transaction; only here
 // is the River driver's type known.
-func (a *App) completeJobTx(ctx context.Context, tx *sql.Tx, job *river.Job[worker.TaskRunArgs]) error {
+func (a *App) completeJobTx(ctx context.Context, tx *sql.Tx, job *river.Job[task.RunArgs]) error {
 	var err error
 	if a.db.Dialect == store.DialectPostgres {
 		_, err = river.JobCompleteTx[*riverdatabasesql.Driver](ctx, tx, job)
@@ -261,7 +282,7 @@ func (a *App) completeJobTx(ctx context.Context, tx *sql.Tx, job *river.Job[work
 // resumeAfterLoginTx continues, in the callback's transaction, the user's
 // tasks that waited on the server that just got a token.
 func (a *App) resumeAfterLoginTx(ctx context.Context, tx *sql.Tx, res *mcpauth.CallbackResult) error {
-	n, err := worker.ResumeTx(ctx, tx, a.store, a.river, res.Tenant, res.User, res.ServerURL)
+	n, err := a.tasks.ResumeTx(ctx, tx, task.ResumeParams{Tenant: res.Tenant, User: res.User, ServerURL: res.ServerURL})
 	if n > 0 {
 		a.logger.InfoContext(ctx, "resuming tasks after login", slog.Int("count", n), slog.String("server_url", res.ServerURL))
 	}
@@ -271,7 +292,7 @@ func (a *App) resumeAfterLoginTx(ctx context.Context, tx *sql.Tx, res *mcpauth.C
 // resumeAfterRefreshTx continues, in the refresh's transaction, the user's
 // tasks that paused because an earlier refresh of the connection failed.
 func (a *App) resumeAfterRefreshTx(ctx context.Context, tx *sql.Tx, tenant, user, serverURL string) error {
-	n, err := worker.ResumeRefreshedTx(ctx, tx, a.store, a.river, tenant, user, serverURL)
+	n, err := a.tasks.ResumeRefreshedTx(ctx, tx, task.ResumeParams{Tenant: tenant, User: user, ServerURL: serverURL})
 	if n > 0 {
 		a.logger.InfoContext(ctx, "resuming tasks after token refresh", slog.Int("count", n), slog.String("server_url", serverURL))
 	}
@@ -409,6 +430,9 @@ func (a *App) Close() error { return a.db.Close() }
 
 // Store exposes the store (for tests and commands).
 func (a *App) Store() *store.Store { return a.store }
+
+// Tasks exposes the task service (for tests).
+func (a *App) Tasks() *task.Service { return a.tasks }
 
 // River exposes the River client (for tests).
 func (a *App) River() *river.Client[*sql.Tx] { return a.river }

@@ -29,7 +29,7 @@ func connectWithScopes(t *testing.T, env *testEnv, user, server string, scopes [
 
 // REVIEW: a task whose token was refreshed during its segment and that then
 // meets a step-up challenge (403 insufficient_scope) must pause once and
-// wait for the login. worker.pause's "login completed while pausing" check
+// wait for the login. task.Service.Pause's "login completed while pausing" check
 // (ConnectionRefreshedSince) mistakes the refresh for a login and resumes
 // the task at once: one more segment, one more login link.
 func TestRefreshDuringSegmentDoesNotCountAsLogin(t *testing.T) {

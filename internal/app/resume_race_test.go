@@ -13,11 +13,12 @@ import (
 	"github.com/mcpidp/mcpidp/internal/mcptest"
 	"github.com/mcpidp/mcpidp/internal/store"
 	"github.com/mcpidp/mcpidp/internal/store/storetest"
-	"github.com/mcpidp/mcpidp/worker"
+	// Aliased: this package has a test type named task.
+	tasksvc "github.com/mcpidp/mcpidp/internal/task"
 )
 
 // REVIEW: a task waiting on two servers whose two logins complete at the
-// same time. On PostgreSQL (READ COMMITTED) each worker.Resume transaction
+// same time. On PostgreSQL (READ COMMITTED) each Resume transaction
 // deletes its own wait, then still sees the other wait (deleted by the
 // other, uncommitted transaction) and concludes "still waiting on another
 // server". Both commit: no wait is left, the task stays
@@ -46,7 +47,7 @@ func TestConcurrentLoginsForTwoServersResume(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	st, rc := env.App.Store(), env.App.River()
+	st, svc := env.App.Store(), env.App.Tasks()
 	stuck, stuckSequential := 0, 0
 	for i, tk := range tasks {
 		before, err := st.GetTaskByID(ctx, st.DB(), tk.ID)
@@ -57,7 +58,7 @@ func TestConcurrentLoginsForTwoServersResume(t *testing.T) {
 		sequential := i%4 == 0 // control: one login after the other
 		for _, server := range []string{canonA, canonB} {
 			if sequential {
-				_, err := worker.Resume(ctx, st, rc, "acme", user, server)
+				_, err := svc.Resume(ctx, tasksvc.ResumeParams{Tenant: "acme", User: user, ServerURL: server})
 				require.NoError(t, err)
 				continue
 			}
@@ -65,7 +66,7 @@ func TestConcurrentLoginsForTwoServersResume(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				_, err := worker.Resume(ctx, st, rc, "acme", user, server)
+				_, err := svc.Resume(ctx, tasksvc.ResumeParams{Tenant: "acme", User: user, ServerURL: server})
 				require.NoError(t, err)
 			}()
 		}

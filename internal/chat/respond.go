@@ -224,7 +224,7 @@ func (r *responder) login(reqs []AuthorizationRequest, failures []string, usage 
 		b.WriteString("To use these tools, log in to each of these servers first:\n\n")
 	}
 	for _, q := range reqs {
-		b.WriteString("- [Log in to " + agentloop.Host(q.ServerURL) + "](" + q.AuthorizationURL + ")\n")
+		b.WriteString("- " + agentloop.LoginMarkdown(q.ServerURL, q.AuthorizationURL) + "\n")
 	}
 	for _, f := range failures {
 		b.WriteString("- " + f + "\n")

@@ -1,6 +1,4 @@
-// Package taskview renders a task as the API, the result URLs and the
-// webhooks show it, so that all three say the same thing.
-package taskview
+package task
 
 import (
 	"encoding/json"
@@ -11,8 +9,8 @@ import (
 	"github.com/mcpidp/mcpidp/internal/store"
 )
 
-// TaskObject is the task as the API, the JSON result URL and webhooks show it.
-type TaskObject struct {
+// Object is the task as the API, the JSON result URL and webhooks show it.
+type Object struct {
 	ID                    string           `json:"id"`
 	Object                string           `json:"object"`
 	Status                store.TaskStatus `json:"status"`
@@ -28,9 +26,9 @@ type TaskObject struct {
 	ResultURLs            ResultURLs       `json:"result_urls"`
 	AuthorizationRequired json.RawMessage  `json:"authorization_required"`
 	Steps                 []agentloop.Step `json:"steps,omitempty"`
-	Output                *TaskOutput      `json:"output"`
+	Output                *Output          `json:"output"`
 	Usage                 json.RawMessage  `json:"usage"`
-	Error                 *TaskError       `json:"error"`
+	Error                 *Error           `json:"error"`
 
 	// Initial is the conversation the task started from, for markdown.
 	Initial []json.RawMessage `json:"-"`
@@ -50,8 +48,8 @@ func ImageURL(publicURL, resultToken string, step, n int) string {
 
 // Build renders a task; steps are included when not nil. publicURL is the
 // deployment's base URL, without a trailing slash.
-func Build(t *store.Task, steps []store.Step, publicURL string) *TaskObject {
-	o := &TaskObject{
+func Build(t *store.Task, steps []store.Step, publicURL string) *Object {
+	o := &Object{
 		ID: t.ID, Object: "task", Status: t.Status, User: t.UserID, Model: t.Model, Store: t.Store,
 		Metadata: t.Metadata, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, CompletedAt: t.CompletedAt, ExpiresAt: t.ExpiresAt,
 		ResultURLs: ResultURLs{
@@ -61,7 +59,7 @@ func Build(t *store.Task, steps []store.Step, publicURL string) *TaskObject {
 		AuthorizationRequired: t.AuthorizationRequired,
 		Usage:                 t.Usage,
 	}
-	var req TaskRequest
+	var req Request
 	if json.Unmarshal(t.Request, &req) == nil {
 		o.Initial = req.Messages
 	}
@@ -90,11 +88,11 @@ func Build(t *store.Task, steps []store.Step, publicURL string) *TaskObject {
 		}
 	}
 	if t.Output != nil {
-		o.Output = &TaskOutput{}
+		o.Output = &Output{}
 		_ = json.Unmarshal(t.Output, o.Output)
 	}
 	if t.Error != nil {
-		o.Error = &TaskError{}
+		o.Error = &Error{}
 		_ = json.Unmarshal(t.Error, o.Error)
 	}
 	return o

@@ -1,4 +1,4 @@
-package taskview
+package task
 
 import (
 	"encoding/json"
@@ -7,15 +7,15 @@ import (
 	"github.com/mcpidp/mcpidp/internal/agentloop"
 )
 
-// TaskRequest is the normalized task request kept in mcpidp_task.request.
+// Request is the normalized task request kept in mcpidp_task.request.
 // Secrets (MCP headers, upstream key) are not in it: they are sealed in
 // mcpidp_task.secrets.
-type TaskRequest struct {
+type Request struct {
 	// Body is the model request without messages and tools: "model" and
 	// every pass-through field the caller sent.
 	Body     json.RawMessage           `json:"body"`
 	Messages []json.RawMessage         `json:"messages"`
-	Servers  []TaskServer              `json:"servers,omitempty"`
+	Servers  []Server                  `json:"servers,omitempty"`
 	MaxSteps int                       `json:"max_steps"`
 	StopWhen []agentloop.StopCondition `json:"stop_when,omitempty"`
 	// AuthorizationRequestCallback receives login links (signed POST).
@@ -23,10 +23,10 @@ type TaskRequest struct {
 	Webhook                      *Webhook `json:"webhook,omitempty"`
 }
 
-// TaskServer is one MCP server of a task.
-type TaskServer struct {
+// Server is one MCP server of a task.
+type Server struct {
 	// URL names the server, without userinfo and with any query string
-	// redacted; the full URL is sealed in TaskSecrets.ConnectURLs.
+	// redacted; the full URL is sealed in Secrets.ConnectURLs.
 	URL          string   `json:"url"`
 	AllowedTools []string `json:"allowed_tools,omitempty"`
 	// HeaderNames lists the caller's extra headers; values are sealed.
@@ -38,28 +38,28 @@ type Webhook struct {
 	URL string `json:"url"`
 }
 
-// TaskSecrets is sealed into mcpidp_task.secrets with the task id as
+// Secrets is sealed into mcpidp_task.secrets with the task id as
 // associated data, so a sealed blob cannot be moved to another task.
-type TaskSecrets struct {
+type Secrets struct {
 	// Headers by server URL.
 	Headers map[string]map[string]string `json:"headers,omitempty"`
 	// ConnectURLs are the URLs to dial, by server URL, for servers whose
-	// URL carries a query string: TaskServer.URL keeps it only redacted
+	// URL carries a query string: Server.URL keeps it only redacted
 	// ("https://mcp.example.com/mcp?…"), as it may hold a key.
 	ConnectURLs map[string]string `json:"connect_urls,omitempty"`
 	// UpstreamAuthorization is the caller's own model key, if it sent one.
 	UpstreamAuthorization string `json:"upstream_authorization,omitempty"`
 }
 
-// TaskOutput is the task object's "output".
-type TaskOutput struct {
+// Output is the task object's "output".
+type Output struct {
 	Content    string `json:"content"`
 	Markdown   string `json:"markdown"`
 	StopReason string `json:"stop_reason,omitempty"`
 }
 
-// TaskError is the task object's "error".
-type TaskError struct {
+// Error is the task object's "error".
+type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }
