@@ -46,6 +46,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -241,6 +242,12 @@ func (p *Proxy) openLocal(ctx context.Context) error {
 		closeLn()
 		return fmt.Errorf("mcpproxy: %w", err)
 	}
+	if opts.EncryptionKey == "" && p.db.Path != "" {
+		if err := adoptLegacyKeyFile(p.db.Path); err != nil {
+			closeLn()
+			return fmt.Errorf("mcpproxy: %w", err)
+		}
+	}
 	keyring, err := secretbox.Load(opts.EncryptionKey, p.db.Path)
 	if err != nil {
 		closeLn()
@@ -390,4 +397,22 @@ func (p *Proxy) Handler() http.Handler {
 		return http.NotFoundHandler()
 	}
 	return p.logins
+}
+
+// adoptLegacyKeyFile moves the key file earlier versions of mcpproxy kept
+// ("<database>.key", e.g. mcpproxy.db.key) to where the one key-file rule
+// keeps it (secretbox.KeyFilePath, e.g. mcpproxy.key), so that tokens
+// sealed with it still open. It does nothing when the new file exists.
+func adoptLegacyKeyFile(dbPath string) error {
+	legacy, current := dbPath+".key", secretbox.KeyFilePath(dbPath)
+	if _, err := os.Stat(current); !errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if _, err := os.Stat(legacy); err != nil {
+		return nil
+	}
+	if err := os.Rename(legacy, current); err != nil {
+		return fmt.Errorf("error moving key file %s to %s: %w", legacy, current, err)
+	}
+	return nil
 }
