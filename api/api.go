@@ -16,7 +16,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/mcpidp/mcpidp/internal/bearer"
 	"github.com/mcpidp/mcpidp/internal/chat"
 	"github.com/mcpidp/mcpidp/internal/loginpage"

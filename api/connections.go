@@ -22,12 +22,23 @@ type ConnectionList struct {
 	Data   []mcpauth.Connection `json:"data"`
 }
 
+// ConnectionsQuery is GET /v1/connections?user=….
+type ConnectionsQuery struct {
+	Tenant string
+	User   string
+}
+
+func (r *ConnectionsQuery) bind(c *gin.Context) error {
+	r.Tenant, r.User = tenantOf(c), c.Query("user")
+	return nil
+}
+
 // ListConnections returns a user's MCP logins.
-func (a *API) ListConnections(ctx context.Context, tenant, user string) (*ConnectionList, error) {
-	if user == "" {
+func (a *API) ListConnections(ctx context.Context, r *ConnectionsQuery) (*ConnectionList, error) {
+	if r.User == "" {
 		return nil, missing("user")
 	}
-	conns, err := a.cfg.OAuth.ListConnections(ctx, tenant, user)
+	conns, err := a.cfg.OAuth.ListConnections(ctx, r.Tenant, r.User)
 	if err != nil {
 		return nil, err
 	}
@@ -37,8 +48,22 @@ func (a *API) ListConnections(ctx context.Context, tenant, user string) (*Connec
 	return &ConnectionList{Object: "list", Data: conns}, nil
 }
 
-// ConnectRequest is POST /v1/connections.
+// ConnectRequest is POST /v1/connections: the tenant and the raw body,
+// which Connect parses and checks.
 type ConnectRequest struct {
+	Tenant string
+	Body   []byte
+}
+
+func (r *ConnectRequest) bind(c *gin.Context) error {
+	r.Tenant = tenantOf(c)
+	var err error
+	r.Body, err = readBody(c)
+	return err
+}
+
+// connectBody is the JSON body of POST /v1/connections.
+type connectBody struct {
 	User      string   `json:"user"`
 	ServerURL string   `json:"server_url"`
 	URL       string   `json:"url"`
@@ -56,12 +81,13 @@ type ConnectResponse struct {
 // Connect starts a login ahead of time, or a re-scope of an existing
 // connection (Scopes replace the requested ones; granted ones are kept by
 // the authorization server's consent).
-func (a *API) Connect(ctx context.Context, tenant string, body []byte) (*ConnectResponse, error) {
-	if _, err := parseObject(body); err != nil {
+func (a *API) Connect(ctx context.Context, r *ConnectRequest) (*ConnectResponse, error) {
+	if _, err := parseObject(r.Body); err != nil {
 		return nil, err
 	}
-	var req ConnectRequest
-	if err := json.Unmarshal(body, &req); err != nil {
+	tenant := r.Tenant
+	var req connectBody
+	if err := json.Unmarshal(r.Body, &req); err != nil {
 		return nil, invalid("", "request body does not match {\"user\",\"server_url\",\"scopes\"}: "+err.Error())
 	}
 	if req.User == "" {
@@ -101,46 +127,25 @@ func (a *API) Connect(ctx context.Context, tenant string, body []byte) (*Connect
 	return &ConnectResponse{Object: "connection.authorization", ServerURL: login.ServerURL, AuthorizationURL: login.AuthorizationURL, ExpiresAt: login.ExpiresAt}, nil
 }
 
+// ConnectionRef names one of the tenant's connections by the route's :id.
+type ConnectionRef struct {
+	Tenant string
+	ID     string
+}
+
+func (r *ConnectionRef) bind(c *gin.Context) error {
+	r.Tenant, r.ID = tenantOf(c), c.Param("id")
+	return nil
+}
+
 // Disconnect revokes a connection at its authorization server (when it
 // offers revocation) and deletes its tokens.
-func (a *API) Disconnect(ctx context.Context, tenant, id string) (*Deleted, error) {
-	if err := a.cfg.OAuth.Revoke(ctx, tenant, id); err != nil {
+func (a *API) Disconnect(ctx context.Context, r *ConnectionRef) (*Deleted, error) {
+	if err := a.cfg.OAuth.Revoke(ctx, r.Tenant, r.ID); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, notFound("connection " + strconv.Quote(id))
+			return nil, notFound("connection " + strconv.Quote(r.ID))
 		}
 		return nil, err
 	}
-	return &Deleted{ID: id, Object: "connection.deleted", Deleted: true}, nil
-}
-
-func (a *API) handleListConnections(c *gin.Context) {
-	list, err := a.ListConnections(c.Request.Context(), tenantOf(c), c.Query("user"))
-	if err != nil {
-		a.writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, list)
-}
-
-func (a *API) handleConnect(c *gin.Context) {
-	body, err := readBody(c)
-	if err != nil {
-		a.writeError(c, err)
-		return
-	}
-	res, err := a.Connect(c.Request.Context(), tenantOf(c), body)
-	if err != nil {
-		a.writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, res)
-}
-
-func (a *API) handleDisconnect(c *gin.Context) {
-	res, err := a.Disconnect(c.Request.Context(), tenantOf(c), c.Param("id"))
-	if err != nil {
-		a.writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, res)
+	return &Deleted{ID: r.ID, Object: "connection.deleted", Deleted: true}, nil
 }

@@ -3,11 +3,8 @@ package api
 import (
 	"context"
 	"errors"
-	"net/http"
 	"strconv"
 	"time"
-
-	"github.com/gin-gonic/gin"
 
 	"github.com/mcpidp/mcpidp/internal/store"
 )
@@ -51,7 +48,8 @@ type DeliveryAttempt struct {
 
 // ListDeliveries returns the webhook deliveries of the tenant's task; an
 // unknown task or another tenant's is not found.
-func (a *API) ListDeliveries(ctx context.Context, tenant, taskID string) (*DeliveryList, error) {
+func (a *API) ListDeliveries(ctx context.Context, r *TaskRef) (*DeliveryList, error) {
+	tenant, taskID := r.Tenant, r.ID
 	st := a.cfg.Store
 	if _, err := st.GetTask(ctx, st.DB(), tenant, taskID); errors.Is(err, store.ErrNotFound) {
 		return nil, notFound("task " + strconv.Quote(taskID))
@@ -87,13 +85,4 @@ func (a *API) ListDeliveries(ctx context.Context, tenant, taskID string) (*Deliv
 		out.Data[i] = o
 	}
 	return out, nil
-}
-
-func (a *API) handleListDeliveries(c *gin.Context) {
-	list, err := a.ListDeliveries(c.Request.Context(), tenantOf(c), c.Param("id"))
-	if err != nil {
-		a.writeError(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, list)
 }

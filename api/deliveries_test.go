@@ -21,13 +21,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mcpidp/mcpidp/api"
+	"github.com/mcpidp/mcpidp/internal/delivery"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
 	"github.com/mcpidp/mcpidp/internal/netguard"
 	"github.com/mcpidp/mcpidp/internal/secretbox"
 	"github.com/mcpidp/mcpidp/internal/store"
 	"github.com/mcpidp/mcpidp/internal/store/storetest"
 	"github.com/mcpidp/mcpidp/internal/task"
-	"github.com/mcpidp/mcpidp/internal/delivery"
 	"github.com/mcpidp/mcpidp/webhooks"
 )
 
@@ -41,7 +41,7 @@ func TestListDeliveries(t *testing.T) {
 		a := b.api
 		ctx := context.Background()
 
-		empty, err := a.ListDeliveries(ctx, "acme", b.task.ID)
+		empty, err := a.ListDeliveries(ctx, &api.TaskRef{Tenant: "acme", ID: b.task.ID})
 		require.NoError(t, err)
 		raw, err := json.Marshal(empty)
 		require.NoError(t, err)
@@ -51,7 +51,7 @@ func TestListDeliveries(t *testing.T) {
 		id := b.enqueue(t, rcv.URL)
 		d := b.waitEnded(t, id)
 
-		list, err := a.ListDeliveries(ctx, "acme", b.task.ID)
+		list, err := a.ListDeliveries(ctx, &api.TaskRef{Tenant: "acme", ID: b.task.ID})
 		require.NoError(t, err)
 		raw, err = json.Marshal(list)
 		require.NoError(t, err)
@@ -96,7 +96,7 @@ func TestListDeliveries(t *testing.T) {
 
 		// Another tenant's task and an unknown one are both 404.
 		for _, tc := range []struct{ tenant, task string }{{"globex", b.task.ID}, {"acme", "task_missing"}} {
-			_, err := a.ListDeliveries(ctx, tc.tenant, tc.task)
+			_, err := a.ListDeliveries(ctx, &api.TaskRef{Tenant: tc.tenant, ID: tc.task})
 			var apiErr *api.Error
 			require.True(t, errors.As(err, &apiErr), "%v", err)
 			require.Equal(t, http.StatusNotFound, apiErr.Status)
