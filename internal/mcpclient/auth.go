@@ -85,6 +85,10 @@ type challengeRecorder struct {
 	challenge     *AuthChallengeError
 	authorization string // the Authorization header of the request challenged
 	refused       int    // the status of a POST answered 400 or 404
+	// accepted is set once a POST was answered 2xx: the server took the request, so a later
+	// failure on the way back (a 404 or 401 on the GET that resumes its stream) does not mean
+	// it was refused, and sending it again could run a tool twice.
+	accepted bool
 }
 
 type recorderKey struct{}
@@ -100,6 +104,19 @@ func (r *challengeRecorder) observe(c *AuthChallengeError, authorization string)
 	if r.challenge == nil {
 		r.challenge, r.authorization = c, authorization
 	}
+}
+
+func (r *challengeRecorder) accept() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.accepted = true
+}
+
+// wasAccepted reports whether a POST of the operation was answered 2xx.
+func (r *challengeRecorder) wasAccepted() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.accepted
 }
 
 func (r *challengeRecorder) refuse(status int) {
@@ -212,8 +229,13 @@ func (t *authTransport) roundTrip(ctx context.Context, req *http.Request) (*http
 	if challenge := challengeFromResponse(t.serverURL, resp); challenge != nil {
 		rec.observe(challenge, req.Header.Get("Authorization"))
 	}
-	if req.Method == http.MethodPost && (resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusNotFound) {
-		rec.refuse(resp.StatusCode)
+	if req.Method == http.MethodPost {
+		switch {
+		case resp.StatusCode >= 200 && resp.StatusCode < 300:
+			rec.accept()
+		case resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusNotFound:
+			rec.refuse(resp.StatusCode)
+		}
 	}
 	t.boundBody(ctx, resp)
 	return resp, nil

@@ -512,6 +512,17 @@ func (s *Session) send(ctx context.Context, rec *challengeRecorder, l *link, met
 		Method:  method,
 		Params:  params,
 	})
+	if err != nil && rec.wasAccepted() && ctx.Err() == nil {
+		// The server took the request; its answer was lost on the way back (for instance a 404
+		// or 401 on the GET that resumes the answer's stream). That is neither a refusal to
+		// retry on a new session nor a login to ask for: the call may have run. The cause is
+		// kept as text only, so that no challenge in it makes the caller pause and send the
+		// call again after a login.
+		if cut := bound.failure(err); cut != err {
+			return nil, cut // refused as too large, not lost
+		}
+		return nil, &AnswerLostError{ServerURL: s.serverURL, Method: method, Cause: err.Error()}
+	}
 	if challenge := authChallenge(rec, err); challenge != nil {
 		return nil, challenge
 	}
@@ -535,6 +546,19 @@ func (s *Session) send(ctx context.Context, rec *challengeRecorder, l *link, met
 		return nil, errors.New("empty result")
 	}
 	return resp.Result, nil
+}
+
+// AnswerLostError reports a request the server accepted (its POST was answered 2xx) whose answer
+// never arrived. A tools/call that fails this way may or may not have run, so it is neither
+// retried nor treated as an authorization challenge.
+type AnswerLostError struct {
+	ServerURL string
+	Method    string
+	Cause     string
+}
+
+func (e *AnswerLostError) Error() string {
+	return fmt.Sprintf("MCP server %s accepted the %s request but its answer was lost (it may or may not have run): %s", e.ServerURL, e.Method, e.Cause)
 }
 
 // authChallenge returns the challenge behind err: one returned by an AuthorizeFunc, else one

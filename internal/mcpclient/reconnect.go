@@ -66,6 +66,10 @@ func (s *Session) request(ctx context.Context, method string, params any) (json.
 		if err == nil {
 			return raw, nil
 		}
+		var lost *AnswerLostError
+		if errors.As(err, &lost) {
+			return nil, err // accepted by the server: never sent twice
+		}
 		if !reconnected && ctx.Err() == nil && s.sessionGone(rec, err) {
 			reconnected = true
 			if err := s.reconnect(ctx, l, err); err != nil {
