@@ -7,16 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
 
 	"github.com/mcpidp/mcpidp/internal/agentloop"
+	"github.com/mcpidp/mcpidp/internal/delivery"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
 	"github.com/mcpidp/mcpidp/internal/mcpclient"
 	"github.com/mcpidp/mcpidp/internal/store"
-	"github.com/mcpidp/mcpidp/internal/delivery"
 )
 
 // PauseParams is a running task that met login challenges.
@@ -176,12 +177,17 @@ type ResumeParams struct {
 	Tenant    string
 	User      string
 	ServerURL string
+	// TaskID, when set, limits Resume to that one task. A job that found a
+	// login one task missed (recheck, timeout) resumes that task alone:
+	// another task of the user may have paused after that login, for a
+	// challenge no login has answered yet.
+	TaskID string
 }
 
 // Resume continues every task of the tenant's user that waits on the
-// server and waits on nothing else, one transaction per task, and returns
-// how many it resumed. A task that fails to resume does not stop the
-// others; the errors are joined.
+// server and waits on nothing else (only p.TaskID when set), one
+// transaction per task, and returns how many it resumed. A task that fails
+// to resume does not stop the others; the errors are joined.
 func (s *Service) Resume(ctx context.Context, p ResumeParams) (int, error) {
 	st := s.cfg.Store
 	rc, err := s.river(ctx)
@@ -191,6 +197,9 @@ func (s *Service) Resume(ctx context.Context, p ResumeParams) (int, error) {
 	ids, err := st.WaitingTasks(ctx, st.DB(), p.Tenant, p.User, p.ServerURL)
 	if err != nil {
 		return 0, err
+	}
+	if p.TaskID != "" {
+		ids = slices.DeleteFunc(ids, func(id string) bool { return id != p.TaskID })
 	}
 	resumed := 0
 	var errs []error

@@ -44,7 +44,7 @@ func (s *Service) TimeoutAuthorization(ctx context.Context, p TimeoutParams) (ti
 			return 0, err
 		}
 		if done {
-			if _, err := s.Resume(ctx, ResumeParams{Tenant: t.TenantID, User: t.UserID, ServerURL: w.ServerURL}); err != nil {
+			if _, err := s.Resume(ctx, ResumeParams{Tenant: t.TenantID, User: t.UserID, ServerURL: w.ServerURL, TaskID: t.ID}); err != nil {
 				return 0, err
 			}
 			resumedAny = true
@@ -124,7 +124,7 @@ func (s *Service) RecheckLogins(ctx context.Context, p RecheckParams) error {
 			return err
 		}
 		if done {
-			if _, err := s.Resume(ctx, ResumeParams{Tenant: t.TenantID, User: t.UserID, ServerURL: w.ServerURL}); err != nil {
+			if _, err := s.Resume(ctx, ResumeParams{Tenant: t.TenantID, User: t.UserID, ServerURL: w.ServerURL, TaskID: t.ID}); err != nil {
 				return err
 			}
 		}
