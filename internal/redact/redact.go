@@ -35,11 +35,14 @@ func URL(raw string) string {
 
 var (
 	// userinfoInURL matches the userinfo of an http(s) URL in a message.
-	userinfoInURL = regexp.MustCompile(`(?i)(https?://)[^\s/?#@"'<>]*@`)
-	// queryInURL matches the query string of an http(s) URL in a message.
-	// A trailing ':', ',', '.', ';' or ')' ends the message's sentence,
-	// not the query ("…?key=x: 401").
-	queryInURL = regexp.MustCompile(`(?i)(https?://[^\s?#"'<>]+)\?[^\s#"'<>]*[^\s#"'<>:,.;)]`)
+	// A quote or angle bracket may be part of a secret (url.Parse takes them), so
+	// only white space, '"' and the URL's own delimiters end it.
+	userinfoInURL = regexp.MustCompile(`(?i)(https?://)[^\s/?#@"]*@`)
+	// queryInURL matches the query string of an http(s) URL in a message. It runs to
+	// white space, '#' or a '"' that closes a quoted URL (%q writes a '"' inside one as
+	// \"), so quotes and angle brackets in a key are hidden with it. A trailing ':', ',',
+	// '.', ';' or ')' ends the message's sentence, not the query ("…?key=x: 401").
+	queryInURL = regexp.MustCompile(`(?i)(https?://[^\s?#"'<>]+)\?(?:\\.|[^\s#"\\])*(?:\\.|[^\s#"\\:,.;)])`)
 )
 
 // Text hides the userinfo and the query string of every http(s) URL in a

@@ -34,6 +34,11 @@ func TestText(t *testing.T) {
 		"MCP server https://mcp.example.com/mcp?key=abc: 401":                              "MCP server https://mcp.example.com/mcp?…: 401",
 		"see https://a.example.com/x?y=z, then HTTPS://u:p@b.example.com/ (done).":         "see https://a.example.com/x?…, then HTTPS://b.example.com/ (done).",
 		"no URL here: user@example.com?":                                                   "no URL here: user@example.com?",
+		// Quotes and angle brackets can be part of a key: they are hidden with it.
+		`Post "http://127.0.0.1:1/mcp?api_key=abc'SECRET": dial tcp: refused`:   `Post "http://127.0.0.1:1/mcp?…": dial tcp: refused`,
+		`Post "http://127.0.0.1:1/mcp?api_key=abc\"SECRET": dial tcp: refused`:  `Post "http://127.0.0.1:1/mcp?…": dial tcp: refused`,
+		`Post "http://127.0.0.1:1/mcp?api_key=abc<SECRET>x": dial tcp: refused`: `Post "http://127.0.0.1:1/mcp?…": dial tcp: refused`,
+		`Get "https://user:pa'SECRET@mcp.example.com/mcp": EOF`:                 `Get "https://mcp.example.com/mcp": EOF`,
 	} {
 		require.Equal(t, want, redact.Text(in), in)
 	}
