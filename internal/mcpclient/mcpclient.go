@@ -29,6 +29,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
@@ -337,6 +338,9 @@ func (s *Session) connectSSE(ctx context.Context, httpClient *http.Client, info 
 	tr, err := transport.NewSSE(s.dialURL,
 		transport.WithHTTPClient(httpClient),
 		transport.WithSSELogger(s.logger),
+		// A tool may take as long as the caller's ctx allows (a task's job timeout); mcp-go's
+		// own default would cut every call at 60 s.
+		transport.WithResponseTimeout(24*time.Hour),
 	)
 	if err != nil {
 		return nil, err
@@ -346,10 +350,9 @@ func (s *Session) connectSSE(ctx context.Context, httpClient *http.Client, info 
 	streamCtx, cancelStream := context.WithCancel(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(ctx, cancelStream)
 	c := client.NewClient(tr, client.WithProtocolVersion(mcp.LATEST_LEGACY_PROTOCOL_VERSION))
-	l := &link{client: c, transport: tr, cancelStream: cancelStream}
+	l := &link{client: c, transport: tr, cancelStream: cancelStream, lostCh: make(chan struct{})}
 	c.OnConnectionLost(func(err error) {
-		err = fmt.Errorf("SSE stream of MCP server %s was lost: %w", s.serverURL, err)
-		l.lost.Store(&err)
+		l.markLost(fmt.Errorf("SSE stream of MCP server %s was lost: %w", s.serverURL, err))
 	})
 	fail := func(err error) (*link, error) {
 		stop()
@@ -505,6 +508,33 @@ func (s *Session) isAllowed(name string) bool {
 // must see each schema and result exactly as the server sent it. The string ids cannot collide with
 // the integer ids mcp-go's client uses on the same transport.
 func (s *Session) send(ctx context.Context, rec *challengeRecorder, l *link, method string, params any) (json.RawMessage, error) {
+	parent := ctx
+	if l.lostCh != nil {
+		// The answer comes on the legacy SSE stream: once the stream has ended, stop waiting for
+		// it. A POST still in flight is let finish first: a refusal (400, 404) means the session
+		// is gone and the request may go out on a new one; only an accepted request waits for
+		// an answer that cannot come.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-l.lostCh:
+			case <-ctx.Done():
+				return
+			}
+			tick := time.NewTicker(10 * time.Millisecond)
+			defer tick.Stop()
+			for !rec.wasAccepted() {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+			}
+			cancel()
+		}()
+	}
 	ctx, bound := s.withBound(ctx, method)
 	resp, err := l.transport.SendRequest(ctx, transport.JSONRPCRequest{
 		JSONRPC: mcp.JSONRPC_VERSION,
@@ -512,7 +542,7 @@ func (s *Session) send(ctx context.Context, rec *challengeRecorder, l *link, met
 		Method:  method,
 		Params:  params,
 	})
-	if err != nil && rec.wasAccepted() && ctx.Err() == nil {
+	if err != nil && rec.wasAccepted() && parent.Err() == nil {
 		// The server took the request; its answer was lost on the way back (for instance a 404
 		// or 401 on the GET that resumes the answer's stream). That is neither a refusal to
 		// retry on a new session nor a login to ask for: the call may have run. The cause is
@@ -521,7 +551,11 @@ func (s *Session) send(ctx context.Context, rec *challengeRecorder, l *link, met
 		if cut := bound.failure(err); cut != err {
 			return nil, cut // refused as too large, not lost
 		}
-		return nil, &AnswerLostError{ServerURL: s.serverURL, Method: method, Cause: err.Error()}
+		cause := err.Error()
+		if lost := l.lost.Load(); lost != nil {
+			cause = (*lost).Error() // the stream's end says why (an answer too large, a cut connection)
+		}
+		return nil, &AnswerLostError{ServerURL: s.serverURL, Method: method, Cause: cause}
 	}
 	if challenge := authChallenge(rec, err); challenge != nil {
 		return nil, challenge

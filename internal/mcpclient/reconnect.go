@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 
 	"github.com/mark3labs/mcp-go/client"
@@ -23,6 +24,15 @@ type link struct {
 	transport    transport.Interface
 	cancelStream context.CancelFunc    // legacy SSE: ends the stream
 	lost         atomic.Pointer[error] // legacy SSE: why the stream ended
+	lostCh       chan struct{}         // legacy SSE: closed when the stream ends
+	lostOnce     sync.Once
+}
+
+// markLost records why a legacy SSE stream ended and wakes the requests waiting for answers
+// on it: mcp-go does not fail them, so they would wait out their whole timeout.
+func (l *link) markLost(err error) {
+	l.lost.Store(&err)
+	l.lostOnce.Do(func() { close(l.lostCh) })
 }
 
 func (l *link) close() error {
