@@ -215,7 +215,7 @@ func (e *Engine) currentClient(ctx context.Context, l *store.OAuthLogin) error {
 	var reg *registration
 	stored, err := e.store.GetOAuthClient(ctx, e.store.DB(), issuer, e.RedirectURI())
 	switch {
-	case err == nil && stored.ClientID == l.ClientID && !e.clientForgotten(ctx, &l.OAuthAuthority):
+	case err == nil && stored.ClientID == l.ClientID && !e.clientForgotten(ctx, &l.OAuthAuthority, stored):
 		return nil
 	case err == nil && stored.ClientID != l.ClientID:
 		reg = &registration{clientID: stored.ClientID, authMethod: stored.TokenEndpointAuthMethod}
@@ -250,14 +250,25 @@ func (e *Engine) currentClient(ctx context.Context, l *store.OAuthLogin) error {
 // clientCheckTimeout bounds clientForgotten's request.
 const clientCheckTimeout = 10 * time.Second
 
+// clientCheckInterval is how often, at most, this process asks one
+// authorization server whether it still knows our client: login links are
+// public, and each visit must not turn into requests to the server.
+const clientCheckInterval = 5 * time.Minute
+
 // clientForgotten asks the token endpoint whether it still knows a
 // dynamically registered client, and drops the registration when it does
 // not. The question is a refresh with a refresh token that cannot exist: a
-// server authenticates the client first, so it answers invalid_client (the
-// MCP Python SDK: unauthorized_client) for a client it forgot and
-// invalid_grant for one it knows. No answer, or any other, counts as known:
-// the check must never stand in the way of a login.
-func (e *Engine) clientForgotten(ctx context.Context, a *store.OAuthAuthority) bool {
+// server authenticates the client first, so it answers invalid_client for a
+// client it forgot and invalid_grant for one it knows. unauthorized_client
+// (RFC 6749: the client may not use this grant) counts only when the server
+// registered the client for refresh_token: then it can only mean the client
+// is unknown, as the MCP Python SDK answers. No answer, any other, or no
+// question because the server was asked less than clientCheckInterval ago,
+// counts as known: the check must never stand in the way of a login.
+func (e *Engine) clientForgotten(ctx context.Context, a *store.OAuthAuthority, stored *store.OAuthClient) bool {
+	if !e.takeClientCheck(normalizeIssuer(a.Issuer)) {
+		return false
+	}
 	secret, err := e.clientSecret(ctx, e.store.DB(), a)
 	if err != nil {
 		return false
@@ -269,7 +280,31 @@ func (e *Engine) clientForgotten(ctx context.Context, a *store.OAuthAuthority) b
 	ctx, cancel := context.WithTimeout(ctx, clientCheckTimeout)
 	defer cancel()
 	_, err = cfg.TokenSource(e.oauthContext(ctx, clientIDParam(a)), &oauth2.Token{RefreshToken: "mcpidp-client-check-" + store.NewToken()}).Token()
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) && re.ErrorCode == "unauthorized_client" && !slices.Contains(stored.GrantTypes, "refresh_token") {
+		return false
+	}
 	return e.forgetRejectedClient(ctx, a, err)
+}
+
+// takeClientCheck reports whether clientForgotten may ask the issuer now,
+// and if so records that it does (before asking, so that concurrent visits
+// ask once).
+func (e *Engine) takeClientCheck(issuer string) bool {
+	now := e.now()
+	e.clientChecksMu.Lock()
+	defer e.clientChecksMu.Unlock()
+	if last, ok := e.clientChecks[issuer]; ok && now.Sub(last) < clientCheckInterval && !now.Before(last) {
+		return false
+	}
+	for iss, last := range e.clientChecks {
+		// Old entries go, so the map holds only the issuers asked lately.
+		if now.Sub(last) >= clientCheckInterval {
+			delete(e.clientChecks, iss)
+		}
+	}
+	e.clientChecks[issuer] = now
+	return true
 }
 
 // CallbackResult tells whose login the callback completed.
@@ -458,7 +493,9 @@ func (e *Engine) forgetRejectedClient(ctx context.Context, a *store.OAuthAuthori
 // clientRejection reports whether a token endpoint error code says the
 // client itself was refused: invalid_client (RFC 6749), or
 // unauthorized_client, which the MCP Python SDK's authorization server (and
-// those built on it) answers for a client it does not know.
+// those built on it) answers for a client it does not know. (The login
+// link's check asks with a grant the client may not be registered for, and
+// so takes unauthorized_client only when it was: see clientForgotten.)
 func clientRejection(code string) bool {
 	return code == "invalid_client" || code == "unauthorized_client"
 }

@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -166,6 +167,10 @@ type Engine struct {
 	loginCompleted func(ctx context.Context, tx *sql.Tx, res *CallbackResult) error
 	tokenRefreshed func(ctx context.Context, tx *sql.Tx, tenant, user, serverURL string) error
 	refreshWaits   refreshWaits
+	// clientChecks is when clientForgotten last asked each issuer
+	// (normalized) whether it still knows our client.
+	clientChecksMu sync.Mutex
+	clientChecks   map[string]time.Time
 	// callbackPath and secureCookies describe the login cookies: sent to
 	// the callback only, and only over https when the public URL is.
 	callbackPath  string
@@ -185,6 +190,7 @@ func New(cfg Config) (*Engine, error) {
 		clientMDURL:   cfg.ClientMetadataURL,
 		clientName:    cfg.ClientName,
 		preRegistered: map[string]PreRegisteredClient{},
+		clientChecks:  map[string]time.Time{},
 		loginTTL:      cfg.LoginTTL,
 		stateTTL:      cfg.StateTTL,
 		now:           cfg.Now,

@@ -219,6 +219,9 @@ func (e *Engine) registerDynamically(ctx context.Context, as *serverMetadata) (*
 		ClientSecret            string `json:"client_secret"`
 		ClientSecretExpiresAt   int64  `json:"client_secret_expires_at"`
 		TokenEndpointAuthMethod string `json:"token_endpoint_auth_method"`
+		// GrantTypes are kept so that clientForgotten can tell "unknown
+		// client" from "not allowed to refresh".
+		GrantTypes []string `json:"grant_types"`
 	}
 	if err := json.Unmarshal(respBody, &reg); err != nil {
 		return nil, fmt.Errorf("%w: error decoding client registration: %w", ErrDiscovery, err)
@@ -243,6 +246,7 @@ func (e *Engine) registerDynamically(ctx context.Context, as *serverMetadata) (*
 		RedirectURI:             e.RedirectURI(),
 		ClientID:                reg.ClientID,
 		TokenEndpointAuthMethod: method,
+		GrantTypes:              reg.GrantTypes,
 	}
 	if reg.ClientSecretExpiresAt > 0 {
 		t := time.Unix(reg.ClientSecretExpiresAt, 0)

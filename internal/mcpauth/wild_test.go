@@ -80,6 +80,9 @@ func TestAuthorizationServerRestart(t *testing.T) {
 		require.Equal(t, 1, srv.Count("register"))
 
 		srv.Restart()
+		// The server was asked about the client when alice's link was
+		// opened; it is asked again only after a while.
+		bundle.clock.Add(6 * time.Minute)
 
 		// The next login, through a new link, registers afresh.
 		login(t, e, srv, "acme", "dave")
@@ -173,6 +176,7 @@ func TestPythonSDKStyleServerRestart(t *testing.T) {
 		TokenEndpointAuthMethods: []string{"client_secret_post", "client_secret_basic"}})
 	login(t, e, srv, "acme", "alice")
 	srv.Restart()
+	bundle.clock.Add(6 * time.Minute) // past the last check of the client
 
 	login(t, e, srv, "acme", "bob")
 	require.Equal(t, 2, srv.Count("register"))
@@ -184,4 +188,56 @@ func TestPythonSDKStyleServerRestart(t *testing.T) {
 	_, err = e.AccessToken(ctx, "acme", "bob", srv.URL())
 	require.NoError(t, err, "bob's refresh works")
 	require.Equal(t, 1, srv.Count("refresh"))
+}
+
+// An authorization server that registered our client for authorization_code
+// only answers the login link's check (a refresh grant) with
+// unauthorized_client, as RFC 6749 says: the client may not refresh, and is
+// known. Opening links must then neither drop the shared registration nor
+// register again, so a login in flight in another tenant still completes;
+// and visits of public links ask the server at most once in a while.
+func TestAuthorizationCodeOnlyServerKeepsClient(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, backend storetest.Backend) {
+		ctx := context.Background()
+		e, bundle := setup(t, backend, nil)
+		srv := mcpauthtest.New(t, mcpauthtest.Config{Now: bundle.clock.Now, AuthorizationCodeOnly: true})
+		checks := func() int { return srv.Count("unauthorized_grant") + srv.Count("refresh_unknown") }
+
+		// Alice (acme) is at the authorization server's page.
+		la, err := e.BeginLogin(ctx, mcpauth.LoginParams{Tenant: "acme", User: "alice", ServerURL: srv.URL(), WWWAuthenticate: srv.Challenge()})
+		require.NoError(t, err)
+		startedA, err := e.Start(ctx, la.ID)
+		require.NoError(t, err)
+		qA := mcpauthtest.Approve(t, startedA.URL)
+		require.Equal(t, 1, srv.Count("register"))
+
+		// Bob (globex) opens his link twice, then a few more visits.
+		lb, err := e.BeginLogin(ctx, mcpauth.LoginParams{Tenant: "globex", User: "bob", ServerURL: srv.URL(), WWWAuthenticate: srv.Challenge()})
+		require.NoError(t, err)
+		var startedB *mcpauth.StartedLogin
+		for range 4 {
+			startedB, err = e.Start(ctx, lb.ID)
+			require.NoError(t, err)
+		}
+		require.LessOrEqual(t, checks(), 1, "five visits ask the server at most once")
+		require.Equal(t, 1, srv.Count("register"), "the client is kept")
+
+		resA, err := e.Callback(ctx, qA, []*http.Cookie{startedA.Cookie})
+		require.NoError(t, err, "alice's login in flight completes")
+		require.Equal(t, "alice", resA.User)
+		resB, err := e.Callback(ctx, mcpauthtest.Approve(t, startedB.URL), []*http.Cookie{startedB.Cookie})
+		require.NoError(t, err)
+		require.Equal(t, "bob", resB.User)
+
+		// Later the server is asked again, and the client is still kept.
+		before := checks()
+		bundle.clock.Add(6 * time.Minute)
+		l, err := e.BeginLogin(ctx, mcpauth.LoginParams{Tenant: "acme", User: "carol", ServerURL: srv.URL(), WWWAuthenticate: srv.Challenge()})
+		require.NoError(t, err)
+		_, err = e.Start(ctx, l.ID)
+		require.NoError(t, err)
+		require.Equal(t, before+1, checks())
+		require.Equal(t, 1, srv.Count("register"))
+	})
 }

@@ -22,7 +22,10 @@ type OAuthClient struct {
 	// SecretExpiresAt is when the AS stops accepting the secret; nil when
 	// it never expires.
 	SecretExpiresAt *time.Time
-	CreatedAt       time.Time
+	// GrantTypes are the grant types the AS says it registered the client
+	// for; empty when it did not say (RFC 7591: authorization_code only).
+	GrantTypes []string
+	CreatedAt  time.Time
 }
 
 // OAuthAuthority is what a login and a connection know about the
@@ -116,11 +119,12 @@ func (s *Store) GetOAuthClient(ctx context.Context, q DBTX, issuer, redirectURI 
 	var (
 		c               OAuthClient
 		secretExpiresAt sql.NullInt64
+		grantTypes      string
 		created         int64
 	)
-	err := q.QueryRowContext(ctx, `SELECT issuer, redirect_uri, client_id, client_secret, token_endpoint_auth_method, secret_expires_at, created_at
+	err := q.QueryRowContext(ctx, `SELECT issuer, redirect_uri, client_id, client_secret, token_endpoint_auth_method, secret_expires_at, grant_types, created_at
 		FROM mcpidp_oauth_client WHERE issuer = $1 AND redirect_uri = $2`, issuer, redirectURI).
-		Scan(&c.Issuer, &c.RedirectURI, &c.ClientID, &c.ClientSecret, &c.TokenEndpointAuthMethod, &secretExpiresAt, &created)
+		Scan(&c.Issuer, &c.RedirectURI, &c.ClientID, &c.ClientSecret, &c.TokenEndpointAuthMethod, &secretExpiresAt, &grantTypes, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("oauth client for %s: %w", issuer, ErrNotFound)
 	}
@@ -128,6 +132,7 @@ func (s *Store) GetOAuthClient(ctx context.Context, q DBTX, issuer, redirectURI 
 		return nil, fmt.Errorf("error loading oauth client for %s: %w", issuer, err)
 	}
 	c.SecretExpiresAt = timePtr(secretExpiresAt)
+	c.GrantTypes = strings.Fields(grantTypes)
 	c.CreatedAt = fromMicros(created)
 	return &c, nil
 }
@@ -138,9 +143,10 @@ func (s *Store) GetOAuthClient(ctx context.Context, q DBTX, issuer, redirectURI 
 func (s *Store) CreateOAuthClient(ctx context.Context, q DBTX, c *OAuthClient) error {
 	c.CreatedAt = s.now().UTC().Truncate(time.Microsecond)
 	_, err := q.ExecContext(ctx, `INSERT INTO mcpidp_oauth_client
-		(issuer, redirect_uri, client_id, client_secret, token_endpoint_auth_method, secret_expires_at, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		c.Issuer, c.RedirectURI, c.ClientID, c.ClientSecret, c.TokenEndpointAuthMethod, nullMicros(c.SecretExpiresAt), micros(c.CreatedAt))
+		(issuer, redirect_uri, client_id, client_secret, token_endpoint_auth_method, secret_expires_at, grant_types, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		c.Issuer, c.RedirectURI, c.ClientID, c.ClientSecret, c.TokenEndpointAuthMethod, nullMicros(c.SecretExpiresAt),
+		strings.Join(c.GrantTypes, " "), micros(c.CreatedAt))
 	if isUniqueViolation(err) {
 		return fmt.Errorf("oauth client for %s: %w", c.Issuer, ErrConflict)
 	}

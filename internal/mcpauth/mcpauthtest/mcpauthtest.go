@@ -84,6 +84,12 @@ type Config struct {
 	// every failed client authentication (an unknown client too) with
 	// unauthorized_client.
 	RequireClientIDInBody bool
+	// AuthorizationCodeOnly registers dynamic clients for the
+	// authorization_code grant only (whatever they ask for, and says so in
+	// the registration response) and answers their refresh grants with
+	// unauthorized_client, as RFC 6749 §5.2 says; it issues no refresh
+	// tokens.
+	AuthorizationCodeOnly bool
 	// DisableRevocation removes the revocation endpoint.
 	DisableRevocation bool
 	// IssParameter advertises authorization_response_iss_parameter_supported
@@ -145,6 +151,8 @@ type Client struct {
 	Secret       string
 	AuthMethod   string
 	RedirectURIs []string
+	// GrantTypes, when set, are the only grants the client may use.
+	GrantTypes []string
 	// dynamic marks a client registered at the registration endpoint,
 	// which Restart forgets.
 	dynamic bool
@@ -259,8 +267,9 @@ func (s *Server) AddClient(c Client) {
 
 // Count returns how many requests an endpoint got: "prm", "metadata",
 // "authorize", "token" (code exchanges), "refresh" (of refresh tokens it
-// issued), "refresh_unknown" (of any other), "register", "revoke",
-// "resource".
+// issued), "refresh_unknown" (of any other), "unauthorized_grant" (token
+// requests with a grant the client is not registered for), "register",
+// "revoke", "resource".
 func (s *Server) Count(name string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -483,7 +492,16 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	if !slices.Contains(supported, method) {
 		method = supported[0]
 	}
-	c := &Client{ID: "dcr-" + randomString(), AuthMethod: method, RedirectURIs: redirects, dynamic: true}
+	grantTypes := []string{"authorization_code"} // RFC 7591's default
+	if list, ok := req["grant_types"].([]any); ok && len(list) > 0 && !s.cfg.AuthorizationCodeOnly {
+		grantTypes = nil
+		for _, v := range list {
+			if g, ok := v.(string); ok {
+				grantTypes = append(grantTypes, g)
+			}
+		}
+	}
+	c := &Client{ID: "dcr-" + randomString(), AuthMethod: method, RedirectURIs: redirects, GrantTypes: grantTypes, dynamic: true}
 	if method != "none" {
 		c.Secret = randomString()
 	}
@@ -492,7 +510,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	s.registers = append(s.registers, req)
 	s.mu.Unlock()
 	resp := map[string]any{"client_id": c.ID, "redirect_uris": redirects, "token_endpoint_auth_method": method,
-		"client_id_issued_at": s.cfg.Now().Unix()}
+		"grant_types": grantTypes, "client_id_issued_at": s.cfg.Now().Unix()}
 	if c.Secret != "" {
 		resp["client_secret"] = c.Secret
 		resp["client_secret_expires_at"] = 0
@@ -648,6 +666,11 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.authError(w, err)
 		return
 	}
+	if len(c.GrantTypes) > 0 && !slices.Contains(c.GrantTypes, r.PostForm.Get("grant_type")) {
+		s.count("unauthorized_grant")
+		oauthError(w, http.StatusBadRequest, "unauthorized_client", "the client is not registered for this grant type")
+		return
+	}
 	switch r.PostForm.Get("grant_type") {
 	case "authorization_code":
 		s.count("token")
@@ -741,7 +764,7 @@ func (s *Server) refreshToken(w http.ResponseWriter, r *http.Request, c *Client)
 
 func (s *Server) issueLocked(w http.ResponseWriter, client, scope, resource, family string) {
 	t := &token{family: family, client: client, scope: scope, resource: resource}
-	if s.cfg.NoRefreshTokens {
+	if s.cfg.NoRefreshTokens || s.cfg.AuthorizationCodeOnly {
 		s.issueAccessLocked(w, t, "", false)
 		return
 	}

@@ -57,7 +57,8 @@ func ExerciseOAuth(t *testing.T, databaseURL func(t testing.TB) string) {
 		require.ErrorIs(t, err, store.ErrNotFound)
 		exp := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
 		c := &store.OAuthClient{Issuer: "https://auth.example.com", RedirectURI: "https://mcpidp.example.com/oauth/callback",
-			ClientID: "dcr-1", ClientSecret: "sealed", TokenEndpointAuthMethod: "client_secret_post", SecretExpiresAt: &exp}
+			ClientID: "dcr-1", ClientSecret: "sealed", TokenEndpointAuthMethod: "client_secret_post", SecretExpiresAt: &exp,
+			GrantTypes: []string{"authorization_code", "refresh_token"}}
 		require.NoError(t, s.CreateOAuthClient(ctx, s.DB(), c))
 		got, err := s.GetOAuthClient(ctx, s.DB(), c.Issuer, c.RedirectURI)
 		require.NoError(t, err)
@@ -65,6 +66,7 @@ func ExerciseOAuth(t *testing.T, databaseURL func(t testing.TB) string) {
 		require.Equal(t, "sealed", got.ClientSecret)
 		require.Equal(t, "client_secret_post", got.TokenEndpointAuthMethod)
 		require.Equal(t, exp, *got.SecretExpiresAt)
+		require.Equal(t, []string{"authorization_code", "refresh_token"}, got.GrantTypes)
 
 		second := *c
 		second.ClientID = "dcr-2"

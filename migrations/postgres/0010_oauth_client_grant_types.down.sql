@@ -1,0 +1,1 @@
+ALTER TABLE mcpidp_oauth_client DROP COLUMN grant_types;
