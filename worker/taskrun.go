@@ -258,9 +258,8 @@ func (w *TaskRunner) classify(ctx context.Context, job *river.Job[task.RunArgs],
 	if ctx.Err() != nil {
 		return err
 	}
-	var challenges *agentloop.ChallengesError
-	var challenge *mcpclient.AuthChallengeError
-	if errors.As(err, &challenges) || errors.As(err, &challenge) {
+	challenges := agentloop.Challenges(err)
+	if len(challenges) > 0 {
 		// Waiting for a login is no model outage: a model failure after
 		// the resume starts a new streak with the whole retry time.
 		if rerr := w.cfg.Store.ResetModelRetry(ctx, w.cfg.Store.DB(), t.ID); rerr != nil {
@@ -270,10 +269,8 @@ func (w *TaskRunner) classify(ctx context.Context, job *river.Job[task.RunArgs],
 	switch {
 	case errors.Is(err, store.ErrConflict), errors.Is(err, task.ErrCanceled), errors.Is(err, store.ErrNotFound):
 		return err
-	case errors.As(err, &challenges):
-		return w.pause(ctx, job, t, req, challenges.Challenges, challengedAfter)
-	case errors.As(err, &challenge):
-		return w.pause(ctx, job, t, req, []*mcpclient.AuthChallengeError{challenge}, challengedAfter)
+	case len(challenges) > 0:
+		return w.pause(ctx, job, t, req, challenges, challengedAfter)
 	case errors.Is(err, agentloop.ErrModel):
 		if transientModelError(err) {
 			return w.retryModel(ctx, t, err)

@@ -53,19 +53,21 @@ func (s *Service) Pause(ctx context.Context, p PauseParams) error {
 	var logins []AuthorizationRequest
 	var waits []store.Wait
 	var failures []string
-	for _, ch := range p.Challenges {
-		canon, err := mcpauth.CanonicalServerURL(ch.ServerURL)
+	// The same login links the chat proxy hands out, one per challenge, in order.
+	for i, link := range agentloop.BeginLogins(ctx, s.cfg.OAuth, t.TenantID, t.UserID, p.Challenges) {
+		ch := p.Challenges[i]
+		err := link.Err
+		var canon string
 		if err == nil {
-			var login *mcpauth.Login
-			login, err = s.cfg.OAuth.BeginLogin(ctx, mcpauth.LoginParams{Tenant: t.TenantID, User: t.UserID, ServerURL: ch.ServerURL, WWWAuthenticate: ch.WWWAuthenticate})
-			if err == nil {
-				logins = append(logins, AuthorizationRequest{ServerURL: ch.ServerURL, AuthorizationURL: login.AuthorizationURL, ExpiresAt: login.ExpiresAt})
-				// A refresh that failed can be answered by a later one; a
-				// token the server refused, or a step-up, only by a login.
-				waits = append(waits, store.Wait{TenantID: t.TenantID, UserID: t.UserID, ServerURL: canon, LoginID: login.ID, ExpiresAt: login.ExpiresAt,
-					ResumeOnRefresh: ch.StatusCode == http.StatusUnauthorized && ch.RenewErr != nil})
-				continue
-			}
+			canon, err = mcpauth.CanonicalServerURL(ch.ServerURL)
+		}
+		if err == nil {
+			logins = append(logins, AuthorizationRequest{ServerURL: ch.ServerURL, AuthorizationURL: link.AuthorizationURL, ExpiresAt: link.ExpiresAt})
+			// A refresh that failed can be answered by a later one; a
+			// token the server refused, or a step-up, only by a login.
+			waits = append(waits, store.Wait{TenantID: t.TenantID, UserID: t.UserID, ServerURL: canon, LoginID: link.LoginID, ExpiresAt: link.ExpiresAt,
+				ResumeOnRefresh: ch.StatusCode == http.StatusUnauthorized && ch.RenewErr != nil})
+			continue
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
