@@ -15,8 +15,8 @@ import (
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
 	"github.com/mcpidp/mcpidp/internal/mcpclient"
 	"github.com/mcpidp/mcpidp/internal/netguard"
-	"github.com/mcpidp/mcpidp/internal/store"
 	"github.com/mcpidp/mcpidp/internal/redact"
+	"github.com/mcpidp/mcpidp/internal/store"
 )
 
 // EngineConfig configures an Engine. mcpidp's server builds one from its

@@ -13,10 +13,10 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/mcpidp/mcpidp/internal/delivery"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
 	"github.com/mcpidp/mcpidp/internal/secretbox"
 	"github.com/mcpidp/mcpidp/internal/store"
-	"github.com/mcpidp/mcpidp/internal/delivery"
 )
 
 // ServiceConfig holds the Service's dependencies.
