@@ -92,13 +92,19 @@ func (e *eventReader) take() []byte {
 	return data
 }
 
+// lineSlack is what a line may hold besides an event's data: a field name such as "data: " and
+// the line ending.
+const lineSlack = 64
+
 // readLine returns one line without its line ending ("\n", "\r\n" or a lone "\r" before "\n").
 func (e *eventReader) readLine() ([]byte, error) {
 	var line []byte
 	for {
 		part, err := e.r.ReadSlice('\n')
 		line = append(line, part...)
-		if int64(len(line)) > e.maxBytes {
+		// The bound is on an event's data; a line may carry its field name ("data: ") and line
+		// ending besides.
+		if int64(len(line)) > e.maxBytes+lineSlack {
 			return nil, fmt.Errorf("%w: upstream stream line is larger than %d bytes", ErrResponseTooLarge, e.maxBytes)
 		}
 		if errors.Is(err, bufio.ErrBufferFull) {
