@@ -1,13 +1,11 @@
 package app_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -71,30 +69,12 @@ func TestLoginAnswerOpenedInAnotherBrowser(t *testing.T) {
 	})
 }
 
-// syncBuffer collects log output written from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // A code the authorization server refuses: the page says what it answered,
 // and the log has it at warn, with nothing secret.
 func TestFailedCodeExchangeIsShownAndLogged(t *testing.T) {
 	t.Parallel()
 	backends(t, func(t *testing.T, databaseURL string) {
-		var logs syncBuffer
+		var logs testenv.SyncBuffer
 		env := startEnv(t, databaseURL, func(eo *envOpts) {
 			eo.opts.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		})

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mcpidp/mcpidp/internal/mcptest"
+	"github.com/mcpidp/mcpidp/internal/testenv"
 )
 
 // A key in an MCP server URL's query, or user:password@ in it, reaches the
@@ -31,7 +32,7 @@ func TestServerURLSecretsAreNeverShown(t *testing.T) {
 		password = "pw-hunter2"
 	)
 	backends(t, func(t *testing.T, databaseURL string) {
-		logs := &syncBuffer{}
+		logs := &testenv.SyncBuffer{}
 		env := startEnv(t, databaseURL, func(o *envOpts) {
 			o.opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		})

@@ -113,7 +113,7 @@ func PortReady(port int) func() bool {
 // killed; the process's combined stdout and stderr go to the test log if the test failed.
 func StartProcess(t testing.TB, name string, args []string, env []string, ready func() bool) *exec.Cmd {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &SyncBuffer{}
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout = out
@@ -153,19 +153,20 @@ func StartProcess(t testing.TB, name string, args []string, env []string, ready 
 	return cmd
 }
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a process's stdout and stderr.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for concurrent writes: a process's stdout and stderr, or a
+// log handler's output in a test.
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
