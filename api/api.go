@@ -20,6 +20,7 @@ import (
 	"github.com/mcpidp/mcpidp/internal/chat"
 	"github.com/mcpidp/mcpidp/internal/loginpage"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
+	"github.com/mcpidp/mcpidp/internal/responses"
 	"github.com/mcpidp/mcpidp/internal/store"
 	"github.com/mcpidp/mcpidp/internal/task"
 )
@@ -34,6 +35,9 @@ type Config struct {
 	// Chat answers POST /v1/chat/completions and GET /v1/models. Optional:
 	// without it those routes answer 404.
 	Chat *chat.Engine
+	// Responses answers /v1/responses. Optional: without it those routes
+	// answer 404.
+	Responses *responses.Engine
 	// PublicURL is this deployment's external base URL, without a
 	// trailing slash; result URLs are built from it.
 	PublicURL string

@@ -57,6 +57,10 @@ func (a *API) Handler() http.Handler {
 	v1.DELETE("/connections/:id", handle(a, a.Disconnect))
 	v1.POST("/chat/completions", a.handleChatCompletions)
 	v1.GET("/models", a.handleModels)
+	v1.POST("/responses", a.handleCreateResponse)
+	v1.GET("/responses/:id", handle(a, a.GetResponse))
+	v1.POST("/responses/:id/cancel", handle(a, a.CancelResponse))
+	v1.DELETE("/responses/:id", handle(a, a.DeleteResponse))
 	return r
 }
 

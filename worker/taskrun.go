@@ -224,6 +224,10 @@ func (w *TaskRunner) run(ctx context.Context, job *river.Job[task.RunArgs], t *s
 		MaxSteps: req.MaxSteps,
 		StopWhen: req.StopWhen,
 		Steps:    steps,
+		// A background response's own function tools end the run; its
+		// max_tool_calls bounds the MCP calls.
+		ClientTools:  req.ClientTools,
+		MaxToolCalls: req.MaxToolCalls,
 		Complete: func(ctx context.Context, body []byte) (*llm.Completion, error) {
 			return w.cfg.Model.Complete(ctx, body, callOpts)
 		},

@@ -122,6 +122,10 @@ type MarkCallFunc func(ctx context.Context, index int, step Step, sent bool) (al
 // mcpidp stopped and was not sent again.
 const InterruptedOutput = "error: the call may or may not have run: mcpidp stopped while it was in flight, and the tool is not marked read-only or idempotent, so it was not sent again"
 
+// ToolCallLimitOutput is the output of an MCP tool call made after the
+// run's MaxToolCalls was reached; the call was not sent.
+const ToolCallLimitOutput = "error: the call was not sent: this run has reached its limit of MCP tool calls (max_tool_calls)"
+
 // RepeatChecker is implemented by Tools that know which tools are safe to
 // call twice (MCP tools annotated readOnlyHint or idempotentHint).
 type RepeatChecker interface {
@@ -144,7 +148,12 @@ type Run struct {
 	ClientTools []json.RawMessage
 	// MaxSteps bounds model turns (counting recorded ones).
 	MaxSteps int
-	StopWhen []StopCondition
+	// MaxToolCalls, when positive, bounds the MCP tool calls of the run
+	// (counting recorded ones). Once it is reached the model is offered
+	// no more MCP tools, and a call it makes anyway is not sent: its step
+	// says so (ToolCallLimitOutput).
+	MaxToolCalls int
+	StopWhen     []StopCondition
 	// Steps already recorded by an earlier segment of this run.
 	Steps []Step
 
@@ -222,7 +231,7 @@ func (r *Run) Execute(ctx context.Context) (*Outcome, error) {
 				if r.isClientTool(call.Function.Name) {
 					continue
 				}
-				st, err := r.runTool(ctx, now, len(out.Steps), call)
+				st, err := r.runTool(ctx, now, out.Steps, call)
 				if err != nil {
 					return out, err
 				}
@@ -280,7 +289,8 @@ func (r *Run) Execute(ctx context.Context) (*Outcome, error) {
 	}
 }
 
-func (r *Run) runTool(ctx context.Context, now func() time.Time, index int, call llm.ToolCall) (*Step, error) {
+func (r *Run) runTool(ctx context.Context, now func() time.Time, steps []Step, call llm.ToolCall) (*Step, error) {
+	index := len(steps)
 	st := &Step{Type: StepTool, ToolCallID: call.ID, Function: call.Function.Name}
 	args := json.RawMessage(call.Function.Arguments)
 	if len(args) == 0 {
@@ -302,6 +312,10 @@ func (r *Run) runTool(ctx context.Context, now func() time.Time, index int, call
 		return st, nil
 	}
 	st.ServerURL, st.Tool = serverURL, tool
+	if r.toolCallsSpent(steps) {
+		st.Output, st.IsError = ToolCallLimitOutput, true
+		return st, nil
+	}
 	if r.MarkCall != nil {
 		again, err := r.MarkCall(ctx, index, *st, true)
 		if err != nil {
@@ -331,6 +345,21 @@ func (r *Run) runTool(ctx context.Context, now func() time.Time, index int, call
 	}
 	r.takeResult(st, res)
 	return st, nil
+}
+
+// toolCallsSpent reports whether MaxToolCalls MCP calls were already sent
+// in steps.
+func (r *Run) toolCallsSpent(steps []Step) bool {
+	if r.MaxToolCalls <= 0 {
+		return false
+	}
+	sent := 0
+	for _, st := range steps {
+		if st.Type == StepTool && st.ServerURL != "" && st.Output != ToolCallLimitOutput {
+			sent++
+		}
+	}
+	return sent >= r.MaxToolCalls
 }
 
 func (r *Run) safeToRepeat(function string) bool {
@@ -384,7 +413,7 @@ func (r *Run) requestBody(steps []Step) ([]byte, error) {
 	msgs := Messages(r.Messages, steps)
 	fields := map[string]any{"messages": msgs}
 	var tools []json.RawMessage
-	if r.Tools != nil {
+	if r.Tools != nil && !r.toolCallsSpent(steps) {
 		tools = append(tools, r.Tools.FunctionTools()...)
 	}
 	tools = append(tools, r.ClientTools...)

@@ -35,6 +35,7 @@ func (e *ChallengesError) Error() string {
 type MCPTools struct {
 	sessions map[string]*mcpclient.Session
 	toolset  *mcpclient.Toolset
+	servers  []mcpclient.ServerTools
 }
 
 // ConnectMCP connects to all servers in parallel and lists their tools. When
@@ -99,8 +100,18 @@ func ConnectMCP(ctx context.Context, connect ConnectFunc, servers []mcpclient.Se
 		m.Close()
 		return nil, fmt.Errorf("error naming MCP tools: %w", err)
 	}
-	m.toolset = ts
+	m.toolset, m.servers = ts, serverTools
 	return m, nil
+}
+
+// Servers returns each server's tools as listed (after allowed_tools), in
+// the order the servers were given.
+func (m *MCPTools) Servers() []mcpclient.ServerTools { return m.servers }
+
+// FunctionName returns the function name the model is offered for a
+// server's tool.
+func (m *MCPTools) FunctionName(serverURL, tool string) (string, bool) {
+	return m.toolset.FunctionName(serverURL, tool)
 }
 
 // FunctionTools implements Tools.

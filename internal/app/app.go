@@ -30,6 +30,7 @@ import (
 	"github.com/mcpidp/mcpidp/internal/mcpclient"
 	"github.com/mcpidp/mcpidp/internal/netguard"
 	"github.com/mcpidp/mcpidp/internal/redact"
+	"github.com/mcpidp/mcpidp/internal/responses"
 	"github.com/mcpidp/mcpidp/internal/secretbox"
 	"github.com/mcpidp/mcpidp/internal/store"
 	"github.com/mcpidp/mcpidp/internal/task"
@@ -244,6 +245,11 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	responsesEngine, err := responses.New(responses.Config{Model: model, Chat: chatEngine, OAuth: a.oauth, HTTPClient: guard.Client(0),
+		Store: a.store, Tasks: a.tasks, MCPLimits: mcpLimits, Upstream: cfg.UpstreamResponses, Logger: a.logger})
+	if err != nil {
+		return err
+	}
 	var admin *riverui.Handler
 	if cfg.AdminKey != "" && a.mode != ModeWorker {
 		if len(cfg.AdminKey) < 16 {
@@ -261,7 +267,8 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	}
 	a.api, err = api.New(api.Config{
 		Store: a.store, OAuth: a.oauth, Tasks: a.tasks, PublicURL: cfg.PublicURL, EnvKeys: cfg.APIKeys, Chat: chatEngine,
-		AdminKey: cfg.AdminKey, Admin: adminHandler(admin),
+		Responses: responsesEngine,
+		AdminKey:  cfg.AdminKey, Admin: adminHandler(admin),
 		Limits: api.Limits{MaxBodyBytes: cfg.MaxBodyBytes}, Ready: a.ready, Logger: a.logger,
 	})
 	return err

@@ -22,6 +22,9 @@ type Config struct {
 	WebhookURL           string
 	UpstreamBaseURL      string
 	UpstreamAPIKey       string
+	// UpstreamResponses is "off" or "on": whether POST /v1/responses
+	// without MCP tools goes to the upstream's own Responses API.
+	UpstreamResponses    string
 	Workers              int
 	WebhookWorkers       int
 	WebhookPerHost       int
@@ -60,6 +63,7 @@ var envVars = []envVar{
 	{"MCPIDP_WEBHOOK_URL", "", "default webhook URL of the tenants defined by MCPIDP_API_KEYS (connection events; tasks without their own)"},
 	{"MCPIDP_UPSTREAM_BASE_URL", "$OPENAI_BASE_URL or https://api.openai.com/v1", "OpenAI-compatible model API"},
 	{"MCPIDP_UPSTREAM_API_KEY", "$OPENAI_API_KEY", "key for the upstream model API"},
+	{"MCPIDP_UPSTREAM_RESPONSES", "off", "on: POST /v1/responses without MCP tools (and not background) goes to the upstream's own /responses untouched; off: every request is translated to Chat Completions"},
 	{"MCPIDP_WORKERS", "20", "task segments one worker process runs at once"},
 	{"MCPIDP_WEBHOOK_WORKERS", "20", "webhook and callback deliveries one worker process runs at once (their own queue: they never hold task workers)"},
 	{"MCPIDP_WEBHOOK_PER_HOST", "4", "deliveries one worker process sends to the same receiver (host:port) at once; more wait their turn"},
@@ -104,6 +108,7 @@ func LoadConfig(getenv func(string) string) (*Config, error) {
 		WebhookURL:           get("MCPIDP_WEBHOOK_URL", ""),
 		UpstreamBaseURL:      get("MCPIDP_UPSTREAM_BASE_URL", get("OPENAI_BASE_URL", "https://api.openai.com/v1")),
 		UpstreamAPIKey:       get("MCPIDP_UPSTREAM_API_KEY", getenv("OPENAI_API_KEY")),
+		UpstreamResponses:    get("MCPIDP_UPSTREAM_RESPONSES", "off"),
 		TaskRetention:        dur("MCPIDP_TASK_RETENTION", "24h"),
 		JobTimeout:           dur("MCPIDP_JOB_TIMEOUT", "15m"),
 		CleanupInterval:      dur("MCPIDP_CLEANUP_INTERVAL", "1m"),
@@ -117,6 +122,9 @@ func LoadConfig(getenv func(string) string) (*Config, error) {
 	c.RescueStuckJobsAfter = dur("MCPIDP_RESCUE_STUCK_JOBS_AFTER", (c.JobTimeout + time.Minute).String())
 	if c.RescueStuckJobsAfter < c.JobTimeout {
 		errs = append(errs, fmt.Errorf("MCPIDP_RESCUE_STUCK_JOBS_AFTER (%s) must be at least MCPIDP_JOB_TIMEOUT (%s)", c.RescueStuckJobsAfter, c.JobTimeout))
+	}
+	if c.UpstreamResponses != "off" && c.UpstreamResponses != "on" {
+		errs = append(errs, fmt.Errorf("MCPIDP_UPSTREAM_RESPONSES must be on or off, got %q", c.UpstreamResponses))
 	}
 	var err error
 	if c.AllowPrivateNetworks, err = strconv.ParseBool(get("MCPIDP_ALLOW_PRIVATE_NETWORKS", "false")); err != nil {

@@ -181,6 +181,9 @@ func (e *Engine) fail(ctx context.Context, r *responder, err error) {
 	r.fail(err)
 }
 
+// MCPError is mcpError, for the Responses engine.
+func MCPError(err error) error { return mcpError(err) }
+
 // mcpError is the answer when an MCP server cannot be used: 400 for an
 // address the SSRF guard refuses, else 424 as OpenAI answers when a remote
 // MCP server fails.

@@ -90,6 +90,11 @@ func errorBody(err error) (int, http.Header, []byte) {
 	return e.Status, header, body
 }
 
+// WriteError answers err in OpenAI's error shape with its status: the
+// chat engine's mapping of upstream, MCP and storage failures, which the
+// Responses engine shares.
+func WriteError(w http.ResponseWriter, err error) { writeError(w, err) }
+
 func writeError(w http.ResponseWriter, err error) {
 	status, header, body := errorBody(err)
 	for name, v := range header {

@@ -18,6 +18,13 @@ type Request struct {
 	Servers  []Server                  `json:"servers,omitempty"`
 	MaxSteps int                       `json:"max_steps"`
 	StopWhen []agentloop.StopCondition `json:"stop_when,omitempty"`
+	// ClientTools are the caller's own function tools (a background
+	// response's): a call to one ends the run, and the caller answers it
+	// in a new request.
+	ClientTools []json.RawMessage `json:"client_tools,omitempty"`
+	// MaxToolCalls bounds the MCP tool calls of the task; 0 is no bound
+	// besides MaxSteps.
+	MaxToolCalls int `json:"max_tool_calls,omitempty"`
 	// AuthorizationRequestCallback receives login links (signed POST).
 	AuthorizationRequestCallback string   `json:"authorization_request_callback,omitempty"`
 	Webhook                      *Webhook `json:"webhook,omitempty"`

@@ -99,6 +99,12 @@ type CreateParams struct {
 	Request        Request
 	// Secrets are sealed to the task, never stored in the clear.
 	Secrets Secrets
+	// ID, when set, is the new task's id (a background response's
+	// "resp_…"); default a fresh "task_…".
+	ID string
+	// CreateTxFunc, when set, writes rows that must commit with the task
+	// (a background response's own row), in the create transaction.
+	CreateTxFunc func(ctx context.Context, tx *sql.Tx, t *store.Task) error
 }
 
 // Create writes the task row and inserts its first run job in one
@@ -122,7 +128,7 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (*Object, bool, er
 		return nil, false, fmt.Errorf("error encoding task request: %w", err)
 	}
 	t := &store.Task{
-		ID:             store.NewID("task_", st.Now()),
+		ID:             p.ID,
 		TenantID:       p.Tenant,
 		UserID:         p.User,
 		Model:          p.Model,
@@ -131,12 +137,20 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (*Object, bool, er
 		Metadata:       p.Metadata,
 		IdempotencyKey: p.IdempotencyKey,
 	}
+	if t.ID == "" {
+		t.ID = store.NewID("task_", st.Now())
+	}
 	if t.Secrets, err = SealSecrets(s.cfg.Keyring, t.ID, &p.Secrets); err != nil {
 		return nil, false, err
 	}
 	err = st.InTx(ctx, func(tx *sql.Tx) error {
 		if err := st.CreateTask(ctx, tx, t); err != nil {
 			return err
+		}
+		if p.CreateTxFunc != nil {
+			if err := p.CreateTxFunc(ctx, tx, t); err != nil {
+				return err
+			}
 		}
 		if _, err := rc.InsertTx(ctx, tx, RunArgs{TaskID: t.ID}, nil); err != nil {
 			return fmt.Errorf("error queueing task: %w", err)

@@ -1,0 +1,303 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/responses"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mcpidp/mcpidp/internal/llm/llmtest"
+	"github.com/mcpidp/mcpidp/internal/mcptest"
+)
+
+func mcpResponsesTool(label, url string) responses.ToolUnionParam {
+	return responses.ToolUnionParam{OfMcp: &responses.ToolMcpParam{ServerLabel: label, ServerURL: openai.String(url)}}
+}
+
+func responseParams(user, input string, tools ...responses.ToolUnionParam) responses.ResponseNewParams {
+	return responses.ResponseNewParams{
+		Model: "gpt-test",
+		User:  openai.String(user),
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String(input)},
+		Tools: tools,
+	}
+}
+
+// outputTypes lists the types of a response's output items.
+func outputTypes(r *responses.Response) []string {
+	var out []string
+	for _, it := range r.Output {
+		out = append(out, it.Type)
+	}
+	return out
+}
+
+func TestResponsesOpenAIGo(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, databaseURL string) {
+		env := startEnv(t, databaseURL)
+		mcp := mcptest.New(t, mcptest.StreamableHTTP)
+		client := env.chatClient(keyAcme)
+		ctx := context.Background()
+
+		// One MCP call, then the answer.
+		env.Model.Handle(callToolOnce(t, "add", `{"a":2,"b":3}`))
+		params := responseParams("alice", "Add 2 and 3", mcpResponsesTool("calc", mcp.URL))
+		params.Instructions = openai.String("You are terse.")
+		resp, err := client.Responses.New(ctx, params)
+		require.NoError(t, err)
+		require.Equal(t, responses.ResponseStatusCompleted, resp.Status)
+		require.True(t, strings.HasPrefix(resp.ID, "resp_"), resp.ID)
+		require.Equal(t, []string{"mcp_list_tools", "mcp_call", "message"}, outputTypes(resp))
+		list := resp.Output[0].AsMcpListTools()
+		require.Equal(t, "calc", list.ServerLabel)
+		var names []string
+		for _, tl := range list.Tools {
+			names = append(names, tl.Name)
+		}
+		require.Contains(t, names, "add")
+		callItem := resp.Output[1].AsMcpCall()
+		require.Equal(t, "calc", callItem.ServerLabel)
+		require.Equal(t, "add", callItem.Name)
+		require.JSONEq(t, `{"a":2,"b":3}`, callItem.Arguments)
+		require.Equal(t, "5", callItem.Output)
+		require.Equal(t, "The tool said: 5", resp.OutputText())
+		require.EqualValues(t, 2*llmtest.DefaultUsage().TotalTokens, resp.Usage.TotalTokens)
+		require.EqualValues(t, 2*llmtest.DefaultUsage().PromptTokens, resp.Usage.InputTokens)
+		require.Equal(t, []string{"2 3"}, mcp.Calls("add"))
+		reqs := env.Model.Requests()
+		first := reqs[len(reqs)-2]
+		require.Equal(t, "system", first.Messages[0].Role, "instructions are the system message")
+		require.Equal(t, "You are terse.", first.Messages[0].Content)
+		require.Equal(t, "user", first.Messages[1].Role)
+
+		// Stored: retrieve gives the same response.
+		got, err := client.Responses.Get(ctx, resp.ID, responses.ResponseGetParams{})
+		require.NoError(t, err)
+		require.Equal(t, resp.ID, got.ID)
+		require.Equal(t, outputTypes(resp), outputTypes(got))
+		require.Equal(t, "The tool said: 5", got.OutputText())
+
+		// previous_response_id: the model sees the whole conversation,
+		// the MCP call included, then the new input.
+		env.Model.Handle(nil)
+		env.Model.Enqueue(llmtest.Response{Content: "Yes, 5."})
+		next := responseParams("alice", "Was it 5?")
+		next.PreviousResponseID = openai.String(resp.ID)
+		resp2, err := client.Responses.New(ctx, next)
+		require.NoError(t, err)
+		require.Equal(t, "Yes, 5.", resp2.OutputText())
+		last := env.Model.Requests()[len(env.Model.Requests())-1]
+		var roles []string
+		for _, m := range last.Messages {
+			roles = append(roles, m.Role)
+		}
+		require.Equal(t, []string{"user", "assistant", "tool", "assistant", "user"}, roles, "instructions are not carried over")
+		require.Equal(t, "5", last.Messages[2].Content)
+		require.Equal(t, "Was it 5?", last.Messages[4].Content)
+
+		// Another user cannot continue alice's conversation.
+		other := responseParams("bob", "Was it 5?")
+		other.PreviousResponseID = openai.String(resp.ID)
+		_, err = client.Responses.New(ctx, other)
+		var apiErr *openai.Error
+		require.ErrorAs(t, err, &apiErr)
+		require.Equal(t, http.StatusNotFound, apiErr.StatusCode)
+		// Nor another tenant see it.
+		globex := env.chatClient(keyGlobex)
+		_, err = globex.Responses.Get(ctx, resp.ID, responses.ResponseGetParams{})
+		require.ErrorAs(t, err, &apiErr)
+		require.Equal(t, http.StatusNotFound, apiErr.StatusCode)
+
+		// Streamed: OpenAI's events, ending with the same output.
+		env.Model.Handle(callToolOnce(t, "add", `{"a":1,"b":1}`))
+		stream := client.Responses.NewStreaming(ctx, responseParams("alice", "Add 1 and 1", mcpResponsesTool("calc", mcp.URL)))
+		var types []string
+		var text strings.Builder
+		var final responses.Response
+		seq := int64(-1)
+		for stream.Next() {
+			ev := stream.Current()
+			require.Equal(t, seq+1, ev.SequenceNumber)
+			seq = ev.SequenceNumber
+			types = append(types, ev.Type)
+			switch ev.Type {
+			case "response.output_text.delta":
+				text.WriteString(ev.Delta)
+			case "response.completed":
+				final = ev.Response
+			}
+		}
+		require.NoError(t, stream.Err())
+		require.Equal(t, "response.created", types[0])
+		require.Equal(t, "response.completed", types[len(types)-1])
+		for _, want := range []string{"response.mcp_list_tools.completed", "response.mcp_call_arguments.done", "response.mcp_call.in_progress",
+			"response.mcp_call.completed", "response.content_part.added", "response.output_text.done", "response.output_item.done"} {
+			require.Contains(t, types, want)
+		}
+		require.Equal(t, "The tool said: 2", text.String())
+		require.Equal(t, "The tool said: 2", final.OutputText())
+		require.Equal(t, []string{"mcp_list_tools", "mcp_call", "message"}, outputTypes(&final))
+
+		// A client function tool is returned as a function_call item and
+		// answered with function_call_output.
+		env.Model.Handle(nil)
+		env.Model.Enqueue(llmtest.Response{ToolCalls: []llmtest.ToolCall{{ID: "call_w", Name: "get_weather", Arguments: `{"city":"Oslo"}`}}})
+		weather := responses.ToolUnionParam{OfFunction: &responses.FunctionToolParam{Name: "get_weather",
+			Parameters: map[string]any{"type": "object", "properties": map[string]any{"city": map[string]any{"type": "string"}}}}}
+		resp3, err := client.Responses.New(ctx, responseParams("alice", "Weather in Oslo?", mcpResponsesTool("calc", mcp.URL), weather))
+		require.NoError(t, err)
+		require.Equal(t, []string{"mcp_list_tools", "function_call"}, outputTypes(resp3))
+		fc := resp3.Output[1].AsFunctionCall()
+		require.Equal(t, "call_w", fc.CallID)
+		require.Equal(t, "get_weather", fc.Name)
+		env.Model.Enqueue(llmtest.Response{Content: "Sunny in Oslo."})
+		answer := responses.ResponseNewParams{Model: "gpt-test", User: openai.String("alice"), PreviousResponseID: openai.String(resp3.ID),
+			Input: responses.ResponseNewParamsInputUnion{OfInputItemList: responses.ResponseInputParam{
+				functionOutput("call_w", "sunny, 21 °C"),
+			}}, Tools: []responses.ToolUnionParam{weather}}
+		resp4, err := client.Responses.New(ctx, answer)
+		require.NoError(t, err)
+		require.Equal(t, "Sunny in Oslo.", resp4.OutputText())
+		last = env.Model.Requests()[len(env.Model.Requests())-1]
+		require.Equal(t, "tool", last.Messages[len(last.Messages)-1].Role)
+		require.Equal(t, "call_w", last.Messages[len(last.Messages)-1].ToolCallID)
+		require.Equal(t, "sunny, 21 °C", last.Messages[len(last.Messages)-1].Content)
+
+		// max_tool_calls bounds MCP calls: the second is not sent.
+		var addName string
+		env.Model.Handle(func(req llmtest.Request) llmtest.Response {
+			if n := len(req.Messages); req.Messages[n-1].Role == "tool" && req.Messages[n-3].Role == "tool" {
+				return llmtest.Response{Content: "done"}
+			}
+			if addName == "" {
+				addName = req.OfferedTool(t, "add")
+			}
+			return llmtest.Response{ToolCalls: []llmtest.ToolCall{{Name: addName, Arguments: `{"a":7,"b":7}`}}}
+		})
+		bounded := responseParams("alice", "Add twice", mcpResponsesTool("calc", mcp.URL))
+		bounded.MaxToolCalls = openai.Int(1)
+		before := len(mcp.Calls("add"))
+		resp5, err := client.Responses.New(ctx, bounded)
+		require.NoError(t, err)
+		require.Equal(t, before+1, len(mcp.Calls("add")))
+		require.Equal(t, []string{"mcp_list_tools", "mcp_call", "mcp_call", "message"}, outputTypes(resp5))
+		limited := resp5.Output[2].AsMcpCall().Error
+		require.Equal(t, "mcp_protocol_error", limited.Type)
+		require.Contains(t, limited.Message, "max_tool_calls")
+		last = env.Model.Requests()[len(env.Model.Requests())-1]
+		require.Empty(t, toolNames(t, last.Tools), "once the limit is reached no MCP tool is offered")
+
+		// store false: not kept.
+		env.Model.Handle(nil)
+		env.Model.Enqueue(llmtest.Response{Content: "fleeting"})
+		unstored := responseParams("alice", "hi")
+		unstored.Store = openai.Bool(false)
+		resp6, err := client.Responses.New(ctx, unstored)
+		require.NoError(t, err)
+		_, err = client.Responses.Get(ctx, resp6.ID, responses.ResponseGetParams{})
+		require.ErrorAs(t, err, &apiErr)
+		require.Equal(t, http.StatusNotFound, apiErr.StatusCode)
+
+		// Delete.
+		require.NoError(t, client.Responses.Delete(ctx, resp.ID))
+		_, err = client.Responses.Get(ctx, resp.ID, responses.ResponseGetParams{})
+		require.ErrorAs(t, err, &apiErr)
+		require.Equal(t, http.StatusNotFound, apiErr.StatusCode)
+	})
+}
+
+func functionOutput(callID, output string) responses.ResponseInputItemUnionParam {
+	item := responses.ResponseInputItemParamOfFunctionCallOutput(output)
+	item.OfFunctionCallOutput.CallID = openai.String(callID)
+	return item
+}
+
+func toolNames(t testing.TB, raw json.RawMessage) []string {
+	t.Helper()
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	var tools []struct {
+		Function struct {
+			Name string `json:"name"`
+		} `json:"function"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &tools))
+	var out []string
+	for _, tl := range tools {
+		out = append(out, tl.Function.Name)
+	}
+	return out
+}
+
+func TestResponsesBackgroundOpenAIGo(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, databaseURL string) {
+		env := startEnv(t, databaseURL)
+		mcp := mcptest.New(t, mcptest.StreamableHTTP)
+		client := env.chatClient(keyAcme)
+		ctx := context.Background()
+
+		env.Model.Handle(callToolOnce(t, "add", `{"a":20,"b":22}`))
+		params := responseParams("alice", "Add 20 and 22", mcpResponsesTool("calc", mcp.URL))
+		params.Background = openai.Bool(true)
+		resp, err := client.Responses.New(ctx, params)
+		require.NoError(t, err)
+		require.True(t, resp.Background)
+		require.Contains(t, []responses.ResponseStatus{responses.ResponseStatusQueued, responses.ResponseStatusInProgress}, resp.Status)
+
+		var got *responses.Response
+		require.Eventually(t, func() bool {
+			got, err = client.Responses.Get(ctx, resp.ID, responses.ResponseGetParams{})
+			require.NoError(t, err)
+			return got.Status == responses.ResponseStatusCompleted
+		}, 30*time.Second, 50*time.Millisecond)
+		require.Equal(t, []string{"mcp_call", "message"}, outputTypes(got))
+		require.Equal(t, "42", got.Output[0].AsMcpCall().Output)
+		require.Equal(t, "calc", got.Output[0].AsMcpCall().ServerLabel)
+		require.Equal(t, "The tool said: 42", got.OutputText())
+		require.EqualValues(t, 2*llmtest.DefaultUsage().TotalTokens, got.Usage.TotalTokens)
+
+		// The response is a task with the same id.
+		status, _, _ := call(t, "GET", env.URL+"/v1/tasks/"+resp.ID, keyAcme, nil)
+		require.Equal(t, http.StatusOK, status)
+
+		// A finished response cannot be cancelled; a waiting one can.
+		_, err = client.Responses.Cancel(ctx, resp.ID)
+		var apiErr *openai.Error
+		require.ErrorAs(t, err, &apiErr)
+		require.Equal(t, http.StatusConflict, apiErr.StatusCode)
+
+		env.Model.Handle(func(llmtest.Request) llmtest.Response { return llmtest.Response{Block: true} })
+		slow := responseParams("alice", "Think long")
+		slow.Background = openai.Bool(true)
+		resp2, err := client.Responses.New(ctx, slow)
+		require.NoError(t, err)
+		env.Model.WaitRequests(t, 3, 30*time.Second)
+		cancelled, err := client.Responses.Cancel(ctx, resp2.ID)
+		require.NoError(t, err)
+		require.Equal(t, responses.ResponseStatusCancelled, cancelled.Status)
+
+		// Continue from the finished background response.
+		env.Model.Handle(nil)
+		env.Model.Enqueue(llmtest.Response{Content: "It was 42."})
+		next := responseParams("alice", "What was it?")
+		next.PreviousResponseID = openai.String(resp.ID)
+		resp3, err := client.Responses.New(ctx, next)
+		require.NoError(t, err)
+		require.Equal(t, "It was 42.", resp3.OutputText())
+		last := env.Model.Requests()[len(env.Model.Requests())-1]
+		require.Equal(t, "42", last.Messages[2].Content)
+
+		require.NoError(t, client.Responses.Delete(ctx, resp.ID))
+		status, _, _ = call(t, "GET", env.URL+"/v1/tasks/"+resp.ID, keyAcme, nil)
+		require.Equal(t, http.StatusNotFound, status)
+	})
+}
