@@ -1,9 +1,12 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/mcpidp/mcpidp/internal/llm/llmtest"
 	"github.com/mcpidp/mcpidp/internal/mcptest"
+	"github.com/mcpidp/mcpidp/internal/testenv"
 )
 
 func mcpResponsesTool(label, url string) responses.ToolUnionParam {
@@ -299,5 +303,87 @@ func TestResponsesBackgroundOpenAIGo(t *testing.T) {
 		require.NoError(t, client.Responses.Delete(ctx, resp.ID))
 		status, _, _ = call(t, "GET", env.URL+"/v1/tasks/"+resp.ID, keyAcme, nil)
 		require.Equal(t, http.StatusNotFound, status)
+	})
+}
+
+func TestResponsesNodeOpenAIClient(t *testing.T) {
+	t.Parallel()
+	everything := testenv.StartEverything(t)
+	backends(t, func(t *testing.T, databaseURL string) {
+		env := startEnv(t, databaseURL)
+		env.Model.Handle(callToolOnce(t, "echo", `{"message":"hello"}`))
+
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, testenv.Node22(t), filepath.Join("testdata", "openai_responses.mjs"))
+		cmd.Env = append(cmd.Environ(), "NODE_DIR="+testenv.NodeDir(t), "BASE_URL="+env.URL+"/v1", "API_KEY="+keyAcme, "MCP_URL="+everything)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		require.NoError(t, err, "node: %s", stderr.String())
+
+		type summary struct {
+			ID, Status, Text string
+			Types            []string
+			Usage            struct {
+				TotalTokens int `json:"total_tokens"`
+			}
+			Output []map[string]any
+		}
+		var got struct {
+			Plain  summary
+			Stream struct {
+				Types     []string
+				Text      string
+				Completed struct {
+					Status string
+					Types  []string
+				}
+			}
+			Helper struct {
+				Status, Text string
+				Types        []string
+			}
+			Background struct {
+				summary
+				QueuedStatus string
+				Background   bool
+			}
+		}
+		require.NoError(t, json.Unmarshal(out, &got), string(out))
+
+		want := []string{"mcp_list_tools", "mcp_call", "message"}
+		p := got.Plain
+		require.Equal(t, "completed", p.Status)
+		require.Equal(t, want, p.Types)
+		require.Equal(t, "The tool said: Echo: hello", p.Text, "the SDK's output_text")
+		require.Equal(t, "everything", p.Output[1]["server_label"])
+		require.Equal(t, "echo", p.Output[1]["name"])
+		require.Equal(t, "Echo: hello", p.Output[1]["output"])
+		require.Equal(t, 2*llmtest.DefaultUsage().TotalTokens, p.Usage.TotalTokens)
+
+		s := got.Stream
+		require.Equal(t, "response.created", s.Types[0])
+		require.Equal(t, "response.completed", s.Types[len(s.Types)-1])
+		require.Contains(t, s.Types, "response.mcp_list_tools.completed")
+		require.Contains(t, s.Types, "response.mcp_call.completed")
+		require.Equal(t, p.Text, s.Text)
+		require.Equal(t, want, s.Completed.Types)
+
+		require.Equal(t, "completed", got.Helper.Status)
+		require.Equal(t, p.Text, got.Helper.Text)
+		require.Equal(t, want, got.Helper.Types)
+
+		b := got.Background
+		require.True(t, b.Background)
+		require.Contains(t, []string{"queued", "in_progress"}, b.QueuedStatus)
+		require.Equal(t, "completed", b.Status)
+		require.Equal(t, []string{"mcp_call", "message"}, b.Types, "a background response lists no tools (the worker lists them)")
+		require.Equal(t, p.Text, b.Text)
+
+		for _, r := range env.Model.Requests() {
+			require.Equal(t, "Bearer upstream-key", r.Header.Get("Authorization"))
+			require.NotContains(t, string(r.Body), "node-user")
+		}
 	})
 }
