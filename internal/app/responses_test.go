@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mcpidp/mcpidp/internal/llm/llmtest"
+	"github.com/mcpidp/mcpidp/internal/mcpauth/mcpauthtest"
 	"github.com/mcpidp/mcpidp/internal/mcptest"
 	"github.com/mcpidp/mcpidp/internal/testenv"
 )
@@ -385,5 +386,78 @@ func TestResponsesNodeOpenAIClient(t *testing.T) {
 			require.Equal(t, "Bearer upstream-key", r.Header.Get("Authorization"))
 			require.NotContains(t, string(r.Body), "node-user")
 		}
+	})
+}
+
+// A server that needs a login: the answer is incomplete with an
+// mcp_authorization_request item and a message with the link; a background
+// response waits in_progress with the same item and completes after the
+// login, as a task does.
+func TestResponsesLogin(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, databaseURL string) {
+		env := startEnv(t, databaseURL)
+		mcp, _ := mcptest.NewProtected(t, mcpauthtest.Config{})
+		client := env.chatClient(keyAcme)
+		ctx := context.Background()
+		env.Model.Handle(callToolOnce(t, "add", `{"a":1,"b":2}`))
+
+		resp, err := client.Responses.New(ctx, responseParams("hana", "Add 1 and 2", mcpResponsesTool("calc", mcp.URL)))
+		require.NoError(t, err)
+		require.Equal(t, responses.ResponseStatusIncomplete, resp.Status)
+		require.Equal(t, "mcp_authorization_required", string(resp.IncompleteDetails.Reason))
+		require.Equal(t, []string{"mcp_authorization_request", "message"}, outputTypes(resp))
+		var login struct {
+			ServerLabel      string `json:"server_label"`
+			ServerURL        string `json:"server_url"`
+			AuthorizationURL string `json:"authorization_url"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(resp.Output[0].RawJSON()), &login))
+		require.Equal(t, "calc", login.ServerLabel)
+		require.Equal(t, mcp.URL, login.ServerURL)
+		require.True(t, strings.HasPrefix(login.AuthorizationURL, env.URL+"/oauth/start/"), login.AuthorizationURL)
+		require.Contains(t, resp.OutputText(), login.AuthorizationURL)
+		require.Empty(t, env.Model.Requests(), "no model call before the login")
+
+		// Streamed: the same items, and response.incomplete.
+		stream := client.Responses.NewStreaming(ctx, responseParams("hana", "Add 1 and 2", mcpResponsesTool("calc", mcp.URL)))
+		var last string
+		for stream.Next() {
+			last = stream.Current().Type
+		}
+		require.NoError(t, stream.Err())
+		require.Equal(t, "response.incomplete", last)
+
+		// Background: waits for the login, then goes on.
+		params := responseParams("hana", "Add 1 and 2", mcpResponsesTool("calc", mcp.URL))
+		params.Background = openai.Bool(true)
+		bg, err := client.Responses.New(ctx, params)
+		require.NoError(t, err)
+		var got *responses.Response
+		require.Eventually(t, func() bool {
+			got, err = client.Responses.Get(ctx, bg.ID, responses.ResponseGetParams{})
+			require.NoError(t, err)
+			return len(got.Output) > 0
+		}, 30*time.Second, 50*time.Millisecond)
+		require.Equal(t, responses.ResponseStatusInProgress, got.Status)
+		require.Equal(t, []string{"mcp_authorization_request"}, outputTypes(got))
+		require.NoError(t, json.Unmarshal([]byte(got.Output[0].RawJSON()), &login))
+		require.Equal(t, "calc", login.ServerLabel)
+
+		status, page := testenv.FollowLogin(t, login.AuthorizationURL)
+		require.Equal(t, http.StatusOK, status, page)
+		require.Eventually(t, func() bool {
+			got, err = client.Responses.Get(ctx, bg.ID, responses.ResponseGetParams{})
+			require.NoError(t, err)
+			return got.Status == responses.ResponseStatusCompleted
+		}, 30*time.Second, 50*time.Millisecond)
+		require.Equal(t, []string{"mcp_call", "message"}, outputTypes(got))
+		require.Equal(t, "The tool said: 3", got.OutputText())
+
+		// Logged in now: the request is answered in place.
+		resp, err = client.Responses.New(ctx, responseParams("hana", "Add 1 and 2", mcpResponsesTool("calc", mcp.URL)))
+		require.NoError(t, err)
+		require.Equal(t, responses.ResponseStatusCompleted, resp.Status)
+		require.Equal(t, "The tool said: 3", resp.OutputText())
 	})
 }
