@@ -148,14 +148,15 @@ type Run struct {
 	ClientTools []json.RawMessage
 	// MaxSteps bounds model turns (counting recorded ones).
 	MaxSteps int
-	// MaxToolCalls, when positive, bounds the MCP tool calls of the run
+	StopWhen []StopCondition
+	// Steps already recorded by an earlier segment of this run.
+	Steps []Step
+
+	// MaxToolCalls, when positive, bounds the MCP tool calls the run sends
 	// (counting recorded ones). Once it is reached the model is offered
 	// no more MCP tools, and a call it makes anyway is not sent: its step
 	// says so (ToolCallLimitOutput).
 	MaxToolCalls int
-	StopWhen     []StopCondition
-	// Steps already recorded by an earlier segment of this run.
-	Steps []Step
 
 	Complete     CompleteFunc
 	Tools        Tools // may be nil when no MCP server is used
@@ -169,6 +170,7 @@ type Run struct {
 	Now func() time.Time
 
 	images imageBudget // what the run's steps hold so far
+	sent   int         // MCP tool calls sent so far, for MaxToolCalls
 }
 
 // Outcome is how a run ended.
@@ -206,6 +208,7 @@ func (r *Run) Execute(ctx context.Context) (*Outcome, error) {
 	for _, st := range out.Steps {
 		out.Usage.Add(st.Usage)
 	}
+	r.sent = sentCalls(out.Steps)
 	record := func(st Step) error {
 		if err := r.Record(ctx, len(out.Steps), st); err != nil {
 			return err
@@ -231,7 +234,7 @@ func (r *Run) Execute(ctx context.Context) (*Outcome, error) {
 				if r.isClientTool(call.Function.Name) {
 					continue
 				}
-				st, err := r.runTool(ctx, now, out.Steps, call)
+				st, err := r.runTool(ctx, now, len(out.Steps), call)
 				if err != nil {
 					return out, err
 				}
@@ -289,8 +292,7 @@ func (r *Run) Execute(ctx context.Context) (*Outcome, error) {
 	}
 }
 
-func (r *Run) runTool(ctx context.Context, now func() time.Time, steps []Step, call llm.ToolCall) (*Step, error) {
-	index := len(steps)
+func (r *Run) runTool(ctx context.Context, now func() time.Time, index int, call llm.ToolCall) (*Step, error) {
 	st := &Step{Type: StepTool, ToolCallID: call.ID, Function: call.Function.Name}
 	args := json.RawMessage(call.Function.Arguments)
 	if len(args) == 0 {
@@ -312,7 +314,7 @@ func (r *Run) runTool(ctx context.Context, now func() time.Time, steps []Step, c
 		return st, nil
 	}
 	st.ServerURL, st.Tool = serverURL, tool
-	if r.toolCallsSpent(steps) {
+	if r.toolCallsSpent() {
 		st.Output, st.IsError = ToolCallLimitOutput, true
 		return st, nil
 	}
@@ -327,6 +329,7 @@ func (r *Run) runTool(ctx context.Context, now func() time.Time, steps []Step, c
 		}
 	}
 	start := now()
+	r.sent++
 	res, err := r.Tools.Call(ctx, call.Function.Name, args)
 	st.DurationMS = now().Sub(start).Milliseconds()
 	if err != nil {
@@ -347,19 +350,21 @@ func (r *Run) runTool(ctx context.Context, now func() time.Time, steps []Step, c
 	return st, nil
 }
 
-// toolCallsSpent reports whether MaxToolCalls MCP calls were already sent
-// in steps.
-func (r *Run) toolCallsSpent(steps []Step) bool {
-	if r.MaxToolCalls <= 0 {
-		return false
-	}
-	sent := 0
+// toolCallsSpent reports whether MaxToolCalls MCP calls were sent.
+func (r *Run) toolCallsSpent() bool {
+	return r.MaxToolCalls > 0 && r.sent >= r.MaxToolCalls
+}
+
+// sentCalls counts the MCP tool calls among recorded steps that were sent
+// (not those refused for MaxToolCalls).
+func sentCalls(steps []Step) int {
+	n := 0
 	for _, st := range steps {
 		if st.Type == StepTool && st.ServerURL != "" && st.Output != ToolCallLimitOutput {
-			sent++
+			n++
 		}
 	}
-	return sent >= r.MaxToolCalls
+	return n
 }
 
 func (r *Run) safeToRepeat(function string) bool {
@@ -413,7 +418,7 @@ func (r *Run) requestBody(steps []Step) ([]byte, error) {
 	msgs := Messages(r.Messages, steps)
 	fields := map[string]any{"messages": msgs}
 	var tools []json.RawMessage
-	if r.Tools != nil && !r.toolCallsSpent(steps) {
+	if r.Tools != nil && !r.toolCallsSpent() {
 		tools = append(tools, r.Tools.FunctionTools()...)
 	}
 	tools = append(tools, r.ClientTools...)
