@@ -461,3 +461,79 @@ func TestResponsesLogin(t *testing.T) {
 		require.Equal(t, "The tool said: 3", resp.OutputText())
 	})
 }
+
+// require_approval holds MCP calls back as mcp_approval_request items; an
+// mcp_approval_response with previous_response_id runs (or refuses) them
+// and the run goes on from there.
+func TestResponsesApproval(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, databaseURL string) {
+		env := startEnv(t, databaseURL)
+		mcp := mcptest.New(t, mcptest.StreamableHTTP)
+		client := env.chatClient(keyAcme)
+		ctx := context.Background()
+		env.Model.Handle(callToolOnce(t, "add", `{"a":4,"b":5}`))
+
+		tool := mcpResponsesTool("calc", mcp.URL)
+		tool.OfMcp.RequireApproval = responses.ToolMcpRequireApprovalUnionParam{OfMcpToolApprovalSetting: openai.String("always")}
+		ask := func(t *testing.T) *responses.Response {
+			resp, err := client.Responses.New(ctx, responseParams("alice", "Add 4 and 5", tool))
+			require.NoError(t, err)
+			require.Equal(t, responses.ResponseStatusCompleted, resp.Status)
+			require.Equal(t, []string{"mcp_list_tools", "mcp_approval_request"}, outputTypes(resp))
+			req := resp.Output[1].AsMcpApprovalRequest()
+			require.Equal(t, "calc", req.ServerLabel)
+			require.Equal(t, "add", req.Name)
+			require.JSONEq(t, `{"a":4,"b":5}`, req.Arguments)
+			return resp
+		}
+		answer := func(t *testing.T, prev *responses.Response, approve bool) *responses.Response {
+			id := prev.Output[1].AsMcpApprovalRequest().ID
+			resp, err := client.Responses.New(ctx, responses.ResponseNewParams{Model: "gpt-test", User: openai.String("alice"),
+				PreviousResponseID: openai.String(prev.ID), Tools: []responses.ToolUnionParam{tool},
+				Input: responses.ResponseNewParamsInputUnion{OfInputItemList: responses.ResponseInputParam{
+					responses.ResponseInputItemParamOfMcpApprovalResponse(id, approve)}}})
+			require.NoError(t, err)
+			return resp
+		}
+
+		// Approved: the call runs once, and the model answers.
+		first := ask(t)
+		require.Empty(t, mcp.Calls("add"), "nothing runs before the approval")
+		done := answer(t, first, true)
+		require.Equal(t, []string{"mcp_list_tools", "mcp_call", "message"}, outputTypes(done))
+		callItem := done.Output[1].AsMcpCall()
+		require.Equal(t, "9", callItem.Output)
+		require.Equal(t, first.Output[1].AsMcpApprovalRequest().ID, callItem.ApprovalRequestID)
+		require.Equal(t, "The tool said: 9", done.OutputText())
+		require.Equal(t, []string{"4 5"}, mcp.Calls("add"))
+		// The same approval cannot be used twice.
+		id := first.Output[1].AsMcpApprovalRequest().ID
+		_, err := client.Responses.New(ctx, responses.ResponseNewParams{Model: "gpt-test", User: openai.String("alice"),
+			PreviousResponseID: openai.String(done.ID), Tools: []responses.ToolUnionParam{tool},
+			Input: responses.ResponseNewParamsInputUnion{OfInputItemList: responses.ResponseInputParam{
+				responses.ResponseInputItemParamOfMcpApprovalResponse(id, true)}}})
+		var apiErr *openai.Error
+		require.ErrorAs(t, err, &apiErr)
+		require.Equal(t, http.StatusBadRequest, apiErr.StatusCode)
+
+		// Denied: the call does not run, and the model is told.
+		second := ask(t)
+		refused := answer(t, second, false)
+		require.Equal(t, []string{"mcp_list_tools", "mcp_call", "message"}, outputTypes(refused))
+		require.Contains(t, refused.Output[1].AsMcpCall().Error.Message, "denied")
+		require.Contains(t, refused.OutputText(), "denied")
+		require.Equal(t, []string{"4 5"}, mcp.Calls("add"), "a denied call is not sent")
+
+		// Streamed, the request comes as an item too.
+		stream := client.Responses.NewStreaming(ctx, responseParams("alice", "Add 4 and 5", tool))
+		var final responses.Response
+		for stream.Next() {
+			if ev := stream.Current(); ev.Type == "response.completed" {
+				final = ev.Response
+			}
+		}
+		require.NoError(t, stream.Err())
+		require.Equal(t, []string{"mcp_list_tools", "mcp_approval_request"}, outputTypes(&final))
+	})
+}

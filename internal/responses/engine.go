@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -125,12 +126,21 @@ func (e *Engine) Serve(ctx context.Context, w http.ResponseWriter, call Call) {
 			http.Header{"Content-Type": {"application/json"}})
 		return
 	}
-	conv, err := e.conversation(ctx, call.Tenant, req)
+	conv, prev, err := e.conversation(ctx, call.Tenant, req)
 	if err != nil {
 		chat.WriteError(w, err)
 		return
 	}
-	msgs, err := Messages(req.Instructions, conv)
+	// A run that waited for approvals goes on from its steps, with the
+	// messages it began with.
+	from := &runState{Conversation: conv}
+	if req.Decisions != nil {
+		if from, err = resumable(prev, req.Decisions); err != nil {
+			chat.WriteError(w, err)
+			return
+		}
+	}
+	msgs, err := Messages(req.Instructions, from.Conversation)
 	if err != nil {
 		chat.WriteError(w, err)
 		return
@@ -144,6 +154,10 @@ func (e *Engine) Serve(ctx context.Context, w http.ResponseWriter, call Call) {
 		return
 	}
 	if req.Background {
+		if len(req.Approvals) > 0 || req.Decisions != nil {
+			chat.WriteError(w, chatreq.Invalid("background", "background responses do not take require_approval yet: see the README"))
+			return
+		}
 		if req.Stream {
 			chat.WriteError(w, chatreq.Invalid("stream", "background responses are not streamed here: create it, then GET /v1/responses/{id}"))
 			return
@@ -156,37 +170,55 @@ func (e *Engine) Serve(ctx context.Context, w http.ResponseWriter, call Call) {
 		writeJSON(w, http.StatusOK, o)
 		return
 	}
-	e.run(ctx, w, call, req, conv, msgs)
+	e.run(ctx, w, call, req, conv, msgs, from, prev)
+}
+
+// resumable checks that decisions answer the approval requests prev waits
+// on, and returns the run they resume.
+func resumable(prev *Object, decisions map[string]agentloop.Verdict) (*runState, error) {
+	if prev == nil {
+		return nil, chatreq.Invalid("input", "mcp_approval_response items answer a stored response's mcp_approval_request items: send its previous_response_id")
+	}
+	if prev.run == nil {
+		return nil, chatreq.Invalid("previous_response_id", fmt.Sprintf("response %q waits for no approvals", prev.ID))
+	}
+	for id := range decisions {
+		if !slices.Contains(prev.run.Pending, id) {
+			return nil, chatreq.Invalid("input", fmt.Sprintf("approval_request_id %q is not one response %q waits for", id, prev.ID))
+		}
+	}
+	return prev.run, nil
 }
 
 // conversation is the items a request continues from: those of its
 // previous response (its conversation and output), then its own input.
-func (e *Engine) conversation(ctx context.Context, tenant string, req *Request) ([]json.RawMessage, error) {
+func (e *Engine) conversation(ctx context.Context, tenant string, req *Request) ([]json.RawMessage, *Object, error) {
 	if req.PreviousResponseID == "" {
-		return req.Input, nil
+		return req.Input, nil, nil
 	}
 	notFound := &chatreq.Error{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "previous_response_not_found", Param: "previous_response_id",
 		Message: fmt.Sprintf("previous response %q not found", req.PreviousResponseID)}
 	o, s, row, err := e.load(ctx, tenant, req.PreviousResponseID)
 	if errors.Is(err, store.ErrNotFound) || err == nil && row.UserID != req.User {
 		// Another user's conversation is not this user's to continue.
-		return nil, notFound
+		return nil, nil, notFound
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if o.Status == StatusQueued || o.Status == StatusInProgress {
-		return nil, chatreq.Invalid("previous_response_id", fmt.Sprintf("previous response %q is still %s: continue from it once it has ended", o.ID, o.Status))
+		return nil, nil, chatreq.Invalid("previous_response_id", fmt.Sprintf("previous response %q is still %s: continue from it once it has ended", o.ID, o.Status))
 	}
 	conv := append([]json.RawMessage(nil), s.Conversation...)
 	for _, it := range o.Output {
 		raw, err := json.Marshal(it)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		conv = append(conv, raw)
 	}
-	return append(conv, req.Input...), nil
+	o.run = s.Run
+	return append(conv, req.Input...), o, nil
 }
 
 // load reads a stored response with what it continues from.
@@ -306,13 +338,17 @@ func (e *Engine) submit(ctx context.Context, call Call, req *Request, conv, msgs
 
 // run answers a request in the request: the tool loop, shown as a
 // response object or a stream of events, and stored unless store is false.
-func (e *Engine) run(ctx context.Context, w http.ResponseWriter, call Call, req *Request, conv, msgs []json.RawMessage) {
+func (e *Engine) run(ctx context.Context, w http.ResponseWriter, call Call, req *Request, conv, msgs []json.RawMessage, from *runState, prev *Object) {
 	st := e.cfg.Store
 	created := st.Now()
 	id := store.NewID("resp_", created)
 	saved := storedOf(req, conv)
 	r := &runner{e: e, req: req, call: call, saved: saved, b: newBuilder(id, req.Labels, req.Functions),
-		obj: newObject(id, created, req.Model, req.User, false, req.Store, saved)}
+		obj: newObject(id, created, req.Model, req.User, false, req.Store, saved), from: from, recorded: len(from.Steps)}
+	if prev != nil && req.Decisions != nil {
+		p := idsFor(prev.ID)
+		r.prev = &p
+	}
 	if req.Stream {
 		r.ev = newEvents(w)
 	}
@@ -361,9 +397,12 @@ func (e *Engine) run(ctx context.Context, w http.ResponseWriter, call Call, req 
 		ClientTools:  req.Functions,
 		MaxSteps:     req.MaxSteps,
 		MaxToolCalls: req.MaxToolCalls,
+		Steps:        from.Steps,
 		Complete:     r.completeFunc(e.cfg.Model, opts),
 		Record:       r.record,
 		ErrorIsFatal: agentloop.IsChallenge,
+		Approvals:    req.Approvals,
+		Approve:      r.approve,
 	}
 	if tools != nil {
 		run.Tools = &announcedTools{MCPTools: tools, r: r}
@@ -373,9 +412,20 @@ func (e *Engine) run(ctx context.Context, w http.ResponseWriter, call Call, req 
 		return // the client went away: nobody to answer
 	}
 	if out != nil {
-		r.steps, r.usage = out.Steps, out.Usage
+		r.steps = out.Steps
+		r.usage = out.Usage
+		for _, st := range from.Steps {
+			if u := st.Usage; u != nil { // counted by the response that ran them
+				r.usage.PromptTokens -= u.PromptTokens
+				r.usage.CompletionTokens -= u.CompletionTokens
+				r.usage.TotalTokens -= u.TotalTokens
+			}
+		}
 	}
+	var held *agentloop.ApprovalRequiredError
 	switch chs := agentloop.Challenges(err); {
+	case errors.As(err, &held):
+		r.hold(held)
 	case chs != nil:
 		r.login(ctx, chs, out)
 	case err != nil:
@@ -432,6 +482,12 @@ type runner struct {
 	b     *builder
 	obj   *Object
 	ev    *events // nil unless streamed
+
+	// from is the run this response goes on from (the steps of a response
+	// that waited for approvals), or its start; prev names that response's
+	// approval requests when this one answers them.
+	from *runState
+	prev *ids
 
 	lists    []MCPListToolsItem
 	steps    []agentloop.Step
@@ -629,6 +685,42 @@ func (r *runner) login(ctx context.Context, chs []*mcpclient.AuthChallengeError,
 	}
 }
 
+// approve is the run's ApproveFunc: a call held back by the previous
+// response is decided by this request's mcp_approval_response items; any
+// other call a policy holds back waits, under an approval request of this
+// response.
+func (r *runner) approve(_ context.Context, call *agentloop.ApprovalCall) (agentloop.Verdict, error) {
+	if r.prev != nil {
+		id := r.prev.approval(call.ToolCallID)
+		if v, ok := r.req.Decisions[id]; ok {
+			call.ID = id
+			if r.b.approved == nil {
+				r.b.approved = map[string]string{}
+			}
+			r.b.approved[call.ToolCallID] = id
+			return v, nil
+		}
+	}
+	call.ID = r.b.ids.approval(call.ToolCallID)
+	return agentloop.Verdict{}, nil
+}
+
+// hold ends the response with an mcp_approval_request item per call held
+// back, and keeps the run for the response that answers them.
+func (r *runner) hold(held *agentloop.ApprovalRequiredError) {
+	r.obj.Status = StatusCompleted
+	run := &runState{Conversation: r.from.Conversation, Steps: r.steps}
+	for _, c := range held.Calls {
+		it := ApprovalRequestItem{ID: c.ID, Type: "mcp_approval_request", ServerLabel: r.req.Labels[c.ServerURL], Name: c.Tool, Arguments: string(c.Arguments)}
+		run.Pending = append(run.Pending, c.ID)
+		r.extra = append(r.extra, it)
+		if r.ev != nil {
+			r.ev.item(r.next(), it)
+		}
+	}
+	r.saved.Run = run
+}
+
 // fail ends a streamed response that failed after it began.
 func (r *runner) fail(err error) {
 	_, code := statusOf(err)
@@ -644,7 +736,7 @@ func (r *runner) end(ctx context.Context, w http.ResponseWriter) {
 	for _, it := range r.lists {
 		o.Output = append(o.Output, it)
 	}
-	o.Output = append(o.Output, r.b.items(r.steps)...)
+	o.Output = append(o.Output, r.b.items(r.steps, len(r.from.Steps))...)
 	o.Output = append(o.Output, r.extra...)
 	o.Usage = usageOf(r.usage)
 	if r.req.Store {

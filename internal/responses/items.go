@@ -91,6 +91,17 @@ type FunctionCallItem struct {
 	Arguments string `json:"arguments"`
 }
 
+// ApprovalRequestItem is an "mcp_approval_request" output item: a call
+// its server's require_approval holds back until the caller answers with an
+// mcp_approval_response input item (with previous_response_id).
+type ApprovalRequestItem struct {
+	ID          string `json:"id"`
+	Type        string `json:"type"`
+	ServerLabel string `json:"server_label"`
+	Name        string `json:"name"`
+	Arguments   string `json:"arguments"`
+}
+
 // AuthorizationRequestItem is an "mcp_authorization_request" output item:
 // the user must log in to an MCP server at AuthorizationURL.
 type AuthorizationRequestItem struct {
@@ -130,6 +141,12 @@ func (i ids) mcpCall(step int) string     { return fmt.Sprintf("mcp_%s_%d", i.su
 func (i ids) login(n int) string          { return fmt.Sprintf("mcpauth_%s_%d", i.suffix, n) }
 func (i ids) function(step, n int) string { return fmt.Sprintf("fc_%s_%d_%d", i.suffix, step, n) }
 
+// approval names the approval request of a tool call this response held
+// back.
+func (i ids) approval(toolCallID string) string {
+	return fmt.Sprintf("mcpr_%s_%s", i.suffix, toolCallID)
+}
+
 func messageItem(id, text, status string) MessageItem {
 	return MessageItem{ID: id, Type: "message", Status: status, Role: "assistant",
 		Content: []OutputText{{Type: "output_text", Text: text, Annotations: []any{}}}}
@@ -155,6 +172,8 @@ func mcpCallItem(id, label, name string, arguments json.RawMessage, st *agentloo
 	}
 	out := st.Output
 	switch {
+	case st.Denied:
+		it.Status, it.Error = "failed", &MCPCallError{Type: "mcp_protocol_error", Message: strings.TrimPrefix(out, "error: ")}
 	case st.IsError && strings.HasPrefix(out, "error: "):
 		// mcpidp's own words: the call did not run, or its answer was lost.
 		code := -32603 // JSON-RPC internal error
@@ -176,6 +195,9 @@ type builder struct {
 	ids    ids
 	labels map[string]string // server URL → server_label
 	client map[string]bool   // the caller's function names
+	// approved names, by tool call id, the approval request a call was
+	// decided on (shown as the mcp_call's approval_request_id).
+	approved map[string]string
 }
 
 func newBuilder(responseID string, labels map[string]string, functions []json.RawMessage) *builder {
@@ -211,14 +233,18 @@ func (b *builder) toolName(st *agentloop.Step) (label, name string) {
 	return b.labels[st.ServerURL], st.Tool
 }
 
-// items returns the output items of steps: a message per model turn with
-// text, an mcp_call per MCP tool call, and a function_call per call to one
-// of the caller's tools (after the MCP calls of the same turn, which ran
-// first).
-func (b *builder) items(steps []agentloop.Step) []any {
+// items returns the output items of steps from step from on: a message
+// per model turn with text, an mcp_call per MCP tool call, and a
+// function_call per call to one of the caller's tools (after the MCP calls
+// of the same turn, which ran first). Steps before from belong to an
+// earlier response of the same run (one that asked for approvals).
+func (b *builder) items(steps []agentloop.Step, from int) []any {
 	var out []any
 	var pending []any
 	for i := range steps {
+		if i < from {
+			continue
+		}
 		st := &steps[i]
 		switch st.Type {
 		case agentloop.StepModel:
@@ -235,7 +261,11 @@ func (b *builder) items(steps []agentloop.Step) []any {
 			}
 		case agentloop.StepTool:
 			label, name := b.toolName(st)
-			out = append(out, mcpCallItem(b.ids.mcpCall(i), label, name, st.Arguments, st))
+			it := mcpCallItem(b.ids.mcpCall(i), label, name, st.Arguments, st)
+			if id, ok := b.approved[st.ToolCallID]; ok {
+				it.ApprovalRequestID = &id
+			}
+			out = append(out, it)
 		}
 	}
 	return append(out, pending...)

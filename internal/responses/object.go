@@ -57,6 +57,9 @@ type Object struct {
 	Usage              *Usage            `json:"usage"`
 	User               *string           `json:"user"`
 	Metadata           json.RawMessage   `json:"metadata"`
+
+	// run is the stored run a response that waits for approvals keeps.
+	run *runState
 }
 
 // ObjectError is a failed response's "error".
@@ -85,6 +88,18 @@ type stored struct {
 	PreviousResponseID string                     `json:"previous_response_id,omitempty"`
 	Metadata           json.RawMessage            `json:"metadata,omitempty"`
 	Echo               map[string]json.RawMessage `json:"echo,omitempty"`
+	// Run is kept while the response waits for approvals: what the run's
+	// messages were made from and its steps, so that the response that
+	// answers them goes on from there.
+	Run *runState `json:"run,omitempty"`
+}
+
+// runState is a run that stopped for approvals.
+type runState struct {
+	Conversation []json.RawMessage `json:"conversation"`
+	Steps        []agentloop.Step  `json:"steps"`
+	// Pending are the approval request ids the run waits on.
+	Pending []string `json:"pending"`
 }
 
 func storedOf(req *Request, conversation []json.RawMessage) *stored {
@@ -181,7 +196,7 @@ func fromRow(r *store.Response, t *task.Object) (*Object, *stored, error) {
 // a stream), the login links of a task waiting for them, usage and error.
 func fromTask(o *Object, s *stored, t *task.Object) {
 	b := newBuilder(o.ID, s.Labels, s.Functions)
-	o.Output = b.items(t.Steps)
+	o.Output = b.items(t.Steps, 0)
 	if o.Output == nil {
 		o.Output = []any{}
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/mcpidp/mcpidp/internal/agentloop"
 	"github.com/mcpidp/mcpidp/internal/chatreq"
 	"github.com/mcpidp/mcpidp/internal/llm"
 	"github.com/mcpidp/mcpidp/internal/mcpclient"
@@ -34,10 +35,14 @@ type Request struct {
 	// message item).
 	Input []json.RawMessage
 	// Servers are the MCP tools' servers, in order; Labels names each by
-	// URL with its server_label, and Approvals holds its require_approval.
+	// URL with its server_label, and Approvals holds the require_approval
+	// of those that ask for any.
 	Servers   []mcpclient.Server
 	Labels    map[string]string
-	Approvals map[string]Approval
+	Approvals map[string]agentloop.ApprovalPolicy
+	// Decisions are the input's mcp_approval_response items by
+	// approval_request_id.
+	Decisions map[string]agentloop.Verdict
 	// Functions are the caller's function tools in Chat Completions shape;
 	// their calls are returned as function_call items, not run.
 	Functions []json.RawMessage
@@ -64,30 +69,6 @@ type Request struct {
 	AuthorizationRequestCallback string
 }
 
-// Approval is an MCP server's require_approval: Never, or the tool names
-// that need (Always) or do not need (Never) approval.
-type Approval struct {
-	// Default is "always" or "never", for tools not named below.
-	Default string   `json:"default"`
-	Always  []string `json:"always,omitempty"`
-	Never   []string `json:"never,omitempty"`
-}
-
-// Needs reports whether a call to tool waits for the caller's approval.
-func (a Approval) Needs(tool string) bool {
-	for _, n := range a.Never {
-		if n == tool {
-			return false
-		}
-	}
-	for _, n := range a.Always {
-		if n == tool {
-			return true
-		}
-	}
-	return a.Default == "always"
-}
-
 // echoFields are repeated in the response object as the caller sent them.
 var echoFields = []string{"temperature", "top_p", "max_output_tokens", "tool_choice", "parallel_tool_calls", "text", "reasoning", "truncation"}
 
@@ -99,7 +80,7 @@ func ParseRequest(body []byte, lim Limits) (*Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	req := &Request{Store: true, Labels: map[string]string{}, Approvals: map[string]Approval{}, Echo: map[string]json.RawMessage{}}
+	req := &Request{Store: true, Labels: map[string]string{}, Echo: map[string]json.RawMessage{}}
 	if err := optional(obj, "model", &req.Model, "model must be a string"); err != nil {
 		return nil, err
 	}
@@ -144,6 +125,9 @@ func ParseRequest(body []byte, lim Limits) (*Request, error) {
 		return nil, chatreq.Invalid("store", "background responses are always stored: send store true or leave it out")
 	}
 	if req.Input, err = parseInput(obj["input"], lim, req.PreviousResponseID != ""); err != nil {
+		return nil, err
+	}
+	if req.Decisions, err = decisions(req.Input); err != nil {
 		return nil, err
 	}
 	if err := req.parseTools(obj["tools"], lim); err != nil {
@@ -297,18 +281,12 @@ func (req *Request) parseTools(raw json.RawMessage, lim Limits) error {
 	if err != nil {
 		return renumber(err, mcpIndex)
 	}
-	req.Servers = parsed.MCP
+	req.Servers, req.Approvals = parsed.MCP, parsed.Approvals
 	for n, item := range mcpItems {
 		var t responsesTool
 		_ = json.Unmarshal(item, &t)
 		srv := req.Servers[n]
 		req.Labels[srv.URL] = t.ServerLabel
-		param := fmt.Sprintf("tools[%d].require_approval", mcpIndex[n])
-		a, err := parseApproval(t.RequireApproval, param)
-		if err != nil {
-			return err
-		}
-		req.Approvals[srv.URL] = a
 		shown := map[string]any{"type": "mcp", "server_label": t.ServerLabel, "server_url": srv.URL}
 		if len(srv.AllowedTools) > 0 {
 			shown["allowed_tools"] = srv.AllowedTools
@@ -321,7 +299,11 @@ func (req *Request) parseTools(raw json.RawMessage, lim Limits) error {
 			}
 			shown["headers"] = names
 		}
-		shown["require_approval"] = approvalJSON(a)
+		if t.RequireApproval != nil && !chatreq.IsNull(t.RequireApproval) {
+			shown["require_approval"] = t.RequireApproval
+		} else {
+			shown["require_approval"] = agentloop.ApprovalNever
+		}
 		raw, _ := json.Marshal(shown)
 		req.Tools = append(req.Tools, raw)
 	}
@@ -347,56 +329,6 @@ func renumber(err error, index []int) error {
 		}
 	}
 	return err
-}
-
-// parseApproval reads require_approval: "always", "never", or
-// {"always":{"tool_names":[…]},"never":{"tool_names":[…]}}. Absent means
-// "never": see the README on how mcpidp differs from OpenAI here.
-func parseApproval(raw json.RawMessage, param string) (Approval, error) {
-	if raw == nil || chatreq.IsNull(raw) {
-		return Approval{Default: "never"}, nil
-	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		if s != "always" && s != "never" {
-			return Approval{}, chatreq.Invalid(param, param+` must be "always", "never" or {"always":{"tool_names":[…]},"never":{"tool_names":[…]}}`)
-		}
-		return Approval{Default: s}, nil
-	}
-	var obj struct {
-		Always *struct {
-			ToolNames []string `json:"tool_names"`
-		} `json:"always"`
-		Never *struct {
-			ToolNames []string `json:"tool_names"`
-		} `json:"never"`
-	}
-	if json.Unmarshal(raw, &obj) != nil {
-		return Approval{}, chatreq.Invalid(param, param+` must be "always", "never" or {"always":{"tool_names":[…]},"never":{"tool_names":[…]}}`)
-	}
-	// As OpenAI: tools named in neither list need approval.
-	a := Approval{Default: "always"}
-	if obj.Always != nil {
-		a.Always = obj.Always.ToolNames
-	}
-	if obj.Never != nil {
-		a.Never = obj.Never.ToolNames
-	}
-	return a, nil
-}
-
-func approvalJSON(a Approval) any {
-	if len(a.Always) == 0 && len(a.Never) == 0 {
-		return a.Default
-	}
-	out := map[string]any{}
-	if len(a.Always) > 0 {
-		out["always"] = map[string]any{"tool_names": a.Always}
-	}
-	if len(a.Never) > 0 {
-		out["never"] = map[string]any{"tool_names": a.Never}
-	}
-	return out
 }
 
 func parseMetadata(raw json.RawMessage, lim Limits) (json.RawMessage, error) {
@@ -525,6 +457,46 @@ func chatBody(body []byte, obj map[string]json.RawMessage) ([]byte, error) {
 		if out, err = llm.SetFields(out, set); err != nil {
 			return nil, chatreq.InvalidJSON(err.Error())
 		}
+	}
+	return out, nil
+}
+
+// decisions reads the input's mcp_approval_response items. They answer the
+// mcp_approval_request items of the previous response and must come alone:
+// the run they resume goes on from where it stopped, before any new input.
+func decisions(input []json.RawMessage) (map[string]agentloop.Verdict, error) {
+	var out map[string]agentloop.Verdict
+	others := 0
+	for i, raw := range input {
+		var it struct {
+			Type              string  `json:"type"`
+			ApprovalRequestID string  `json:"approval_request_id"`
+			Approve           *bool   `json:"approve"`
+			Reason            *string `json:"reason"`
+		}
+		_ = json.Unmarshal(raw, &it)
+		if it.Type != "mcp_approval_response" {
+			others++
+			continue
+		}
+		param := fmt.Sprintf("input[%d]", i)
+		if it.ApprovalRequestID == "" {
+			return nil, chatreq.Missing(param + ".approval_request_id")
+		}
+		if it.Approve == nil {
+			return nil, chatreq.Missing(param + ".approve")
+		}
+		if out == nil {
+			out = map[string]agentloop.Verdict{}
+		}
+		v := agentloop.Verdict{Decided: true, Approved: *it.Approve}
+		if it.Reason != nil {
+			v.Reason = *it.Reason
+		}
+		out[it.ApprovalRequestID] = v
+	}
+	if out != nil && others > 0 {
+		return nil, chatreq.Invalid("input", "send mcp_approval_response items alone: the run goes on from the approved calls, and new input belongs in the next request")
 	}
 	return out, nil
 }
