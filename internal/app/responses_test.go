@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -535,5 +539,58 @@ func TestResponsesApproval(t *testing.T) {
 		}
 		require.NoError(t, stream.Err())
 		require.Equal(t, []string{"mcp_list_tools", "mcp_approval_request"}, outputTypes(&final))
+	})
+}
+
+// With MCPIDP_UPSTREAM_RESPONSES=on a request without MCP tools goes to the
+// upstream's own /responses untouched; one with MCP tools still runs the
+// loop over Chat Completions.
+func TestResponsesUpstreamResponsesAPI(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, databaseURL string) {
+		var got struct {
+			body []byte
+			auth string
+		}
+		var model *llmtest.Server
+		upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/v1/responses" {
+				target, _ := url.Parse(model.URL())
+				target.Path = ""
+				httputil.NewSingleHostReverseProxy(target).ServeHTTP(w, r)
+				return
+			}
+			got.body, _ = io.ReadAll(r.Body)
+			got.auth = r.Header.Get("Authorization")
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"id":"resp_upstream","object":"response","created_at":1,"status":"completed","model":"gpt-test",
+				"output":[{"id":"msg_1","type":"message","status":"completed","role":"assistant","content":[{"type":"output_text","text":"from upstream","annotations":[]}]}],
+				"usage":{"input_tokens":1,"output_tokens":2,"total_tokens":3}}`)
+		}))
+		t.Cleanup(upstream.Close)
+		env := startEnv(t, databaseURL, func(o *envOpts) {
+			o.env["MCPIDP_UPSTREAM_RESPONSES"] = "on"
+			o.env["MCPIDP_UPSTREAM_BASE_URL"] = upstream.URL + "/v1"
+		})
+		model = env.Model
+		client := env.chatClient(keyAcme)
+		ctx := context.Background()
+
+		params := responseParams("alice", "hi")
+		params.Temperature = openai.Float(0.5)
+		resp, err := client.Responses.New(ctx, params)
+		require.NoError(t, err)
+		require.Equal(t, "resp_upstream", resp.ID)
+		require.Equal(t, "from upstream", resp.OutputText())
+		require.JSONEq(t, `{"model":"gpt-test","user":"alice","input":"hi","temperature":0.5}`, string(got.body), "the body goes as it came")
+		require.Equal(t, "Bearer upstream-key", got.auth)
+		require.Empty(t, env.Model.Requests())
+
+		mcp := mcptest.New(t, mcptest.StreamableHTTP)
+		env.Model.Handle(callToolOnce(t, "add", `{"a":1,"b":1}`))
+		resp, err = client.Responses.New(ctx, responseParams("alice", "Add", mcpResponsesTool("calc", mcp.URL)))
+		require.NoError(t, err)
+		require.Equal(t, "The tool said: 2", resp.OutputText())
+		require.Len(t, env.Model.Requests(), 2)
 	})
 }
