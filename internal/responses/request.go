@@ -219,6 +219,7 @@ type responsesTool struct {
 	Parameters      json.RawMessage `json:"parameters"`
 	Strict          *bool           `json:"strict"`
 	ConnectorID     string          `json:"connector_id"`
+	Authorization   *string         `json:"authorization"`
 }
 
 func (req *Request) parseTools(raw json.RawMessage, lim Limits) error {
@@ -250,6 +251,14 @@ func (req *Request) parseTools(raw json.RawMessage, lim Limits) error {
 				return chatreq.Invalid(param+".server_label", param+".server_label: two MCP tools have the label "+t.ServerLabel)
 			}
 			labels[t.ServerLabel] = true
+			if t.Authorization != nil {
+				// OpenAI's way to bring a token: sent as a Bearer
+				// Authorization header, sealed like the other headers.
+				var err error
+				if item, err = withBearer(item, *t.Authorization, param); err != nil {
+					return err
+				}
+			}
 			mcpItems = append(mcpItems, item)
 			mcpIndex = append(mcpIndex, i)
 		case "function":
@@ -308,6 +317,33 @@ func (req *Request) parseTools(raw json.RawMessage, lim Limits) error {
 		req.Tools = append(req.Tools, raw)
 	}
 	return nil
+}
+
+// withBearer returns an mcp tool with its "authorization" token moved into
+// its headers as "Authorization: Bearer <token>".
+func withBearer(item json.RawMessage, token, param string) (json.RawMessage, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(item, &obj); err != nil {
+		return nil, chatreq.Invalid(param, param+" must be an object")
+	}
+	headers := map[string]string{}
+	if raw, ok := obj["headers"]; ok && !chatreq.IsNull(raw) {
+		if json.Unmarshal(raw, &headers) != nil {
+			return nil, chatreq.Invalid(param+".headers", param+".headers must be an object of strings")
+		}
+	}
+	for name := range headers {
+		if http.CanonicalHeaderKey(name) == "Authorization" {
+			return nil, chatreq.Invalid(param+".authorization", param+": send authorization or an Authorization header, not both")
+		}
+	}
+	if strings.TrimSpace(token) == "" {
+		return nil, chatreq.Invalid(param+".authorization", param+".authorization must not be empty")
+	}
+	headers["Authorization"] = "Bearer " + strings.TrimPrefix(token, "Bearer ")
+	obj["headers"], _ = json.Marshal(headers)
+	delete(obj, "authorization")
+	return json.Marshal(obj)
 }
 
 // renumber rewrites a chatreq error about the n-th MCP tool ("tools[n]…")

@@ -52,6 +52,15 @@ func TestParseRequestTranslatesToChat(t *testing.T) {
 	}, body, "Responses fields are translated, unknown ones pass through, and mcpidp's own are gone")
 }
 
+func TestParseRequestTakesOpenAIsAuthorization(t *testing.T) {
+	t.Parallel()
+	req, err := responses.ParseRequest([]byte(`{"model":"m","input":"hi","user":"u",
+		"tools":[{"type":"mcp","server_label":"a","server_url":"https://a.example/mcp","authorization":"tok"}]}`), chatreq.Limits{})
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"Authorization": "Bearer tok"}, req.Servers[0].Headers)
+	require.NotContains(t, string(mustJSON(t, req.Tools)), "tok")
+}
+
 func mustJSON(t *testing.T, v any) []byte {
 	t.Helper()
 	raw, err := json.Marshal(v)
@@ -89,6 +98,7 @@ func TestParseRequestRefusesBadInput(t *testing.T) {
 		{"approval without approve", `{"model":"m","previous_response_id":"resp_1","input":[{"type":"mcp_approval_response","approval_request_id":"mcpr_1"}]}`, "input[0].approve"},
 		{"bad text format", `{"model":"m","input":"hi","text":{"format":{"type":"yaml"}}}`, "text.format.type"},
 		{"bad tool choice", `{"model":"m","input":"hi","tool_choice":{"type":"mcp"}}`, "tool_choice"},
+		{"authorization twice", `{"model":"m","input":"hi","user":"u","tools":[{"type":"mcp","server_label":"a","server_url":"https://a.example/mcp","authorization":"t","headers":{"authorization":"Bearer x"}}]}`, "tools[0].authorization"},
 		{"NUL in user", `{"model":"m","input":"hi","user":"a\u0000b"}`, "user"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
