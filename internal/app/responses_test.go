@@ -308,6 +308,24 @@ func TestResponsesBackgroundOpenAIGo(t *testing.T) {
 		require.NoError(t, client.Responses.Delete(ctx, resp.ID))
 		status, _, _ = call(t, "GET", env.URL+"/v1/tasks/"+resp.ID, keyAcme, nil)
 		require.Equal(t, http.StatusNotFound, status)
+
+		// The caller's own function tools end a background response with
+		// function_call items, as in the foreground.
+		env.Model.Enqueue(llmtest.Response{ToolCalls: []llmtest.ToolCall{{ID: "call_bg", Name: "lookup", Arguments: `{"q":"x"}`}}})
+		fn := responses.ToolUnionParam{OfFunction: &responses.FunctionToolParam{Name: "lookup", Parameters: map[string]any{"type": "object"}}}
+		withFn := responseParams("alice", "Look it up", fn)
+		withFn.Background = openai.Bool(true)
+		resp4, err := client.Responses.New(ctx, withFn)
+		require.NoError(t, err)
+		require.Eventually(t, func() bool {
+			got, err = client.Responses.Get(ctx, resp4.ID, responses.ResponseGetParams{})
+			require.NoError(t, err)
+			return got.Status == responses.ResponseStatusCompleted
+		}, 30*time.Second, 50*time.Millisecond)
+		require.Equal(t, []string{"function_call"}, outputTypes(got))
+		require.Equal(t, "call_bg", got.Output[0].AsFunctionCall().CallID)
+		last = env.Model.Requests()[len(env.Model.Requests())-1]
+		require.Equal(t, []string{"lookup"}, toolNames(t, last.Tools))
 	})
 }
 
