@@ -451,6 +451,9 @@ func statusOf(err error) (int, string) {
 	}
 	var apiErr *llm.APIError
 	if errors.As(err, &apiErr) {
+		if apiErr.Code == "" {
+			return apiErr.StatusCode, "model_error"
+		}
 		return apiErr.StatusCode, apiErr.Code
 	}
 	if errors.Is(err, agentloop.ErrModel) {
