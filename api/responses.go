@@ -93,3 +93,37 @@ func (a *API) DeleteResponse(ctx context.Context, r *ResponseRef) (*Deleted, err
 	}
 	return &Deleted{ID: r.ID, Object: "response", Deleted: true}, nil
 }
+
+// ListInputItemsRequest is GET /v1/responses/{id}/input_items.
+type ListInputItemsRequest struct {
+	Tenant, ID, After, Limit, Order string
+}
+
+func (r *ListInputItemsRequest) bind(c *gin.Context) error {
+	r.Tenant, r.ID, r.After, r.Limit, r.Order = tenantOf(c), c.Param("id"), c.Query("after"), c.Query("limit"), c.Query("order")
+	return nil
+}
+
+// ListInputItems pages through the input items a stored response's request
+// sent.
+func (a *API) ListInputItems(ctx context.Context, r *ListInputItemsRequest) (*responses.InputItems, error) {
+	if a.cfg.Responses == nil {
+		return nil, notFound("route GET /v1/responses/{id}/input_items")
+	}
+	limit := 20
+	if r.Limit != "" {
+		n, err := strconv.Atoi(r.Limit)
+		if err != nil || n < 1 || n > 100 {
+			return nil, invalid("limit", "limit must be a whole number from 1 to 100")
+		}
+		limit = n
+	}
+	if r.Order != "" && r.Order != "asc" && r.Order != "desc" {
+		return nil, invalid("order", `order must be "asc" or "desc"`)
+	}
+	out, err := a.cfg.Responses.ListInputItems(ctx, r.Tenant, r.ID, r.After, limit, r.Order == "asc")
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, notFound("response " + strconv.Quote(r.ID))
+	}
+	return out, err
+}

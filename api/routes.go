@@ -59,6 +59,7 @@ func (a *API) Handler() http.Handler {
 	v1.GET("/models", a.handleModels)
 	v1.POST("/responses", a.handleCreateResponse)
 	v1.GET("/responses/:id", handle(a, a.GetResponse))
+	v1.GET("/responses/:id/input_items", handle(a, a.ListInputItems))
 	v1.POST("/responses/:id/cancel", handle(a, a.CancelResponse))
 	v1.DELETE("/responses/:id", handle(a, a.DeleteResponse))
 	return r

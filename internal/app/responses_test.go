@@ -111,6 +111,21 @@ func TestResponsesOpenAIGo(t *testing.T) {
 		require.Equal(t, "5", last.Messages[2].Content)
 		require.Equal(t, "Was it 5?", last.Messages[4].Content)
 
+		// input_items: this request's own input, not the conversation's.
+		page, err := client.Responses.InputItems.List(ctx, resp2.ID, responses.InputItemListParams{})
+		require.NoError(t, err)
+		require.Len(t, page.Data, 1)
+		require.Equal(t, "message", page.Data[0].Type)
+		require.Equal(t, "Was it 5?", page.Data[0].AsMessage().Content[0].Text)
+		require.False(t, page.HasMore)
+		var pages int
+		iter := client.Responses.InputItems.ListAutoPaging(ctx, resp.ID, responses.InputItemListParams{Limit: openai.Int(1)})
+		for iter.Next() {
+			pages++
+		}
+		require.NoError(t, iter.Err())
+		require.Equal(t, 1, pages)
+
 		// Another user cannot continue alice's conversation.
 		other := responseParams("bob", "Was it 5?")
 		other.PreviousResponseID = openai.String(resp.ID)

@@ -247,6 +247,77 @@ func (e *Engine) Get(ctx context.Context, tenant, id string) (*Object, error) {
 	return o, err
 }
 
+// InputItems is a page of a response's input items
+// (GET /v1/responses/{id}/input_items).
+type InputItems struct {
+	Object  string `json:"object"`
+	Data    []any  `json:"data"`
+	FirstID string `json:"first_id,omitempty"`
+	LastID  string `json:"last_id,omitempty"`
+	HasMore bool   `json:"has_more"`
+}
+
+// ListInputItems returns the input items the request of a stored response
+// sent (not those of the responses it continued), newest first unless
+// ascending, up to limit after the item named after. Items without an id
+// get one derived from the response id and their position.
+func (e *Engine) ListInputItems(ctx context.Context, tenant, id, after string, limit int, ascending bool) (*InputItems, error) {
+	st := e.cfg.Store
+	row, err := st.GetResponse(ctx, st.DB(), tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	var s stored
+	if err := json.Unmarshal(row.Request, &s); err != nil {
+		return nil, fmt.Errorf("error reading stored response %s: %w", id, err)
+	}
+	n := min(s.Inputs, len(s.Conversation))
+	own := s.Conversation[len(s.Conversation)-n:]
+	items := make([]map[string]any, 0, n)
+	for i, raw := range own {
+		var it map[string]any
+		if err := json.Unmarshal(raw, &it); err != nil {
+			return nil, fmt.Errorf("error reading stored input item: %w", err)
+		}
+		if _, ok := it["id"]; !ok {
+			it["id"] = fmt.Sprintf("in_%s_%d", idsFor(id).suffix, i)
+		}
+		if _, ok := it["type"]; !ok {
+			it["type"] = "message"
+		}
+		if text, ok := it["content"].(string); ok && it["type"] == "message" {
+			// As OpenAI lists them: text content as one part.
+			part := "input_text"
+			if it["role"] == "assistant" {
+				part = "output_text"
+			}
+			it["content"] = []any{map[string]any{"type": part, "text": text}}
+		}
+		items = append(items, it)
+	}
+	if !ascending {
+		slices.Reverse(items)
+	}
+	if after != "" {
+		at := slices.IndexFunc(items, func(it map[string]any) bool { return it["id"] == after })
+		if at < 0 {
+			return nil, chatreq.Invalid("after", fmt.Sprintf("response %q has no input item %q", id, after))
+		}
+		items = items[at+1:]
+	}
+	out := &InputItems{Object: "list", Data: []any{}}
+	if len(items) > limit {
+		items, out.HasMore = items[:limit], true
+	}
+	for _, it := range items {
+		out.Data = append(out.Data, it)
+	}
+	if len(items) > 0 {
+		out.FirstID, out.LastID = items[0]["id"].(string), items[len(items)-1]["id"].(string)
+	}
+	return out, nil
+}
+
 // ErrNotBackground is returned by Cancel for a response that was answered
 // in its request.
 var ErrNotBackground = errors.New("only background responses can be cancelled")

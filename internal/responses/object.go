@@ -79,7 +79,10 @@ type Incomplete struct {
 type stored struct {
 	// Conversation is every item before this response's output: the
 	// previous responses' input and output, then this request's input.
-	Conversation       []json.RawMessage          `json:"conversation"`
+	Conversation []json.RawMessage `json:"conversation"`
+	// Inputs is how many of Conversation's last items are this request's
+	// own input (GET /v1/responses/{id}/input_items).
+	Inputs             int                        `json:"inputs"`
 	Instructions       *string                    `json:"instructions,omitempty"`
 	Tools              []json.RawMessage          `json:"tools,omitempty"`
 	Functions          []json.RawMessage          `json:"functions,omitempty"`
@@ -104,7 +107,7 @@ type runState struct {
 
 func storedOf(req *Request, conversation []json.RawMessage) *stored {
 	return &stored{
-		Conversation: conversation, Instructions: req.Instructions, Tools: req.Tools, Functions: req.Functions,
+		Conversation: conversation, Inputs: len(req.Input), Instructions: req.Instructions, Tools: req.Tools, Functions: req.Functions,
 		Labels: req.Labels, MaxToolCalls: req.MaxToolCalls, PreviousResponseID: req.PreviousResponseID,
 		Metadata: req.Metadata, Echo: req.Echo,
 	}
