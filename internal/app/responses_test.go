@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/responses"
 	"github.com/stretchr/testify/require"
 
@@ -292,6 +293,31 @@ func TestResponsesBackgroundOpenAIGo(t *testing.T) {
 		// The response is a task with the same id.
 		status, _, _ := call(t, "GET", env.URL+"/v1/tasks/"+resp.ID, keyAcme, nil)
 		require.Equal(t, http.StatusOK, status)
+
+		// Its webhooks are the task's, to the request's own URL.
+		events := make(chan string, 10)
+		hooks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			var ev struct {
+				Type string `json:"type"`
+				Data struct {
+					ID string `json:"id"`
+				} `json:"data"`
+			}
+			_ = json.Unmarshal(body, &ev)
+			events <- ev.Type + " " + ev.Data.ID
+		}))
+		t.Cleanup(hooks.Close)
+		hooked := responseParams("alice", "Add 20 and 22", mcpResponsesTool("calc", mcp.URL))
+		hooked.Background = openai.Bool(true)
+		withHook, err := client.Responses.New(ctx, hooked, option.WithJSONSet("webhook", map[string]string{"url": hooks.URL + "/hooks"}))
+		require.NoError(t, err)
+		select {
+		case ev := <-events:
+			require.Equal(t, "task.completed "+withHook.ID, ev)
+		case <-time.After(30 * time.Second):
+			t.Fatal("no webhook")
+		}
 
 		// A finished response cannot be cancelled; a waiting one can.
 		_, err = client.Responses.Cancel(ctx, resp.ID)
