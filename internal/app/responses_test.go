@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -651,5 +652,65 @@ func TestResponsesUpstreamResponsesAPI(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "The tool said: 2", resp.OutputText())
 		require.Len(t, env.Model.Requests(), 2)
+	})
+}
+
+// Bad requests are 4xx in OpenAI's shape, over HTTP.
+func TestResponsesErrors(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, databaseURL string) {
+		env := startEnv(t, databaseURL)
+		post := func(body any) (int, string) {
+			status, raw, _ := call(t, "POST", env.URL+"/v1/responses", keyAcme, body)
+			var e struct {
+				Error struct {
+					Code, Param string
+				}
+			}
+			require.NoError(t, json.Unmarshal(raw, &e), string(raw))
+			return status, e.Error.Code + " " + e.Error.Param
+		}
+		status, got := post(map[string]any{"model": "m", "input": "hi", "tools": []any{map[string]any{"type": "web_search"}}})
+		require.Equal(t, http.StatusBadRequest, status)
+		require.Equal(t, "invalid_value tools[0].type", got)
+		status, got = post(map[string]any{"model": "m", "input": "hi", "tools": []any{map[string]any{"type": "mcp", "server_label": "a", "server_url": "https://a.example/mcp"}}})
+		require.Equal(t, http.StatusBadRequest, status)
+		require.Equal(t, "missing_required_parameter user", got)
+		status, got = post(map[string]any{"model": "m", "input": "hi", "previous_response_id": "resp_nope"})
+		require.Equal(t, http.StatusNotFound, status)
+		require.Equal(t, "previous_response_not_found previous_response_id", got)
+		status, got = post(map[string]any{"model": "m", "input": "hi", "background": true, "user": "u",
+			"tools": []any{map[string]any{"type": "mcp", "server_label": "a", "server_url": "https://a.example/mcp", "require_approval": "always"}}})
+		require.Equal(t, http.StatusBadRequest, status)
+		require.Equal(t, "invalid_value background", got)
+
+		// An MCP server that cannot be reached: 424, as OpenAI answers.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		dead := "http://" + ln.Addr().String() + "/mcp"
+		require.NoError(t, ln.Close())
+		status, got = post(map[string]any{"model": "m", "input": "hi", "user": "u", "tools": []any{map[string]any{"type": "mcp", "server_label": "a", "server_url": dead}}})
+		require.Equal(t, http.StatusFailedDependency, status)
+		require.Equal(t, "mcp_server_error ", got)
+		require.Empty(t, env.Model.Requests())
+
+		for _, c := range []struct{ method, path string }{
+			{"GET", "/v1/responses/resp_nope"}, {"DELETE", "/v1/responses/resp_nope"},
+			{"POST", "/v1/responses/resp_nope/cancel"}, {"GET", "/v1/responses/resp_nope/input_items"},
+		} {
+			status, _, _ := call(t, c.method, env.URL+c.path, keyAcme, nil)
+			require.Equal(t, http.StatusNotFound, status, c.path)
+		}
+
+		// Only a background response can be cancelled.
+		env.Model.Enqueue(llmtest.Response{Content: "hello"})
+		status, raw, _ := call(t, "POST", env.URL+"/v1/responses", keyAcme, map[string]any{"model": "m", "input": "hi"})
+		require.Equal(t, http.StatusOK, status, string(raw))
+		var resp struct{ ID string }
+		require.NoError(t, json.Unmarshal(raw, &resp))
+		status, _, _ = call(t, "POST", env.URL+"/v1/responses/"+resp.ID+"/cancel", keyAcme, nil)
+		require.Equal(t, http.StatusBadRequest, status)
+		status, _, _ = call(t, "GET", env.URL+"/v1/responses/"+resp.ID, keyGlobex, nil)
+		require.Equal(t, http.StatusNotFound, status, "another tenant's response")
 	})
 }
