@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -99,6 +100,10 @@ type Config struct {
 	IssOverride string
 	// Deny makes the authorization endpoint refuse (access_denied).
 	Deny bool
+	// Consent makes the authorization endpoint show a consent page whose
+	// Allow button (a form POSTed back to it) grants the code, as a real
+	// authorization server asks its user; Deny on that page refuses.
+	Consent bool
 
 	// AccessTokenTTL defaults to one hour.
 	AccessTokenTTL time.Duration
@@ -218,6 +223,9 @@ func Start(cfg Config) *Server {
 		}
 	}
 	asMux.HandleFunc("GET "+p+"/authorize", s.handleAuthorize)
+	if cfg.Consent {
+		asMux.HandleFunc("POST "+p+"/authorize", s.handleConsent)
+	}
 	asMux.HandleFunc("POST "+p+"/token", s.handleToken)
 	if !cfg.DisableDCR {
 		asMux.HandleFunc("POST "+p+"/register", s.handleRegister)
@@ -537,20 +545,78 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.authorize = append(s.authorize, q)
 	s.mu.Unlock()
-	c, err := s.lookupClient(q.Get("client_id"))
+	c, err := s.checkAuthorize(q)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	redirectURI := q.Get("redirect_uri")
-	if !slices.Contains(c.RedirectURIs, redirectURI) {
-		http.Error(w, "redirect_uri is not registered", http.StatusBadRequest)
+	if s.cfg.Consent {
+		s.writeConsentPage(w, r.URL.Path, q, c)
 		return
+	}
+	s.grant(w, r, q, c, s.cfg.Deny)
+}
+
+// handleConsent is the consent page's form: Allow grants the code.
+func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
+	s.count("consent")
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	q := r.PostForm
+	c, err := s.checkAuthorize(q)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	s.grant(w, r, q, c, s.cfg.Deny || q.Get("decision") != "allow")
+}
+
+// checkAuthorize checks an authorization request's client, redirect URI
+// and PKCE challenge.
+func (s *Server) checkAuthorize(q url.Values) (*Client, error) {
+	c, err := s.lookupClient(q.Get("client_id"))
+	if err != nil {
+		return nil, err
+	}
+	if !slices.Contains(c.RedirectURIs, q.Get("redirect_uri")) {
+		return nil, errors.New("redirect_uri is not registered")
 	}
 	if q.Get("response_type") != "code" || q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" {
-		http.Error(w, "want response_type=code and an S256 code_challenge", http.StatusBadRequest)
-		return
+		return nil, errors.New("want response_type=code and an S256 code_challenge")
 	}
+	return c, nil
+}
+
+// consentPage asks the user to allow the client; the form carries the
+// authorization request back in hidden fields.
+var consentPage = template.Must(template.New("consent").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>Allow access?</title></head>
+<body style="font-family: system-ui, sans-serif; max-width: 32rem; margin: 4rem auto">
+<h1>Allow access?</h1>
+<p>The application at <strong>{{.App}}</strong> (OAuth client {{.Client}}) asks to use this MCP server on your behalf{{if .Scope}} (scope: {{.Scope}}){{end}}.</p>
+<form method="post" action="{{.Action}}">
+{{range $k, $vs := .Params}}{{range $vs}}<input type="hidden" name="{{$k}}" value="{{.}}">
+{{end}}{{end}}<button type="submit" name="decision" value="allow">Allow</button>
+<button type="submit" name="decision" value="deny">Deny</button>
+</form>
+</body></html>
+`))
+
+func (s *Server) writeConsentPage(w http.ResponseWriter, action string, q url.Values, c *Client) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	app := q.Get("redirect_uri")
+	if u, err := url.Parse(app); err == nil && u.Host != "" {
+		app = u.Host
+	}
+	_ = consentPage.Execute(w, map[string]any{"App": app, "Client": c.ID, "Scope": q.Get("scope"), "Action": action, "Params": q})
+}
+
+// grant redirects back to the client with a code, or with access_denied.
+func (s *Server) grant(w http.ResponseWriter, r *http.Request, q url.Values, c *Client, deny bool) {
+	redirectURI := q.Get("redirect_uri")
 	back, _ := url.Parse(redirectURI)
 	params := back.Query()
 	params.Set("state", q.Get("state"))
@@ -559,7 +625,7 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	} else if s.cfg.IssParameter {
 		params.Set("iss", s.Issuer())
 	}
-	if s.cfg.Deny {
+	if deny {
 		params.Set("error", "access_denied")
 		params.Set("error_description", "The user said no")
 	} else {
