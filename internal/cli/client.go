@@ -8,13 +8,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
+
+	"github.com/mcpidp/mcpidp/api"
+	"github.com/mcpidp/mcpidp/internal/mcpauth"
 )
 
 // Client calls an mcpidp's HTTP API with one API key.
@@ -117,24 +118,6 @@ type TaskList struct {
 	HasMore bool   `json:"has_more"`
 }
 
-// Connection is one MCP login of a user.
-type Connection struct {
-	ID         string     `json:"id"`
-	ServerURL  string     `json:"server_url"`
-	Scopes     []string   `json:"scopes"`
-	Status     string     `json:"status"`
-	ExpiresAt  *time.Time `json:"expires_at"`
-	CreatedAt  time.Time  `json:"created_at"`
-	LastUsedAt *time.Time `json:"last_used_at"`
-}
-
-// ConnectLink is the answer to POST /v1/connections.
-type ConnectLink struct {
-	ServerURL        string    `json:"server_url"`
-	AuthorizationURL string    `json:"authorization_url"`
-	ExpiresAt        time.Time `json:"expires_at"`
-}
-
 // CreateTask submits a task; body is the POST /v1/tasks request.
 func (c *Client) CreateTask(ctx context.Context, body map[string]any) (*Task, error) {
 	var t Task
@@ -160,21 +143,19 @@ func (c *Client) CancelTask(ctx context.Context, id string) (*Task, error) {
 }
 
 // Connections lists a user's MCP logins.
-func (c *Client) Connections(ctx context.Context, user string) ([]Connection, error) {
-	var l struct {
-		Data []Connection `json:"data"`
-	}
+func (c *Client) Connections(ctx context.Context, user string) ([]mcpauth.Connection, error) {
+	var l api.ConnectionList
 	err := c.do(ctx, http.MethodGet, "/v1/connections?"+url.Values{"user": {user}}.Encode(), nil, &l)
 	return l.Data, err
 }
 
 // Connect starts a login of user to the MCP server ahead of any task.
-func (c *Client) Connect(ctx context.Context, user, serverURL string, scopes []string) (*ConnectLink, error) {
+func (c *Client) Connect(ctx context.Context, user, serverURL string, scopes []string) (*api.ConnectResponse, error) {
 	body := map[string]any{"user": user, "server_url": serverURL}
 	if len(scopes) > 0 {
 		body["scopes"] = scopes
 	}
-	var l ConnectLink
+	var l api.ConnectResponse
 	return &l, c.do(ctx, http.MethodPost, "/v1/connections", body, &l)
 }
 
@@ -234,10 +215,4 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 		t.Raw = raw
 	}
 	return nil
-}
-
-// IsNotFound reports whether err is the API's 404.
-func IsNotFound(err error) bool {
-	var apiErr *APIError
-	return errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound
 }
