@@ -72,7 +72,7 @@ type Task struct {
 	} `json:"authorization_required"`
 	// PendingApprovals are tool calls waiting for someone to approve them.
 	PendingApprovals []struct {
-		Tool       string `json:"tool"`
+		Name       string `json:"name"`
 		ServerURL  string `json:"server_url"`
 		ApproveURL string `json:"approve_url"`
 	} `json:"pending_approvals"`

@@ -28,44 +28,13 @@ func (w *Watcher) Wait(ctx context.Context, id string) (*Task, error) {
 	if interval <= 0 {
 		interval = 500 * time.Millisecond
 	}
-	var (
-		status string
-		steps  int
-		shown  = map[string]bool{}
-	)
+	var p progress
 	for {
 		t, err := w.Client.GetTask(ctx, id)
 		if err != nil {
 			return nil, err
 		}
-		changed := t.Status != status
-		if changed && status == "awaiting_authorization" {
-			fmt.Fprintln(w.Progress, "  logged in: the task resumes")
-		}
-		if changed && !t.Ended() {
-			fmt.Fprintf(w.Progress, "task %s: %s\n", t.ID, t.Status)
-		}
-		for ; steps < len(t.Steps); steps++ {
-			fmt.Fprintln(w.Progress, "  "+describeStep(t.Steps[steps]))
-		}
-		if changed && t.Ended() {
-			fmt.Fprintf(w.Progress, "task %s: %s\n", t.ID, t.Status)
-		}
-		status = t.Status
-		if t.Status == "awaiting_authorization" {
-			for _, a := range t.AuthorizationRequired {
-				if !shown[a.AuthorizationURL] {
-					shown[a.AuthorizationURL] = true
-					fmt.Fprintf(w.Progress, "  log in to %s to continue:\n    %s\n", a.ServerURL, a.AuthorizationURL)
-				}
-			}
-		}
-		for _, p := range t.PendingApprovals {
-			if p.ApproveURL != "" && !shown[p.ApproveURL] {
-				shown[p.ApproveURL] = true
-				fmt.Fprintf(w.Progress, "  approve the call of %s to continue:\n    %s\n", p.Tool, p.ApproveURL)
-			}
-		}
+		p.report(w.Progress, t)
 		if t.Ended() {
 			return t, nil
 		}
@@ -75,6 +44,52 @@ func (w *Watcher) Wait(ctx context.Context, id string) (*Task, error) {
 		case <-time.After(interval):
 		}
 	}
+}
+
+// progress is what a Watcher has shown of a task so far.
+type progress struct {
+	status string
+	steps  int
+	shown  map[string]bool // login and approval links
+}
+
+// report writes what changed in t since the last report: the new status,
+// the new steps, and the links it waits on that were not shown yet.
+func (p *progress) report(out io.Writer, t *Task) {
+	if p.shown == nil {
+		p.shown = map[string]bool{}
+	}
+	changed := t.Status != p.status
+	switch {
+	case changed && p.status == "awaiting_authorization":
+		fmt.Fprintln(out, "  logged in: the task resumes")
+	case changed && p.status == "awaiting_approval":
+		fmt.Fprintln(out, "  decided: the task resumes")
+	}
+	if changed && !t.Ended() {
+		fmt.Fprintf(out, "task %s: %s\n", t.ID, t.Status)
+	}
+	for ; p.steps < len(t.Steps); p.steps++ {
+		fmt.Fprintln(out, "  "+describeStep(t.Steps[p.steps]))
+	}
+	if t.Status == "awaiting_authorization" {
+		for _, a := range t.AuthorizationRequired {
+			if !p.shown[a.AuthorizationURL] {
+				p.shown[a.AuthorizationURL] = true
+				fmt.Fprintf(out, "  log in to %s to continue:\n    %s\n", a.ServerURL, a.AuthorizationURL)
+			}
+		}
+	}
+	for _, a := range t.PendingApprovals {
+		if a.ApproveURL != "" && !p.shown[a.ApproveURL] {
+			p.shown[a.ApproveURL] = true
+			fmt.Fprintf(out, "  approve the call of %s on %s to continue:\n    %s\n", a.Name, a.ServerURL, a.ApproveURL)
+		}
+	}
+	if changed && t.Ended() {
+		fmt.Fprintf(out, "task %s: %s\n", t.ID, t.Status)
+	}
+	p.status = t.Status
 }
 
 // describeStep is one line about a step.
