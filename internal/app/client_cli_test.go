@@ -83,6 +83,12 @@ func TestCLITasks(t *testing.T) {
 		require.Len(t, got.Steps, 3)
 		require.Equal(t, "echo: hello from the CLI", got.Steps[1].Output)
 
+		// --wait follows the new task like tasks wait.
+		out, progress, err = e.cliRun(t, "tasks", "create", "--wait", "--user", "cli-user", "--model", "m", "--input", "again", "--tool", mcp.URL)
+		require.NoError(t, err, progress)
+		require.Equal(t, "Tool said: echo: again\n", out)
+		require.Regexp(t, `tool echo returned in \d+ ms: echo: again\n.*: completed\n`, progress)
+
 		out, _, err = e.cliRun(t, "tasks", "list", "--user", "cli-user")
 		require.NoError(t, err)
 		require.Regexp(t, `(?m)^ID\s+STATUS\s+USER.*\n`+id+`\s+completed\s+cli-user\s+m\s`, out)

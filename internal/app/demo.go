@@ -104,6 +104,9 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	fmt.Fprintf(stdout, "Submitted task %s for %s: %q\nOpen the login link below in your browser and click Allow; the task then resumes.\n\n", t.ID, demoUser, *input)
 	done, err := (&cli.Watcher{Client: client, Progress: stdout}).Wait(ctx, t.ID)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // interrupted: the person is done with the demo
+		}
 		return err
 	}
 	fmt.Fprintln(stdout, "\nAnswer:")
