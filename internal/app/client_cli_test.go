@@ -87,7 +87,7 @@ func TestCLITasks(t *testing.T) {
 		out, progress, err = e.cliRun(t, "tasks", "create", "--wait", "--user", "cli-user", "--model", "m", "--input", "again", "--tool", mcp.URL)
 		require.NoError(t, err, progress)
 		require.Equal(t, "Tool said: echo: again\n", out)
-		require.Regexp(t, `tool echo returned in \d+ ms: echo: again\n.*: completed\n`, progress)
+		require.Regexp(t, `(?s)tool echo returned in \d+ ms: echo: again\n.*: completed\n`, progress)
 
 		out, _, err = e.cliRun(t, "tasks", "list", "--user", "cli-user")
 		require.NoError(t, err)
