@@ -91,7 +91,9 @@ func TestCLITasks(t *testing.T) {
 
 		out, _, err = e.cliRun(t, "tasks", "list", "--user", "cli-user")
 		require.NoError(t, err)
-		require.Regexp(t, `(?m)^ID\s+STATUS\s+USER.*\n`+id+`\s+completed\s+cli-user\s+m\s`, out)
+		id2 := regexp.MustCompile(`task (task_\S+): `).FindStringSubmatch(progress)[1]
+		require.Regexp(t, `^ID\s+STATUS\s+USER\s+MODEL\s+CREATED\n`+id2+`\s+completed\s+cli-user\s+m\s+\S+\n`+id+`\s+completed\s+cli-user\s+m\s+\S+\n$`, out,
+			"a table, newest first")
 		out, _, err = e.cliRun(t, "tasks", "list", "--user", "someone-else")
 		require.NoError(t, err)
 		require.NotContains(t, out, id)
