@@ -116,6 +116,12 @@ func TestCLITasks(t *testing.T) {
 		_, _, err = e.cliRun(t, "tasks", "create", "--model", "m", "--input", "x")
 		require.ErrorContains(t, err, "400")
 		require.ErrorContains(t, err, "user")
+		var stdout, stderr testenv.SyncBuffer
+		err = app.Run(context.Background(), []string{"tasks", "list"}, func(k string) string {
+			return map[string]string{"MCPIDP_URL": e.URL}[k]
+		}, &stdout, &stderr)
+		require.ErrorContains(t, err, "401")
+		require.ErrorContains(t, err, "(set MCPIDP_API_KEY to an API key of the mcpidp at "+e.URL+")")
 		_, _, err = e.cliRun(t, "tasks", "get")
 		require.EqualError(t, err, "usage: mcpidp tasks get ID (see --help)")
 	})

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"strconv"
@@ -65,14 +66,21 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "connections delete":
 		fn = c.connectionsDelete
 	}
-	if args[0] == "run" {
-		return c.run(ctx, args[1:])
-	}
-	if fn == nil {
+	var err error
+	switch {
+	case args[0] == "run":
+		err = c.run(ctx, args[1:])
+	case fn == nil:
 		return fmt.Errorf("usage: mcpidp %s %s", args[0], map[string]string{
 			"tasks": "create|get|list|wait|cancel", "connections": "list|connect|delete"}[args[0]])
+	default:
+		err = fn(ctx, args[2:])
 	}
-	return fn(ctx, args[2:])
+	var apiErr *APIError
+	if errors.As(err, &apiErr) && apiErr.Status == http.StatusUnauthorized {
+		return fmt.Errorf("%w (set MCPIDP_API_KEY to an API key of the mcpidp at %s)", err, base)
+	}
+	return err
 }
 
 type commands struct {
@@ -329,6 +337,9 @@ func (c *commands) follow(ctx context.Context, t *Task) error {
 	w := &Watcher{Client: c.client, Progress: c.stderr, Interval: c.interval}
 	done, err := w.Wait(ctx, t.ID)
 	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("stopped following task %s, which goes on (mcpidp tasks wait %s): %w", t.ID, t.ID, err)
+		}
 		return err
 	}
 	return Finish(done, c.stdout)
