@@ -13,6 +13,9 @@ import (
 
 	"github.com/mcpidp/mcpidp/internal/app"
 	"github.com/mcpidp/mcpidp/internal/llm/llmtest"
+	"github.com/mcpidp/mcpidp/internal/mcpauth/mcpauthtest"
+	"github.com/mcpidp/mcpidp/internal/mcptest"
+	"github.com/mcpidp/mcpidp/internal/store/storetest"
 	"github.com/mcpidp/mcpidp/internal/testenv"
 )
 
@@ -96,4 +99,31 @@ func waitForOutput(t *testing.T, out interface{ String() string }, re *regexp.Re
 	}
 	t.Fatalf("no %s in the output after 60s:\n%s", re, out.String())
 	return ""
+}
+
+// The consent page the demo's authorization server shows: Deny leaves the
+// user disconnected (mcpidp's "Access was denied" page) and the task
+// waiting; the same link, with Allow, lets it finish.
+func TestConsentPageDenyThenAllow(t *testing.T) {
+	t.Parallel()
+	e := startEnv(t, storetest.DatabaseURL(t, storetest.SQLite))
+	mcp, as := mcptest.NewProtected(t, mcpauthtest.Config{Consent: true})
+	e.Model.Handle(echoOnce(t))
+	waiting := waitStatus(t, e.submit(t, keyAcme, map[string]any{"user": "u", "model": "m", "input": "consent",
+		"tools": []map[string]any{{"type": "mcp", "url": mcp.URL}}}), "awaiting_authorization")
+	link := waiting.AuthorizationRequired[0].AuthorizationURL
+
+	browser := testenv.NewBrowser(t)
+	status, page := browser.Click(t, link, "Deny")
+	require.Equal(t, http.StatusForbidden, status, page)
+	require.Contains(t, page, "Access was denied")
+	require.Zero(t, as.Count("token"), "no code was issued")
+	require.Equal(t, "awaiting_authorization", waitStatus(t, waiting, "awaiting_authorization").Status)
+
+	status, page = browser.Allow(t, link)
+	require.Equal(t, http.StatusOK, status, page)
+	done := waitDone(t, waiting)
+	require.Equal(t, "completed", done.Status)
+	require.Equal(t, []string{"consent"}, mcp.Calls("echo"))
+	require.Equal(t, 2, as.Count("consent"))
 }

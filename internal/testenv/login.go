@@ -71,11 +71,17 @@ func (b *Browser) FollowLogin(t testing.TB, link string) (status int, body strin
 // button fails the test.
 func (b *Browser) Allow(t testing.TB, link string) (status int, body string) {
 	t.Helper()
+	return b.Click(t, link, "Allow")
+}
+
+// Click is Allow with the button labelled label (say "Deny").
+func (b *Browser) Click(t testing.TB, link, label string) (status int, body string) {
+	t.Helper()
 	status, body, _ = b.follow(t, link, "")
 	page := b.last
-	action, form, ok := allowForm(body)
+	action, form, ok := buttonForm(body, label)
 	if !ok {
-		t.Fatalf("testenv: %s led to a page (%d) with no form that has an Allow button: %s", link, status, body)
+		t.Fatalf("testenv: %s led to a page (%d) with no form that has a %s button: %s", link, status, label, body)
 	}
 	target, err := page.Parse(action)
 	if err != nil {
@@ -97,10 +103,10 @@ func (b *Browser) Allow(t testing.TB, link string) (status int, body string) {
 	return status, body
 }
 
-// allowForm finds the first form in page that has a submit button labelled
-// Allow, and returns its action and the values submitting it sends: its
-// inputs, and that button's name and value.
-func allowForm(page string) (action string, form url.Values, ok bool) {
+// buttonForm finds the first form in page that has a button labelled
+// label, and returns its action and the values clicking that button sends:
+// the form's inputs, and the button's name and value.
+func buttonForm(page, label string) (action string, form url.Values, ok bool) {
 	doc, err := html.Parse(strings.NewReader(page))
 	if err != nil {
 		return "", nil, false
@@ -118,7 +124,7 @@ func allowForm(page string) (action string, form url.Values, ok bool) {
 			switch {
 			case c.Data == "input" && attr(c, "type") != "submit" && attr(c, "name") != "":
 				form.Add(attr(c, "name"), attr(c, "value"))
-			case c.Data == "button" && !found && strings.EqualFold(strings.TrimSpace(text(c)), "allow"):
+			case c.Data == "button" && !found && strings.EqualFold(strings.TrimSpace(text(c)), label):
 				found = true
 				if attr(c, "name") != "" {
 					form.Add(attr(c, "name"), attr(c, "value"))

@@ -279,7 +279,7 @@ func (s *Server) AddClient(c Client) {
 }
 
 // Count returns how many requests an endpoint got: "prm", "metadata",
-// "authorize", "token" (code exchanges), "refresh" (of refresh tokens it
+// "authorize", "consent" (answers of the consent page), "token" (code exchanges), "refresh" (of refresh tokens it
 // issued), "refresh_unknown" (of any other), "unauthorized_grant" (token
 // requests with a grant the client is not registered for), "register",
 // "revoke", "resource".
