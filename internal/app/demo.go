@@ -47,7 +47,15 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return fmt.Errorf("error listening on %s: %w", *listen, err)
 	}
-	base := "http://" + ln.Addr().String()
+	host, port, err := net.SplitHostPort(ln.Addr().String())
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1" // listening on every address: the links use loopback
+	}
+	base := "http://" + net.JoinHostPort(host, port)
 	key := "demo_" + store.NewToken()
 	env := map[string]string{
 		"MCPIDP_DATABASE_URL":           "sqlite:" + filepath.Join(dir, "demo.db"),
