@@ -70,6 +70,9 @@ func newFlagSet(name, about string, vars []string, stdout io.Writer) *flag.FlagS
 	fs.Usage = func() {
 		fmt.Fprintf(stdout, "Usage: mcpidp %s\n\n%s\n\nFlags:\n", name, about)
 		fs.PrintDefaults()
+		if len(vars) == 0 {
+			return
+		}
 		fmt.Fprintln(stdout, "\nEnvironment:")
 		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 		for _, v := range envVars {
