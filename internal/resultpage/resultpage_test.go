@@ -3,6 +3,7 @@ package resultpage
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -111,4 +112,133 @@ func TestRenderCompleted(t *testing.T) {
 
 	_, again := render(t, sampleTask(task.StatusCompleted), nil)
 	require.NotEqual(t, nonce, nonceAttr.FindStringSubmatch(again)[2], "a fresh nonce per page")
+}
+
+// A task waiting for a login shows a button per login link, refreshes
+// itself (by script, or by meta refresh without one) and drops a link
+// that is not a web URL.
+func TestRenderAwaitingLogin(t *testing.T) {
+	t.Parallel()
+	o := sampleTask(task.StatusAwaitingAuthorization)
+	expires := time.Date(2026, 12, 3, 9, 30, 0, 0, time.UTC)
+	logins, err := json.Marshal([]map[string]any{
+		{"server_url": "https://mcp.notion.com/mcp", "authorization_url": publicURL + "/oauth/start/login_1", "expires_at": expires},
+		{"server_url": "https://evil.example.com/mcp", "authorization_url": "javascript:alert(1)", "expires_at": expires},
+	})
+	require.NoError(t, err)
+	o.AuthorizationRequired = logins
+	p, body := render(t, o, nil)
+
+	require.Contains(t, body, `data-status="awaiting_authorization" title="status: awaiting_authorization">Needs login</span>`)
+	require.Contains(t, body, "<h1>Log in to continue</h1>")
+	require.Contains(t, body, `<a class="button" data-login href="https://mcpidp.example.com/oauth/start/login_1">Log in to mcp.notion.com</a>`)
+	require.Contains(t, body, "The link works until 3 Dec 2026, 09:30 UTC.")
+	require.Equal(t, 1, strings.Count(body, "data-login"), "the javascript: link gets no button")
+	require.NotContains(t, body, "evil.example.com")
+
+	require.Contains(t, body, `<noscript><meta http-equiv="refresh" content="10"></noscript>`)
+	require.Contains(t, body, `<main data-page data-version="awaiting_authorization|2|0" data-poll="tok_abc.json" data-wait="25">`)
+	tags := nonceAttr.FindAllStringSubmatch(body, -1)
+	require.Len(t, tags, 2, "style and script")
+	require.Equal(t, tags[0][2], tags[1][2])
+	require.Contains(t, p.CSP, "script-src 'nonce-"+tags[1][2]+"';")
+	require.Contains(t, body, "Waiting for you… This page updates by itself.")
+}
+
+// withPending is a task object with the lists of tool calls and questions
+// waiting for the user, as the task object's JSON carries them.
+type withPending struct {
+	*task.Object
+	PendingApprovals []map[string]any `json:"pending_approvals"`
+	PendingInputs    []map[string]any `json:"pending_inputs"`
+}
+
+func TestRenderPendingApprovalsAndInputs(t *testing.T) {
+	t.Parallel()
+	o := sampleTask("awaiting_approval")
+	src := withPending{Object: o,
+		PendingApprovals: []map[string]any{{
+			"id": "appr_1", "server_url": "https://mcp.linear.app/mcp", "name": "delete_issue",
+			"arguments": map[string]any{"id": "LIN-42", "note": "<b>bye</b>"}, "approve_url": publicURL + "/approve/appr_1",
+			"expires_at": "2026-12-02T10:30:00Z",
+		}},
+		PendingInputs: []map[string]any{
+			{"id": "in_1", "server_url": "https://mcp.github.com/mcp", "mode": "form", "message": "Which repository? <i>x</i>",
+				"requested_schema": map[string]any{"type": "object"}, "form_url": publicURL + "/input/in_1", "expires_at": "2026-12-02T10:30:00Z"},
+			{"id": "in_2", "server_url": "https://mcp.github.com/mcp", "mode": "url", "message": "Confirm on GitHub",
+				"url": "https://github.com/login/device", "expires_at": "2026-12-02T10:30:00Z"},
+			{"id": "in_3", "server_url": "https://mcp.github.com/mcp", "mode": "url", "message": "Bad link", "url": "data:text/html,hi"},
+		},
+	}
+	_, body := render(t, o, src)
+	require.Contains(t, body, `data-status="awaiting_approval" title="status: awaiting_approval">Needs approval</span>`)
+	require.Contains(t, body, `The task wants to call <strong class="tool-name">delete_issue</strong> on <strong>mcp.linear.app</strong>.`)
+	require.Contains(t, body, "&#34;note&#34;: &#34;\\u003cb\\u003ebye\\u003c/b\\u003e&#34;", "arguments are escaped text")
+	require.Contains(t, body, `<a class="button" data-approve href="https://mcpidp.example.com/approve/appr_1">Review and approve</a>`)
+	require.Contains(t, body, "Waits until 2 Dec 2026, 10:30 UTC.")
+	require.Contains(t, body, "<p>Which repository? &lt;i&gt;x&lt;/i&gt;</p>")
+	require.Contains(t, body, `<a class="button" data-input href="https://mcpidp.example.com/input/in_1">Answer</a>`)
+	require.Contains(t, body, `<a class="button" data-input href="https://github.com/login/device">Continue on github.com</a>`)
+	require.NotContains(t, body, "Bad link", "a request without a web URL gets no button")
+
+	// Once the task has ended, nothing asks the user to act.
+	o.Status = task.StatusCanceled
+	_, body = render(t, o, src)
+	require.NotContains(t, body, "data-approve")
+	require.NotContains(t, body, "data-input")
+	require.Contains(t, body, "<h1>The task was canceled</h1>")
+}
+
+func TestRenderStatuses(t *testing.T) {
+	t.Parallel()
+	for status, want := range map[store.TaskStatus]struct {
+		label, tone string
+		live        bool
+	}{
+		"queued": {"Queued", "active", true}, "running": {"Running", "active", true},
+		"awaiting_authorization": {"Needs login", "waiting", true}, "awaiting_approval": {"Needs approval", "waiting", true},
+		"awaiting_input": {"Needs your input", "waiting", true}, "completed": {"Completed", "ok", false},
+		"failed": {"Failed", "bad", false}, "canceled": {"Canceled", "off", false},
+	} {
+		_, body := render(t, sampleTask(status), nil)
+		require.Contains(t, body, `<span class="badge tone-`+want.tone+`" data-status="`+string(status)+`" title="status: `+string(status)+`">`+want.label+`</span>`, status)
+		require.Contains(t, body, "<title>"+want.label+" · Task result</title>")
+		require.Equal(t, want.live, strings.Contains(body, "data-poll="), status)
+		require.Equal(t, want.live, strings.Contains(body, "http-equiv=\"refresh\""), status)
+	}
+}
+
+func TestRenderFailed(t *testing.T) {
+	t.Parallel()
+	o := sampleTask(task.StatusFailed)
+	o.Error = &task.Error{Code: "authorization_timeout", Message: "nobody logged in <in time>"}
+	_, body := render(t, o, nil)
+	require.Contains(t, body, `<div class="error" data-error><code>authorization_timeout</code><p>nobody logged in &lt;in time&gt;</p></div>`)
+	require.NotContains(t, body, "data-answer")
+}
+
+func TestRenderNotFound(t *testing.T) {
+	t.Parallel()
+	r, err := New(publicURL)
+	require.NoError(t, err)
+	p, err := r.NotFound()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusNotFound, p.Status)
+	require.Contains(t, string(p.Body), "This result link has expired or does not exist")
+	require.Contains(t, string(p.Body), `<main data-page>`, "a live page that swaps this in stops polling")
+
+	rec := httptest.NewRecorder()
+	p.Write(rec)
+	require.Equal(t, http.StatusNotFound, rec.Code)
+	require.Equal(t, "text/html; charset=utf-8", rec.Header().Get("Content-Type"))
+	require.Equal(t, p.CSP, rec.Header().Get("Content-Security-Policy"))
+	require.Equal(t, "no-referrer", rec.Header().Get("Referrer-Policy"))
+}
+
+func TestNewRejectsBadPublicURL(t *testing.T) {
+	t.Parallel()
+	for _, u := range []string{"", "mcpidp.example.com", "ftp://x", "http://"} {
+		_, err := New(u)
+		require.ErrorContains(t, err, "invalid public URL", u)
+	}
 }
