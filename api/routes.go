@@ -148,6 +148,12 @@ func (a *API) handleResult(c *gin.Context) {
 		wait = time.Duration(secs * float64(time.Second))
 	}
 	obj, err := a.Result(c.Request.Context(), token, wait)
+	if err != nil && c.Request.Context().Err() != nil {
+		// The client left during ?wait= (a result page's script when its
+		// tab closes): nobody to answer, nothing went wrong.
+		c.Abort()
+		return
+	}
 	if format == formatHTML {
 		a.writeResultPage(c, obj, err)
 		return
