@@ -47,7 +47,7 @@ func sampleTask(status store.TaskStatus) *task.Object {
 		},
 	}
 	if status == task.StatusCompleted {
-		answer := "It is **sunny** in Paris.\n\n| day | sky |\n| --- | --- |\n| Mon | sun |\n\n" + injection
+		answer := "It is **sunny** in Paris ([source](https://weather.example.com/paris)).\n\n| day | sky |\n| --- | --- |\n| Mon | sun |\n\n" + injection
 		o.Steps = append(o.Steps, agentloop.Step{Type: agentloop.StepModel, Content: answer})
 		o.Output = &task.Output{Content: answer, StopReason: agentloop.ReasonFinal}
 		o.CompletedAt = &created
@@ -90,9 +90,9 @@ func TestRenderCompleted(t *testing.T) {
 
 	// The answer is rendered markdown, shown once.
 	require.Contains(t, body, `<span class="badge tone-ok" data-status="completed" title="status: completed">Completed</span>`)
-	require.Contains(t, body, "<p>It is <strong>sunny</strong> in Paris.</p>")
+	require.Contains(t, body, `<p>It is <strong>sunny</strong> in Paris (<a href="https://weather.example.com/paris" rel="nofollow noreferrer noopener" target="_blank">source</a>).</p>`)
 	require.Contains(t, body, "<td>sun</td>")
-	require.Equal(t, 1, strings.Count(body, "in Paris."), "the answer's model turn is not repeated")
+	require.Equal(t, 1, strings.Count(body, "in Paris ("), "the answer's model turn is not repeated")
 	require.Contains(t, body, `<img src="x">`, "the sanitizer keeps the image, not its handler")
 	require.Contains(t, body, "<p>Look up <strong>the weather</strong></p>")
 	require.Contains(t, body, "<p>Let me check.</p>")
