@@ -115,6 +115,7 @@ type pageEvent struct {
 
 	// live
 	Reached      bool    `json:"reached"`
+	Loads        int     `json:"loads"`
 	SameDocument *string `json:"sameDocument"`
 	Working      int     `json:"working"`
 }
@@ -129,7 +130,7 @@ func TestResultPageInBrowser(t *testing.T) {
 	t.Parallel()
 	chromium := testenv.Chromium(t)
 	forecast := startForecastServer(t)
-	slow := mcptest.New(t, mcptest.StreamableHTTP)
+	slow, slowNoJS := mcptest.New(t, mcptest.StreamableHTTP), mcptest.New(t, mcptest.StreamableHTTP)
 	protected, _ := mcptest.NewProtected(t, mcpauthtest.Config{})
 	env := startEnv(t, storetest.DatabaseURL(t, storetest.SQLite))
 	env.Model.Handle(func(req llmtest.Request) llmtest.Response {
@@ -157,11 +158,13 @@ func TestResultPageInBrowser(t *testing.T) {
 	require.Equal(t, "completed", done.Status, "error: %+v", done.Error)
 	login := waitStatus(t, submit("notes", protected.URL), "awaiting_authorization")
 	require.Len(t, login.AuthorizationRequired, 1)
-	live := submit("live", slow.URL)
-	select {
-	case <-slow.Started():
-	case <-time.After(30 * time.Second):
-		t.Fatal("the live task's tool call did not start")
+	live, noJS := submit("live", slow.URL), submit("live", slowNoJS.URL)
+	for _, s := range []*mcptest.Server{slow, slowNoJS} {
+		select {
+		case <-s.Started():
+		case <-time.After(30 * time.Second):
+			t.Fatal("a live task's tool call did not start")
+		}
 	}
 
 	dir := t.TempDir()
@@ -171,7 +174,7 @@ func TestResultPageInBrowser(t *testing.T) {
 	cmd := exec.CommandContext(ctx, testenv.Node22(t), filepath.Join("testdata", "result_page.mjs"))
 	cmd.Env = append(cmd.Environ(), "NODE_DIR="+testenv.NodeDir(t), "CHROMIUM="+chromium,
 		"CHROMIUM_ARGS="+strings.Join(testenv.ChromiumArgs(), " "), "USER_DATA_DIR="+filepath.Join(dir, "profile"),
-		"DONE_URL="+pageURL(done), "LOGIN_URL="+pageURL(login), "LIVE_URL="+pageURL(live), "SHOT="+shot)
+		"DONE_URL="+pageURL(done), "LOGIN_URL="+pageURL(login), "LIVE_URL="+pageURL(live), "NOJS_URL="+pageURL(noJS), "SHOT="+shot)
 	if shots := os.Getenv("MCPIDP_TEST_RESULT_PAGE_SHOTS"); shots != "" {
 		// A folder to keep the screenshots in, for a person to look at.
 		cmd.Env = append(cmd.Env, "SHOT_DIR="+shots)
@@ -191,9 +194,12 @@ func TestResultPageInBrowser(t *testing.T) {
 		var ev pageEvent
 		require.NoError(t, json.Unmarshal(lines.Bytes(), &ev), lines.Text())
 		events[ev.Event] = ev
-		if ev.Event == "live-ready" {
-			// The page is open on the running task: let the tool finish.
+		// A page is open on a running task: let its tool call finish.
+		switch ev.Event {
+		case "live-ready":
 			slow.Release()
+		case "nojs-ready":
+			slowNoJS.Release()
 		}
 	}
 	require.NoError(t, cmd.Wait(), "node: %s", stderr.String())
@@ -259,6 +265,16 @@ func TestResultPageInBrowser(t *testing.T) {
 	require.Zero(t, v.Working, "the finished page no longer says it is working")
 	require.Empty(t, v.Errors)
 	require.Empty(t, v.Violations)
+
+	// Without JavaScript, the meta refresh gets there.
+	n := events["nojs-ready"]
+	require.Equal(t, "running", n.Status)
+	require.Equal(t, 1, n.Refresh, "the running page refreshes itself")
+	nj := events["nojs"]
+	require.True(t, nj.Reached, "the page without JavaScript did not reach completed (now %q)", nj.Status)
+	require.Greater(t, nj.Loads, 1, "it got there by reloading")
+	require.Equal(t, "The wait is over.", nj.Answer)
+	require.Zero(t, nj.Refresh, "a finished page stays")
 }
 
 // checkScreenshot checks that path is a PNG of the size, with something

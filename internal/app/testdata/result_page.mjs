@@ -5,9 +5,12 @@
 //   {"event":"login", ...}       the page of a task waiting for a login
 //   {"event":"live-ready", ...}  the running task's page is open; the Go test now lets the task finish
 //   {"event":"live", ...}        what that page showed once it updated by itself
+//   {"event":"nojs-ready", ...}  another running task's page is open with JavaScript off; the Go test
+//                                now lets that task finish
+//   {"event":"nojs", ...}        what that page showed once it reloaded itself
 //
 // Environment: NODE_DIR (internal/testenv/node), CHROMIUM (its path), CHROMIUM_ARGS (space-separated),
-// USER_DATA_DIR (fresh, empty), DONE_URL, LOGIN_URL, LIVE_URL, SHOT (screenshot path, PNG), and
+// USER_DATA_DIR (fresh, empty), DONE_URL, LOGIN_URL, LIVE_URL, NOJS_URL, SHOT (screenshot path, PNG), and
 // optionally SHOT_DIR for more screenshots for a person to look at.
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -131,6 +134,33 @@ async function common(page) {
     answer: reached ? await page.locator('[data-answer]').innerText() : '',
     tools: await page.locator('details.tool').count(),
     working: await page.locator('[data-working]').count(),
+  });
+  await page.close();
+}
+
+// 4. Without JavaScript, the running task's page reloads itself (meta refresh) until it is completed.
+{
+  const page = await context.newPage();
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Emulation.setScriptExecutionDisabled', { value: true });
+  let loads = 0;
+  page.on('load', () => loads++);
+  const res = await page.goto(process.env.NOJS_URL, { waitUntil: 'load' });
+  const first = await page.locator('[data-status]').getAttribute('data-status');
+  emit('nojs-ready', { httpStatus: res.status(), status: first,
+    refresh: await page.locator('meta[http-equiv="refresh"]').count() });
+  let reached = true;
+  try {
+    await page.waitForSelector('[data-status="completed"]', { timeout: 45000 });
+  } catch {
+    reached = false;
+  }
+  emit('nojs', {
+    reached, loads,
+    status: await page.locator('[data-status]').getAttribute('data-status'),
+    live: await page.evaluate(() => document.documentElement.dataset.live || null).catch(() => 'no-eval'),
+    answer: reached ? await page.locator('[data-answer]').innerText() : '',
+    refresh: await page.locator('meta[http-equiv="refresh"]').count(),
   });
   await page.close();
 }
