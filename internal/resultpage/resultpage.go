@@ -286,7 +286,6 @@ func (r *Renderer) view(o *task.Object, src any) (*data, error) {
 	d := &data{Task: o, Status: describeStatus(o.Status), RetryingAt: o.RetryingAt, Error: o.Error,
 		JSONHref: path.Base(o.ResultURLs.JSON), MarkdownHref: path.Base(o.ResultURLs.Markdown)}
 	d.Live = !o.Status.Terminal()
-	d.Version = Version(string(o.Status), len(o.Steps), o.RetryingAt != nil)
 	d.RefreshSeconds, d.WaitSeconds = 3, 5
 	if strings.HasPrefix(string(o.Status), "awaiting_") {
 		// Waiting for a person: the long-poll answers at once when the
@@ -302,6 +301,7 @@ func (r *Renderer) view(o *task.Object, src any) (*data, error) {
 	if err := json.Unmarshal(raw, &p); err != nil {
 		return nil, fmt.Errorf("resultpage: error reading the task's pending actions: %w", err)
 	}
+	d.Version = version(o, &p)
 	if d.Live {
 		d.Logins = keep(p.AuthorizationRequired, func(l login) bool { return webURL(l.AuthorizationURL) })
 		d.Approvals = keep(p.PendingApprovals, func(a approval) bool { return webURL(a.ApproveURL) })
@@ -346,15 +346,17 @@ func (r *Renderer) view(o *task.Object, src any) (*data, error) {
 	return d, nil
 }
 
-// Version is what a live page compares with the JSON result to know it is
-// out of date: status, number of steps, and whether a model retry waits.
-// The page's script computes the same from the task object.
-func Version(status string, steps int, retrying bool) string {
-	r := 0
-	if retrying {
-		r = 1
+// version is what a live page compares with the JSON result to know it
+// is out of date: the status, the number of steps, whether a model retry
+// waits, and how many logins, approvals and questions wait for the user.
+// The page's script computes the same from the task object (page.html).
+func version(o *task.Object, p *pending) string {
+	retrying := 0
+	if o.RetryingAt != nil {
+		retrying = 1
 	}
-	return fmt.Sprintf("%s|%d|%d", status, steps, r)
+	return fmt.Sprintf("%s|%d|%d|%d|%d|%d", o.Status, len(o.Steps), retrying,
+		len(p.AuthorizationRequired), len(p.PendingApprovals), len(p.PendingInputs))
 }
 
 func describeStatus(s store.TaskStatus) statusView {

@@ -137,7 +137,7 @@ func TestRenderAwaitingLogin(t *testing.T) {
 	require.NotContains(t, body, "evil.example.com")
 
 	require.Contains(t, body, `<noscript><meta http-equiv="refresh" content="10"></noscript>`)
-	require.Contains(t, body, `<main data-page data-version="awaiting_authorization|2|0" data-poll="tok_abc.json" data-wait="25">`)
+	require.Contains(t, body, `<main data-page data-version="awaiting_authorization|2|0|2|0|0" data-poll="tok_abc.json" data-wait="25">`)
 	tags := nonceAttr.FindAllStringSubmatch(body, -1)
 	require.Len(t, tags, 2, "style and script")
 	require.Equal(t, tags[0][2], tags[1][2])
@@ -180,6 +180,7 @@ func TestRenderPendingApprovalsAndInputs(t *testing.T) {
 	require.Contains(t, body, `<a class="button" data-input href="https://mcpidp.example.com/input/in_1">Answer</a>`)
 	require.Contains(t, body, `<a class="button" data-input href="https://github.com/login/device">Continue on github.com</a>`)
 	require.NotContains(t, body, "Bad link", "a request without a web URL gets no button")
+	require.Contains(t, body, `data-version="awaiting_approval|2|0|0|1|3"`, "the page updates when a list changes")
 
 	// Once the task has ended, nothing asks the user to act.
 	o.Status = task.StatusCanceled
