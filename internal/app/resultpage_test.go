@@ -113,6 +113,11 @@ type pageEvent struct {
 	ButtonWidth  int    `json:"buttonWidth"`
 	ButtonHeight int    `json:"buttonHeight"`
 
+	Callback        string   `json:"callback"`
+	AfterStatus     string   `json:"afterStatus"`
+	AfterViolations []string `json:"afterViolations"`
+	AfterLogins     int      `json:"afterLogins"`
+
 	// live
 	Reached      bool    `json:"reached"`
 	Loads        int     `json:"loads"`
@@ -122,10 +127,12 @@ type pageEvent struct {
 
 // The result pages as a person sees them on a phone, in headless
 // Chromium: a finished task's answer and its folded tool call with the
-// tool's image, nothing the model or the tool wrote runs, a waiting
-// task's login button, and a running task's page that turns to completed
-// by itself. The browser part runs on SQLite only (the handler tests in
-// api cover both backends); it starts one Chromium.
+// tool's image, and nothing the model or the tool wrote runs; a waiting
+// task's login button, which logs the user in so that the page follows
+// the task to its end; a running task's page that turns to completed by
+// itself, in place, and without JavaScript by its meta refresh. It runs
+// on SQLite only, with one Chromium (the handler tests in api cover both
+// backends).
 func TestResultPageInBrowser(t *testing.T) {
 	t.Parallel()
 	chromium := testenv.Chromium(t)
@@ -137,14 +144,20 @@ func TestResultPageInBrowser(t *testing.T) {
 		input := req.Messages[0].Content
 		for _, m := range req.Messages {
 			if m.Role == "tool" {
-				if input == "live" {
+				switch input {
+				case "live":
 					return llmtest.Response{Content: "The wait is **over**."}
+				case "notes":
+					return llmtest.Response{Content: "Your notes are **ready**."}
 				}
 				return llmtest.Response{Content: pageAnswer}
 			}
 		}
-		if input == "live" {
+		switch input {
+		case "live":
 			return llmtest.Response{ToolCalls: []llmtest.ToolCall{{Name: req.OfferedTool(t, "wait"), Arguments: `{"message":"page"}`}}}
+		case "notes":
+			return llmtest.Response{ToolCalls: []llmtest.ToolCall{{Name: req.OfferedTool(t, "echo"), Arguments: `{"message":"notes"}`}}}
 		}
 		return llmtest.Response{ToolCalls: []llmtest.ToolCall{{Name: req.OfferedTool(t, "forecast"), Arguments: `{"city":"Paris"}`}}}
 	})
@@ -245,12 +258,21 @@ func TestResultPageInBrowser(t *testing.T) {
 	require.Equal(t, "Log in to continue", l.Headline)
 	require.Equal(t, 1, l.Logins)
 	require.Equal(t, login.AuthorizationRequired[0].AuthorizationURL, l.Href)
-	require.Equal(t, "Log in to "+strings.TrimPrefix(strings.TrimSuffix(protected.URL, "/mcp"), "http://"), l.Text)
+	host := strings.TrimPrefix(strings.TrimSuffix(protected.URL, "/mcp"), "http://")
+	require.Equal(t, "Log in to "+host, l.Text)
 	require.GreaterOrEqual(t, l.ButtonWidth, 300, "a full-width button on a phone")
 	require.GreaterOrEqual(t, l.ButtonHeight, 44, "big enough to tap")
 	require.Equal(t, "on", derefOr(l.Live, ""), "the page's script ran under the policy")
 	require.Empty(t, l.Violations)
 	require.Nil(t, l.Pwned)
+	// Through the button, in another tab, the user logged in; the page
+	// left open followed the task to its end.
+	require.Equal(t, "You've authorized "+host, l.Callback)
+	require.True(t, l.Reached, "the login page did not reach completed after the login (now %q)", l.AfterStatus)
+	require.Equal(t, "Your notes are ready.", l.Answer)
+	require.Zero(t, l.AfterLogins, "no login button once logged in")
+	require.Empty(t, l.AfterViolations)
+	require.Equal(t, []string{"notes"}, protected.Calls("echo"))
 
 	// The running task, updated in place.
 	r := events["live-ready"]

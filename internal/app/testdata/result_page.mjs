@@ -2,7 +2,7 @@
 // size, as a person would, and reports what it saw as JSON lines on stdout for the Go test to check:
 //
 //   {"event":"done", ...}        the finished task's page (answer, tool block, images, injections)
-//   {"event":"login", ...}       the page of a task waiting for a login
+//   {"event":"login", ...}       the page of a task waiting for a login, before and after the login
 //   {"event":"live-ready", ...}  the running task's page is open; the Go test now lets the task finish
 //   {"event":"live", ...}        what that page showed once it updated by itself
 //   {"event":"nojs-ready", ...}  another running task's page is open with JavaScript off; the Go test
@@ -99,20 +99,38 @@ async function common(page) {
   await page.close();
 }
 
-// 2. The task waiting for a login.
+// 2. The task waiting for a login: its button leads through the login, and the page, left open,
+//    turns to completed once the task has resumed.
 {
   const { page, errors, status } = await open(process.env.LOGIN_URL);
   const button = page.locator('a[data-login]');
   const box = await button.boundingBox();
   if (process.env.SHOT_DIR) await page.screenshot({ path: path.join(process.env.SHOT_DIR, 'login.png') });
-  emit('login', {
-    httpStatus: status, errors, ...(await common(page)),
+  const before = {
+    httpStatus: status, ...(await common(page)),
     headline: await page.locator('h1').innerText(),
     logins: await button.count(),
     href: await button.getAttribute('href'),
     text: await button.innerText(),
     buttonWidth: box ? Math.round(box.width) : 0,
     buttonHeight: box ? Math.round(box.height) : 0,
+  };
+  // The user opens the link in another tab of the same browser and logs in.
+  const tab = await context.newPage();
+  await tab.goto(before.href, { waitUntil: 'load' });
+  const callback = await tab.locator('h1').innerText();
+  await tab.close();
+  let reached = true;
+  try {
+    await page.waitForSelector('[data-status="completed"]', { timeout: 45000 });
+  } catch {
+    reached = false;
+  }
+  const after = await common(page);
+  emit('login', {
+    ...before, errors, callback, reached, afterStatus: after.status, afterViolations: after.violations,
+    afterLogins: await page.locator('a[data-login]').count(),
+    answer: reached ? await page.locator('[data-answer]').innerText() : '',
   });
   await page.close();
 }
