@@ -20,6 +20,7 @@ import (
 	"github.com/mcpidp/mcpidp/internal/chat"
 	"github.com/mcpidp/mcpidp/internal/loginpage"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
+	"github.com/mcpidp/mcpidp/internal/resultpage"
 	"github.com/mcpidp/mcpidp/internal/store"
 	"github.com/mcpidp/mcpidp/internal/task"
 )
@@ -59,6 +60,8 @@ type API struct {
 	metrics *metrics
 	// logins serves the login paths (/oauth/…).
 	logins http.Handler
+	// pages renders the HTML result page (/r/{token}).
+	pages *resultpage.Renderer
 }
 
 // AdminPrefix is where the River UI is served.
@@ -88,7 +91,11 @@ func New(cfg Config) (*API, error) {
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
-	a := &API{cfg: cfg, envKeys: map[string]string{}, metrics: newMetrics(cfg.Store, cfg.Logger), logins: logins}
+	pages, err := resultpage.New(cfg.PublicURL)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	a := &API{cfg: cfg, envKeys: map[string]string{}, metrics: newMetrics(cfg.Store, cfg.Logger), logins: logins, pages: pages}
 	for key, tenant := range cfg.EnvKeys {
 		a.envKeys[store.HashKey(key)] = tenant
 	}
