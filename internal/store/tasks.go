@@ -156,10 +156,10 @@ func (s *Store) CreateTask(ctx context.Context, q DBTX, t *Task) error {
 		}
 	}
 	_, err := q.ExecContext(ctx, `INSERT INTO mcpidp_task (`+taskColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`,
 		t.ID, t.TenantID, t.UserID, t.Status, t.Model, t.Store, string(t.Request), t.Secrets, string(t.Metadata), t.ResultToken,
 		nullString(t.IdempotencyKey), t.Segment, nullRaw(t.Output), nullRaw(t.Usage), nullRaw(t.Error), nullRaw(t.AuthorizationRequired),
-		micros(t.CreatedAt), micros(t.UpdatedAt), nullMicros(t.CompletedAt), nullMicros(t.ExpiresAt), nullMicros(t.RetryingAt))
+		nullRaw(t.PendingApprovals), micros(t.CreatedAt), micros(t.UpdatedAt), nullMicros(t.CompletedAt), nullMicros(t.ExpiresAt), nullMicros(t.RetryingAt))
 	if isUniqueViolation(err) {
 		return fmt.Errorf("task with idempotency key %q: %w", t.IdempotencyKey, ErrConflict)
 	}
