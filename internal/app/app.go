@@ -247,7 +247,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	}
 
 	chatEngine, err := chat.NewEngine(chat.EngineConfig{Model: model, OAuth: a.oauth, HTTPClient: guard.Client(0), Logger: a.logger,
-		MCPLimits: mcpLimits})
+		MCPLimits: mcpLimits, Keyring: a.keyring, ApprovalTTL: cfg.AuthorizationTimeout})
 	if err != nil {
 		return err
 	}
