@@ -171,7 +171,8 @@ func resumeStep(ans []answered) []agentloop.Step {
 func (a *approvals) approveFunc(ans []answered) agentloop.ApproveFunc {
 	return func(_ context.Context, c *agentloop.ApprovalCall) (agentloop.Verdict, error) {
 		for _, r := range ans {
-			if r.call.ToolCallID == c.ToolCallID && r.call.Function == c.Function && string(r.call.Arguments) == string(c.Arguments) {
+			// The answered calls are the run's first model turn (resumeStep).
+			if c.Turn == 0 && r.call.ToolCallID == c.ToolCallID && r.call.Function == c.Function && string(r.call.Arguments) == string(c.Arguments) {
 				return agentloop.Verdict{Decided: true, Approved: r.approve, Reason: r.reason}, nil
 			}
 		}

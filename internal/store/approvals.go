@@ -21,9 +21,11 @@ var pausedList = func() string {
 // Approval is one tool call a task holds back until a person approves or
 // denies it (mcpidp_task_approval).
 type Approval struct {
-	ID         string
-	TaskID     string
-	Segment    int // the segment the task resumes in
+	ID      string
+	TaskID  string
+	Segment int // the segment the task resumes in
+	// Turn is the step index of the model turn that asked for the call.
+	Turn       int
 	ToolCallID string
 	ServerURL  string
 	Tool       string
@@ -38,14 +40,14 @@ type Approval struct {
 	Reason    string
 }
 
-const approvalColumns = `id, task_id, segment, tool_call_id, server_url, tool, arguments, token_hash, created_at, expires_at, decided_at, approved, reason`
+const approvalColumns = `id, task_id, segment, turn, tool_call_id, server_url, tool, arguments, token_hash, created_at, expires_at, decided_at, approved, reason`
 
 func scanApproval(row interface{ Scan(...any) error }) (*Approval, error) {
 	var a Approval
 	var args string
 	var created, expires int64
 	var decided sql.NullInt64
-	if err := row.Scan(&a.ID, &a.TaskID, &a.Segment, &a.ToolCallID, &a.ServerURL, &a.Tool, &args, &a.TokenHash,
+	if err := row.Scan(&a.ID, &a.TaskID, &a.Segment, &a.Turn, &a.ToolCallID, &a.ServerURL, &a.Tool, &args, &a.TokenHash,
 		&created, &expires, &decided, &a.Approved, &a.Reason); err != nil {
 		if isNoRows(err) {
 			return nil, ErrNotFound
@@ -61,8 +63,8 @@ func scanApproval(row interface{ Scan(...any) error }) (*Approval, error) {
 func (s *Store) InsertApprovals(ctx context.Context, q DBTX, approvals []Approval) error {
 	now := micros(s.now())
 	for _, a := range approvals {
-		if _, err := q.ExecContext(ctx, `INSERT INTO mcpidp_task_approval (id, task_id, segment, tool_call_id, server_url, tool, arguments, token_hash, created_at, expires_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, a.ID, a.TaskID, a.Segment, a.ToolCallID, a.ServerURL, a.Tool, string(a.Arguments),
+		if _, err := q.ExecContext(ctx, `INSERT INTO mcpidp_task_approval (id, task_id, segment, turn, tool_call_id, server_url, tool, arguments, token_hash, created_at, expires_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, a.ID, a.TaskID, a.Segment, a.Turn, a.ToolCallID, a.ServerURL, a.Tool, string(a.Arguments),
 			a.TokenHash, now, micros(a.ExpiresAt)); err != nil {
 			return fmt.Errorf("error recording approval of task %s: %w", a.TaskID, err)
 		}
@@ -70,10 +72,11 @@ func (s *Store) InsertApprovals(ctx context.Context, q DBTX, approvals []Approva
 	return nil
 }
 
-// ToolCallApproval returns the approval asked for a task's tool call, or
-// ErrNotFound when none was asked.
-func (s *Store) ToolCallApproval(ctx context.Context, q DBTX, taskID, toolCallID string) (*Approval, error) {
-	return scanApproval(q.QueryRowContext(ctx, `SELECT `+approvalColumns+` FROM mcpidp_task_approval WHERE task_id = $1 AND tool_call_id = $2`, taskID, toolCallID))
+// ToolCallApproval returns the approval asked for a task's tool call (of
+// the model turn at step index turn), or ErrNotFound when none was asked.
+func (s *Store) ToolCallApproval(ctx context.Context, q DBTX, taskID string, turn int, toolCallID string) (*Approval, error) {
+	return scanApproval(q.QueryRowContext(ctx, `SELECT `+approvalColumns+` FROM mcpidp_task_approval WHERE task_id = $1 AND turn = $2 AND tool_call_id = $3`,
+		taskID, turn, toolCallID))
 }
 
 // GetApproval returns one of a task's approvals, or ErrNotFound.

@@ -92,7 +92,7 @@ func (s *Service) PauseForApproval(ctx context.Context, p ApprovalPauseParams) e
 	for i, c := range p.Calls {
 		if c.ID == "" {
 			c.ID = store.NewID("apr_", now)
-			fresh = append(fresh, store.Approval{ID: c.ID, TaskID: t.ID, Segment: next, ToolCallID: c.ToolCallID, ServerURL: c.ServerURL,
+			fresh = append(fresh, store.Approval{ID: c.ID, TaskID: t.ID, Segment: next, Turn: c.Turn, ToolCallID: c.ToolCallID, ServerURL: c.ServerURL,
 				Tool: c.Tool, Arguments: c.Arguments, TokenHash: store.HashKey(ApprovalToken(t.ResultToken, c.ID)), ExpiresAt: expiry})
 		}
 		pending[i] = PendingApproval{ID: c.ID, ServerURL: c.ServerURL, Name: c.Tool, Arguments: c.Arguments, ExpiresAt: expiry}
@@ -128,7 +128,7 @@ func (s *Service) PauseForApproval(ctx context.Context, p ApprovalPauseParams) e
 // then).
 func (s *Service) ApprovalVerdict(ctx context.Context, taskID string, call *agentloop.ApprovalCall) (agentloop.Verdict, error) {
 	st := s.cfg.Store
-	a, err := st.ToolCallApproval(ctx, st.DB(), taskID, call.ToolCallID)
+	a, err := st.ToolCallApproval(ctx, st.DB(), taskID, call.Turn, call.ToolCallID)
 	if errors.Is(err, store.ErrNotFound) {
 		return agentloop.Verdict{}, nil
 	}

@@ -31,9 +31,9 @@ func ExerciseApprovals(t *testing.T, databaseURL func(t testing.TB) string) {
 		require.NoError(t, err)
 		require.True(t, ok)
 		approvals := []store.Approval{
-			{ID: "apr_1" + task.ID, TaskID: task.ID, Segment: 1, ToolCallID: "call_1", ServerURL: "https://mcp.example.com/mcp", Tool: "delete",
+			{ID: "apr_1" + task.ID, TaskID: task.ID, Segment: 1, Turn: 0, ToolCallID: "call_1", ServerURL: "https://mcp.example.com/mcp", Tool: "delete",
 				Arguments: json.RawMessage(`{"id":7}`), TokenHash: store.HashKey("t1" + task.ID), ExpiresAt: s.Now().Add(time.Hour)},
-			{ID: "apr_2" + task.ID, TaskID: task.ID, Segment: 1, ToolCallID: "call_2", ServerURL: "https://mcp.example.com/mcp", Tool: "send",
+			{ID: "apr_2" + task.ID, TaskID: task.ID, Segment: 1, Turn: 0, ToolCallID: "call_2", ServerURL: "https://mcp.example.com/mcp", Tool: "send",
 				Arguments: json.RawMessage(`{}`), TokenHash: store.HashKey("t2" + task.ID), ExpiresAt: s.Now().Add(time.Hour)},
 		}
 		require.NoError(t, s.InsertApprovals(ctx, s.DB(), approvals))
@@ -91,13 +91,15 @@ func ExerciseApprovals(t *testing.T, databaseURL func(t testing.TB) string) {
 		ok, err := s.DecideApproval(ctx, s.DB(), approvals[1].ID, false, "no thanks")
 		require.NoError(t, err)
 		require.True(t, ok)
-		denied, err := s.ToolCallApproval(ctx, s.DB(), task.ID, "call_2")
+		denied, err := s.ToolCallApproval(ctx, s.DB(), task.ID, 0, "call_2")
 		require.NoError(t, err)
 		require.NotNil(t, denied.DecidedAt)
 		require.False(t, denied.Approved)
 		require.Equal(t, "no thanks", denied.Reason)
-		_, err = s.ToolCallApproval(ctx, s.DB(), task.ID, "call_9")
+		_, err = s.ToolCallApproval(ctx, s.DB(), task.ID, 0, "call_9")
 		require.ErrorIs(t, err, store.ErrNotFound)
+		_, err = s.ToolCallApproval(ctx, s.DB(), task.ID, 2, "call_2")
+		require.ErrorIs(t, err, store.ErrNotFound, "the same call id in a later turn is another call")
 
 		// The resume takes the task out of awaiting_approval once.
 		ok, _, err = s.ResumeTask(ctx, s.DB(), task.ID, 1)
