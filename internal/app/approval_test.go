@@ -323,3 +323,58 @@ func TestApprovalSurvivesKill(t *testing.T) {
 		require.Len(t, model.Requests(), 2, "the model turn before the pause is not asked again")
 	})
 }
+
+// Two approvals of one pause resume the task once, after the last decision;
+// a call of the next turn with the same tool is asked about again, not run
+// on the earlier approval.
+func TestApprovalIsPerCallAcrossTurns(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, databaseURL string) {
+		env := startEnv(t, databaseURL)
+		mcp := mcptest.New(t, mcptest.StreamableHTTP)
+		env.Model.Handle(func(req llmtest.Request) llmtest.Response {
+			tools := 0
+			for _, m := range req.Messages {
+				if m.Role == "tool" {
+					tools++
+				}
+			}
+			switch tools {
+			case 0:
+				return llmtest.Response{ToolCalls: []llmtest.ToolCall{
+					{ID: "call_same", Name: req.OfferedTool(t, "echo"), Arguments: `{"message":"one"}`},
+					{ID: "call_add", Name: req.OfferedTool(t, "add"), Arguments: `{"a":1,"b":2}`},
+				}}
+			case 2:
+				return llmtest.Response{ToolCalls: []llmtest.ToolCall{{ID: "call_two", Name: req.OfferedTool(t, "echo"), Arguments: `{"message":"two"}`}}}
+			}
+			return llmtest.Response{Content: "finished"}
+		})
+		tk := waitStatus(t, env.submit(t, keyAcme, map[string]any{"user": "u", "model": "m", "input": "x",
+			"tools": []map[string]any{{"type": "mcp", "url": mcp.URL, "require_approval": "always"}}}), "awaiting_approval")
+		first := getApprovalTask(t, env, tk.ID).PendingApprovals
+		require.Len(t, first, 2, "the turn's calls wait together")
+		status, raw := decide(t, env, tk.ID, first[0].ID, map[string]any{"approve": true})
+		require.Equal(t, http.StatusOK, status, raw)
+		got := getApprovalTask(t, env, tk.ID)
+		require.Equal(t, "awaiting_approval", got.Status, "one decision left")
+		require.Len(t, got.PendingApprovals, 1)
+		require.Equal(t, first[1].ID, got.PendingApprovals[0].ID)
+		status, raw = decide(t, env, tk.ID, first[1].ID, map[string]any{"approve": true})
+		require.Equal(t, http.StatusOK, status, raw)
+
+		// The next turn calls echo again: asked again.
+		require.Eventually(t, func() bool {
+			got = getApprovalTask(t, env, tk.ID)
+			return got.Status == "awaiting_approval" && len(got.PendingApprovals) == 1 && got.PendingApprovals[0].ID != first[0].ID
+		}, 30*time.Second, 50*time.Millisecond, "the second echo waits for its own approval")
+		require.JSONEq(t, `{"message":"two"}`, string(got.PendingApprovals[0].Arguments))
+		require.Equal(t, []string{"one"}, mcp.Calls("echo"))
+		status, raw = decide(t, env, tk.ID, got.PendingApprovals[0].ID, map[string]any{"approve": false})
+		require.Equal(t, http.StatusOK, status, raw)
+		done := waitDone(t, tk)
+		require.Equal(t, "completed", done.Status, "error: %+v", done.Error)
+		require.Equal(t, []string{"one"}, mcp.Calls("echo"), "the denied second call never ran")
+		require.Equal(t, []string{"1 2"}, mcp.Calls("add"))
+	})
+}
