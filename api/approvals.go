@@ -141,6 +141,8 @@ func (a *API) handleApprovalPage(c *gin.Context) {
 	case errors.Is(err, task.ErrApprovalClosed):
 		page.Title, page.Message = "No longer waiting", "The task no longer waits for this approval."
 		writeApprovalPage(c, http.StatusConflict, page)
+	case errors.Is(err, store.ErrNotFound):
+		writeApprovalPage(c, http.StatusNotFound, approvalPage{Title: "Link not found", Message: "This approval link is unknown or its task was deleted."})
 	case err != nil:
 		a.cfg.Logger.ErrorContext(ctx, "approval decision failed", slog.String("error", err.Error()))
 		writeApprovalPage(c, http.StatusInternalServerError, approvalPage{Title: "Something went wrong", Message: "Nothing was decided. Please try again in a moment."})

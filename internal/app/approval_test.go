@@ -277,6 +277,20 @@ func TestApprovalValidation(t *testing.T) {
 		status, other, _ := call(t, "POST", env.URL+"/v1/tasks/"+tk.ID+"/approvals/"+pa.ID, keyGlobex, map[string]any{"approve": true})
 		require.Equal(t, http.StatusNotFound, status, "another tenant cannot approve: %s", other)
 		require.Equal(t, "awaiting_approval", getApprovalTask(t, env, tk.ID).Status)
+
+		// A canceled task no longer waits: its approvals are closed, and
+		// its object shows none pending.
+		status, other, _ = call(t, "POST", env.URL+"/v1/tasks/"+tk.ID+"/cancel", keyAcme, nil)
+		require.Equal(t, http.StatusOK, status, string(other))
+		status, raw = decide(t, env, tk.ID, pa.ID, map[string]any{"approve": true})
+		require.Equal(t, http.StatusConflict, status, raw)
+		require.Contains(t, raw, "approval_closed")
+		require.Empty(t, getApprovalTask(t, env, tk.ID).PendingApprovals)
+		status, page, _ := call(t, "GET", pa.ApproveURL, "", nil)
+		require.Equal(t, http.StatusOK, status)
+		require.Contains(t, string(page), "No longer waiting")
+		require.NotContains(t, string(page), `method="post"`)
+		require.Empty(t, mcp.Calls("echo"))
 	})
 }
 

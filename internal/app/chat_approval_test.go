@@ -155,3 +155,20 @@ func TestChatApprovalResponsesAreChecked(t *testing.T) {
 		require.Equal(t, []string{"guarded"}, mcp.Calls("echo"))
 	})
 }
+
+// "auto" lets a tool that declares readOnlyHint run without asking.
+func TestChatApprovalAutoRunsReadOnlyTools(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, databaseURL string) {
+		env := startEnv(t, databaseURL)
+		mcp := mcptest.New(t, mcptest.StreamableHTTP)
+		mcp.Release() // peek answers at once
+		env.Model.Handle(callToolOnce(t, "peek", `{"message":"look"}`))
+		content, reqs := chatAnswer(t, env, keyAcme, map[string]any{"model": "m", "user": "u",
+			"messages": []map[string]any{{"role": "user", "content": "x"}},
+			"tools":    []map[string]any{{"type": "mcp", "url": mcp.URL, "require_approval": "auto"}}})
+		require.Empty(t, reqs)
+		require.Contains(t, content, "The tool said: peeked: look")
+		require.Equal(t, []string{"look"}, mcp.Calls("peek"))
+	})
+}
