@@ -42,6 +42,8 @@ func (a *API) Handler() http.Handler {
 	}
 	r.GET("/r/:file", a.handleResult)
 	r.GET("/r/:file/images/:step/:n", a.handleResultImage)
+	r.GET(task.ApprovalPathPrefix+":token", a.handleApprovalPage)
+	r.POST(task.ApprovalPathPrefix+":token", a.limitBody(), a.handleApprovalPage)
 	r.GET(mcpauth.StartPathPrefix+":id", a.handleLogin)
 	r.GET(mcpauth.CallbackPath, a.handleLogin)
 	r.GET(mcpauth.ClientMetadataPath, a.handleLogin)
@@ -51,6 +53,7 @@ func (a *API) Handler() http.Handler {
 	v1.GET("/tasks", handle(a, a.ListTasks))
 	v1.GET("/tasks/:id", handle(a, a.GetTask))
 	v1.POST("/tasks/:id/cancel", handle(a, a.CancelTask))
+	v1.POST("/tasks/:id/approvals/:approval_id", handle(a, a.DecideApproval))
 	v1.DELETE("/tasks/:id", handle(a, a.DeleteTask))
 	v1.GET("/tasks/:id/deliveries", handle(a, a.ListDeliveries))
 	v1.GET("/connections", handle(a, a.ListConnections))

@@ -218,6 +218,15 @@ func (w *TaskRunner) run(ctx context.Context, job *river.Job[task.RunArgs], t *s
 	}
 
 	callOpts := llm.CallOptions{APIKey: secrets.UpstreamAuthorization}
+	var approvals map[string]agentloop.ApprovalPolicy
+	for _, s := range req.Servers {
+		if s.RequireApproval != nil {
+			if approvals == nil {
+				approvals = map[string]agentloop.ApprovalPolicy{}
+			}
+			approvals[s.URL] = *s.RequireApproval
+		}
+	}
 	run := &agentloop.Run{
 		Body:     req.Body,
 		Messages: req.Messages,
@@ -238,7 +247,11 @@ func (w *TaskRunner) run(ctx context.Context, job *river.Job[task.RunArgs], t *s
 		MarkCall: func(ctx context.Context, index int, step agentloop.Step, sent bool) (bool, error) {
 			return w.markCall(ctx, t.ID, index, step, sent)
 		},
-		Now: st.Now,
+		Now:       st.Now,
+		Approvals: approvals,
+		Approve: func(ctx context.Context, call *agentloop.ApprovalCall) (agentloop.Verdict, error) {
+			return w.cfg.Tasks.ApprovalVerdict(ctx, t.ID, call)
+		},
 	}
 	outcome, err := run.Execute(ctx)
 	if err != nil {
@@ -259,7 +272,8 @@ func (w *TaskRunner) classify(ctx context.Context, job *river.Job[task.RunArgs],
 		return err
 	}
 	challenges := agentloop.Challenges(err)
-	if len(challenges) > 0 {
+	var held *agentloop.ApprovalRequiredError
+	if len(challenges) > 0 || errors.As(err, &held) {
 		// Waiting for a login is no model outage: a model failure after
 		// the resume starts a new streak with the whole retry time.
 		if rerr := w.cfg.Store.ResetModelRetry(ctx, w.cfg.Store.DB(), t.ID); rerr != nil {
@@ -271,6 +285,8 @@ func (w *TaskRunner) classify(ctx context.Context, job *river.Job[task.RunArgs],
 		return err
 	case len(challenges) > 0:
 		return w.pause(ctx, job, t, req, challenges, challengedAfter)
+	case errors.As(err, &held):
+		return w.pauseForApproval(ctx, job, t, req, held.Calls)
 	case errors.Is(err, agentloop.ErrModel):
 		if transientModelError(err) {
 			return w.retryModel(ctx, t, err)

@@ -54,6 +54,9 @@ type Step struct {
 	// Interrupted marks a call that was in flight when mcpidp stopped and
 	// was not sent again (see MarkCallFunc); its Output says so.
 	Interrupted bool `json:"interrupted,omitempty"`
+	// Denied marks a call the user refused to approve (never sent); its
+	// Output tells the model so.
+	Denied bool `json:"denied,omitempty"`
 }
 
 // StopCondition ends a run early. Type "tool_called" stops once the named
@@ -158,6 +161,13 @@ type Run struct {
 	MarkCall MarkCallFunc
 	// Now is the clock used for tool durations; default time.Now.
 	Now func() time.Time
+	// Approvals are the require_approval policies by server URL (as
+	// Tools.Resolve names servers); a server without one never asks.
+	Approvals map[string]ApprovalPolicy
+	// Approve gives the decision on a call a policy holds back. Without
+	// it every such call is held back. Calls nobody decided end the run
+	// with an *ApprovalRequiredError once the turn's other calls ran.
+	Approve ApproveFunc
 
 	images imageBudget // what the run's steps hold so far
 }
@@ -208,10 +218,11 @@ func (r *Run) Execute(ctx context.Context) (*Outcome, error) {
 	for {
 		// Finish the tool calls of the last model turn that were not
 		// recorded yet (a crash or pause between them), then decide.
-		last := lastModel(out.Steps)
+		last, turn := lastModel(out.Steps), lastModelIndex(out.Steps)
 		if last != nil {
 			done := doneCalls(out.Steps)
 			var stop bool
+			var held []ApprovalCall
 			for _, call := range last.ToolCalls {
 				if done[call.ID] {
 					if r.stopsOn(call.Function.Name) {
@@ -222,9 +233,18 @@ func (r *Run) Execute(ctx context.Context) (*Outcome, error) {
 				if r.isClientTool(call.Function.Name) {
 					continue
 				}
-				st, err := r.runTool(ctx, now, len(out.Steps), call)
+				ac, st, err := r.holdBack(ctx, turn, ToolCallRef{ID: call.ID, Function: call.Function.Name, Arguments: call.Function.Arguments})
 				if err != nil {
 					return out, err
+				}
+				if ac != nil {
+					held = append(held, *ac)
+					continue
+				}
+				if st == nil {
+					if st, err = r.runTool(ctx, now, len(out.Steps), call); err != nil {
+						return out, err
+					}
 				}
 				if err := record(*st); err != nil {
 					return out, err
@@ -232,6 +252,9 @@ func (r *Run) Execute(ctx context.Context) (*Outcome, error) {
 				if r.stopsOn(call.Function.Name) {
 					stop = true
 				}
+			}
+			if len(held) > 0 {
+				return out, &ApprovalRequiredError{Calls: held}
 			}
 			if client := r.clientCalls(last); len(client) > 0 {
 				out.Reason, out.Content, out.ClientToolCalls = ReasonClientToolCalls, last.Content, client
@@ -436,6 +459,15 @@ func lastModel(steps []Step) *Step {
 		}
 	}
 	return nil
+}
+
+func lastModelIndex(steps []Step) int {
+	for i := len(steps) - 1; i >= 0; i-- {
+		if steps[i].Type == StepModel {
+			return i
+		}
+	}
+	return -1
 }
 
 func doneCalls(steps []Step) map[string]bool {

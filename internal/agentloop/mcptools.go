@@ -118,6 +118,13 @@ func (m *MCPTools) SafeToRepeat(function string) bool {
 	return ok && t.Annotations.SafeToRepeat()
 }
 
+// ReadOnly implements ReadOnlyChecker: the server annotated the tool
+// readOnlyHint.
+func (m *MCPTools) ReadOnly(function string) bool {
+	t, ok := m.toolset.Tool(function)
+	return ok && t.Annotations.ReadOnlyHint
+}
+
 // Call implements Tools.
 func (m *MCPTools) Call(ctx context.Context, function string, arguments json.RawMessage) (*ToolResult, error) {
 	serverURL, tool, ok := m.toolset.Resolve(function)

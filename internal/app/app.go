@@ -158,6 +158,8 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	a.tasks, err = task.NewService(task.ServiceConfig{
 		Store: a.store, Keyring: a.keyring, OAuth: a.oauth, RiverFunc: func() *river.Client[*sql.Tx] { return a.river },
 		PublicURL: cfg.PublicURL, Retention: cfg.TaskRetention, Logger: a.logger,
+		// A tool call waits for approval as long as a login link lives.
+		ApprovalTTL: cfg.AuthorizationTimeout,
 	})
 	if err != nil {
 		return err
@@ -196,6 +198,11 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		return err
 	}
 	river.AddWorker(workers, rechecker)
+	approvalTimeouter, err := worker.NewApprovalTimeouter(a.tasks)
+	if err != nil {
+		return err
+	}
+	river.AddWorker(workers, approvalTimeouter)
 	deliverer, err := delivery.NewDeliverer(delivery.DelivererConfig{Store: a.store, Keyring: a.keyring, HTTPClient: guard.Client(0),
 		PerHost: cfg.WebhookPerHost, BackoffFunc: opts.WebhookBackoffFunc, Logger: a.logger}) // wall clock: receivers check webhook-timestamp
 	if err != nil {
@@ -240,7 +247,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	}
 
 	chatEngine, err := chat.NewEngine(chat.EngineConfig{Model: model, OAuth: a.oauth, HTTPClient: guard.Client(0), Logger: a.logger,
-		MCPLimits: mcpLimits})
+		MCPLimits: mcpLimits, Keyring: a.keyring, ApprovalTTL: cfg.AuthorizationTimeout})
 	if err != nil {
 		return err
 	}

@@ -176,6 +176,9 @@ type Tools struct {
 	// Functions are the caller's own tools, as sent (with allowFunctions
 	// only).
 	Functions []json.RawMessage
+	// Approvals are the MCP servers' require_approval policies by server
+	// URL (as in MCP); a server that asks for none ("never") is absent.
+	Approvals map[string]agentloop.ApprovalPolicy
 }
 
 // ParseTools splits "tools" into MCP servers and the caller's own tools.
@@ -221,6 +224,16 @@ func ParseTools(raw json.RawMessage, lim Limits, allowFunctions bool) (*Tools, e
 		if err != nil {
 			return nil, err
 		}
+		policy, err := ParseRequireApproval(param+".require_approval", t.RequireApproval, lim)
+		if err != nil {
+			return nil, err
+		}
+		if policy != nil {
+			if out.Approvals == nil {
+				out.Approvals = map[string]agentloop.ApprovalPolicy{}
+			}
+			out.Approvals[server.URL] = *policy
+		}
 		out.MCP = append(out.MCP, server)
 	}
 	if len(out.MCP) > lim.MaxServers {
@@ -239,6 +252,8 @@ type mcpTool struct {
 	ServerURL    string            `json:"server_url"`
 	AllowedTools json.RawMessage   `json:"allowed_tools"`
 	Headers      map[string]string `json:"headers"`
+	// RequireApproval is OpenAI's require_approval (ParseRequireApproval).
+	RequireApproval json.RawMessage `json:"require_approval"`
 }
 
 // server validates an MCP entry; seen holds the URLs of the entries before
@@ -348,6 +363,68 @@ func validHeaderName(s string) bool {
 		}
 	}
 	return true
+}
+
+// ParseRequireApproval reads an MCP server's "require_approval": "never"
+// (the default, also for null or absent), "always", "auto" (ask for every
+// tool that does not declare readOnlyHint), or OpenAI's
+// {"always":{"tool_names":[…]},"never":{"tool_names":[…]}}. It returns nil
+// when no call of the server ever waits.
+func ParseRequireApproval(param string, raw json.RawMessage, lim Limits) (*agentloop.ApprovalPolicy, error) {
+	if raw == nil || IsNull(raw) {
+		return nil, nil
+	}
+	const shape = `must be "never", "always", "auto" or {"always":{"tool_names":[…]},"never":{"tool_names":[…]}}`
+	var mode string
+	if json.Unmarshal(raw, &mode) == nil {
+		switch mode {
+		case agentloop.ApprovalNever:
+			return nil, nil
+		case agentloop.ApprovalAlways, agentloop.ApprovalAuto:
+			return &agentloop.ApprovalPolicy{Mode: mode}, nil
+		}
+		return nil, Invalid(param, fmt.Sprintf("%s %s, got %q", param, shape, mode))
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(raw, &obj) != nil {
+		return nil, Invalid(param, param+" "+shape)
+	}
+	p := &agentloop.ApprovalPolicy{}
+	for key, v := range obj {
+		var list *[]string
+		switch key {
+		case "always":
+			list = &p.Always
+		case "never":
+			list = &p.Never
+		default:
+			return nil, Invalid(param+"."+key, fmt.Sprintf("%s: unknown key %q; %s", param, key, shape))
+		}
+		var names struct {
+			ToolNames []string `json:"tool_names"`
+		}
+		dec := json.NewDecoder(strings.NewReader(string(v)))
+		dec.DisallowUnknownFields()
+		if dec.Decode(&names) != nil {
+			return nil, Invalid(param+"."+key, fmt.Sprintf(`%s.%s must be {"tool_names":["…"]}`, param, key))
+		}
+		if len(names.ToolNames) > lim.MaxAllowedTools {
+			return nil, Invalid(param+"."+key, fmt.Sprintf("%s.%s has more than %d names", param, key, lim.MaxAllowedTools))
+		}
+		for _, n := range names.ToolNames {
+			if n == "" {
+				return nil, Invalid(param+"."+key, param+"."+key+".tool_names must not hold empty names")
+			}
+			if err := CheckText(param+"."+key, n); err != nil {
+				return nil, err
+			}
+		}
+		*list = append([]string{}, names.ToolNames...)
+	}
+	if p.Always == nil && p.Never == nil {
+		return nil, Invalid(param, param+" "+shape)
+	}
+	return p, nil
 }
 
 // ParseMaxSteps returns "max_steps", a whole number from 1 to
