@@ -378,6 +378,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	if err := a.ensureEnvTenants(ctx); err != nil {
 		return err
 	}
+	a.guideFirstRun(ctx)
 	if a.mode != ModeAPI {
 		if err := a.river.Start(ctx); err != nil {
 			return fmt.Errorf("error starting River: %w", err)
