@@ -141,6 +141,13 @@ func (w *TaskRunner) Work(ctx context.Context, job *river.Job[task.RunArgs]) err
 		// Another runner recorded the same step: it owns the task now.
 		log.WarnContext(ctx, "task run stopped: step already recorded by another run")
 		return nil
+	case errors.Is(ctx.Err(), context.Canceled):
+		// River is stopping this process (SIGTERM, after its soft-stop
+		// time). Returning context.Canceled tells it so: it makes the job
+		// available again at once without using an attempt, and the
+		// segment goes on from its recorded steps in another process.
+		log.InfoContext(ctx, "task run interrupted by shutdown; it resumes in another process")
+		return fmt.Errorf("task run interrupted by shutdown: %w", context.Canceled)
 	case ctx.Err() != nil:
 		if job.Attempt < job.MaxAttempts {
 			return err // shutting down or timed out: River retries, recorded steps stay

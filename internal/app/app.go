@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -212,6 +213,10 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		// in 3–5ms on PostgreSQL. SQLite has no listener, so it polls.
 		FetchCooldown:     5 * time.Millisecond,
 		FetchPollInterval: time.Second,
+		// Stopping (ctx canceled) lets running jobs finish this long, then
+		// cancels them; River makes a job canceled that way available again
+		// at once, without using an attempt, so another process resumes it.
+		SoftStopTimeout: cfg.ShutdownTimeout,
 	}
 	if a.db.Dialect == store.DialectSQLite {
 		riverCfg.FetchPollInterval = 50 * time.Millisecond
@@ -401,20 +406,51 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-	defer cancel()
-	if srv != nil {
-		_ = srv.Shutdown(stopCtx)
-	}
-	if a.mode != ModeAPI {
-		if stopErr := a.river.Stop(stopCtx); stopErr != nil {
-			_ = a.river.StopAndCancel(context.WithoutCancel(ctx))
-		}
-	}
+	a.shutdown(ctx, srv)
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
 	return err
+}
+
+// shutdown stops the process gracefully: the listener closes at once (new
+// connections are refused), requests in flight (chat streams, long polls)
+// and running task segments get cfg.ShutdownTimeout to finish, in parallel.
+// Then the remaining connections are cut and River cancels the remaining
+// jobs, which it makes available again: their segments resume from the
+// recorded steps in another process (or this one's next start).
+func (a *App) shutdown(ctx context.Context, srv *http.Server) {
+	ctx = context.WithoutCancel(ctx)
+	a.logger.InfoContext(ctx, "shutting down: refusing new connections, letting requests and task segments in flight finish",
+		slog.Duration("timeout", a.cfg.ShutdownTimeout))
+	var wg sync.WaitGroup
+	if srv != nil {
+		wg.Go(func() {
+			stopCtx, cancel := context.WithTimeout(ctx, a.cfg.ShutdownTimeout)
+			defer cancel()
+			if err := srv.Shutdown(stopCtx); err != nil {
+				a.logger.WarnContext(ctx, "requests still in flight at the shutdown deadline were cut", slog.String("error", err.Error()))
+				_ = srv.Close()
+			}
+		})
+	}
+	if a.mode != ModeAPI {
+		wg.Go(func() {
+			// River began its soft stop when ctx was canceled and cancels
+			// the jobs still running after SoftStopTimeout; the margin is
+			// for those jobs to return and be marked available again.
+			stopCtx, cancel := context.WithTimeout(ctx, a.cfg.ShutdownTimeout+10*time.Second)
+			defer cancel()
+			if err := a.river.Stop(stopCtx); err != nil {
+				a.logger.WarnContext(ctx, "River did not stop in time; canceling its jobs", slog.String("error", err.Error()))
+				hardCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				_ = a.river.StopAndCancel(hardCtx)
+			}
+		})
+	}
+	wg.Wait()
+	a.logger.InfoContext(ctx, "stopped")
 }
 
 // adminHandler keeps a nil *riverui.Handler from becoming a non-nil

@@ -42,6 +42,11 @@ type Config struct {
 	MaxToolResultBytes    int64
 	MaxToolsListBytes     int64
 	MaxModelResponseBytes int64
+
+	// ShutdownTimeout is how long a stopping process lets requests in
+	// flight (chat streams) and running task segments finish; then they are
+	// cut, and the segments resume in another process.
+	ShutdownTimeout time.Duration
 }
 
 // envVar documents one environment variable; the list is what --help shows.
@@ -70,6 +75,7 @@ var envVars = []envVar{
 	{"MCPIDP_OAUTH_CLIENTS", "", `pre-registered OAuth clients, JSON: [{"issuer","client_id","client_secret","token_endpoint_auth_method","scopes"}]`},
 	{"MCPIDP_AUTHORIZATION_TIMEOUT", "24h", "how long a login link works (and a task waits for its login)"},
 	{"MCPIDP_MODEL_RETRY_FOR", "30m", "how long a task retries a model failing with 429, 5xx, timeouts or connection errors, from the first failure (then model_error)"},
+	{"MCPIDP_SHUTDOWN_TIMEOUT", "20s", "on SIGTERM/SIGINT: how long requests in flight (chat streams) and running task segments may finish; then they are cut and the segments resume in another process"},
 	{"MCPIDP_MAX_BODY_BYTES", "4194304", "largest request body accepted"},
 	{"MCPIDP_MAX_TOOL_RESULT_BYTES", "1048576", "bytes of a tool result kept; long values past it are cut with a \"…[truncated\" marker"},
 	{"MCPIDP_MAX_TOOLS_LIST_BYTES", "1048576", "largest tool list of one MCP server (all pages); a larger one is an error"},
@@ -110,6 +116,7 @@ func LoadConfig(getenv func(string) string) (*Config, error) {
 		OAuthClients:         get("MCPIDP_OAUTH_CLIENTS", ""),
 		AuthorizationTimeout: dur("MCPIDP_AUTHORIZATION_TIMEOUT", "24h"),
 		ModelRetryFor:        dur("MCPIDP_MODEL_RETRY_FOR", "30m"),
+		ShutdownTimeout:      dur("MCPIDP_SHUTDOWN_TIMEOUT", "20s"),
 		LogFormat:            get("MCPIDP_LOG_FORMAT", "text"),
 		AdminKey:             get("MCPIDP_ADMIN_KEY", ""),
 		APIKeys:              map[string]string{},
