@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mcpidp/mcpidp/internal/agentloop"
 	"github.com/mcpidp/mcpidp/internal/llm"
@@ -23,6 +24,7 @@ import (
 	"github.com/mcpidp/mcpidp/internal/secretbox"
 	"github.com/mcpidp/mcpidp/internal/store"
 	"github.com/mcpidp/mcpidp/internal/task"
+	"github.com/mcpidp/mcpidp/internal/telemetry"
 )
 
 // TaskRunnerConfig configures a TaskRunner.
@@ -55,6 +57,8 @@ type TaskRunnerConfig struct {
 	ModelBackoffFunc func(retry int) time.Duration
 	// MCPLimits bound what is kept of MCP servers' answers; zero fields take mcpclient's defaults.
 	MCPLimits mcpclient.Limits
+	// TracerProvider traces the MCP calls of task runs. Optional: no tracing when nil.
+	TracerProvider trace.TracerProvider
 }
 
 // TaskRunner executes task segments.
@@ -110,6 +114,10 @@ func (w *TaskRunner) NextRetry(job *river.Job[task.RunArgs]) time.Time {
 
 // Work implements river.Worker.
 func (w *TaskRunner) Work(ctx context.Context, job *river.Job[task.RunArgs]) error {
+	// The job's span (otelriver's, when tracing) and the model and MCP
+	// spans below it name the task.
+	trace.SpanFromContext(ctx).SetAttributes(telemetry.AttrTaskID.String(job.Args.TaskID))
+	ctx = telemetry.WithTaskID(ctx, job.Args.TaskID)
 	st := w.cfg.Store
 	t, err := st.GetTaskByID(ctx, st.DB(), job.Args.TaskID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -300,7 +308,8 @@ func (e *connectError) Unwrap() error { return e.err }
 // (agentloop.UserConnect, shared with the chat proxy). Failures other than
 // a login challenge are marked as the server's.
 func (w *TaskRunner) connect(ctx context.Context, tenant, user string, server mcpclient.Server) (*mcpclient.Session, error) {
-	connect := agentloop.UserConnect(w.cfg.OAuth, mcpclient.Options{HTTPClient: w.cfg.HTTPClient, Logger: w.cfg.Logger, Limits: w.cfg.MCPLimits}, tenant, user)
+	connect := agentloop.UserConnect(w.cfg.OAuth, mcpclient.Options{HTTPClient: w.cfg.HTTPClient, Logger: w.cfg.Logger, Limits: w.cfg.MCPLimits,
+		TracerProvider: w.cfg.TracerProvider}, tenant, user)
 	s, err := connect(ctx, server)
 	if err != nil && !agentloop.IsChallenge(err) {
 		return nil, &connectError{err: err}

@@ -20,6 +20,11 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/rivercontrib/otelriver"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"riverqueue.com/riverui"
 
@@ -34,6 +39,7 @@ import (
 	"github.com/mcpidp/mcpidp/internal/secretbox"
 	"github.com/mcpidp/mcpidp/internal/store"
 	"github.com/mcpidp/mcpidp/internal/task"
+	"github.com/mcpidp/mcpidp/internal/telemetry"
 	"github.com/mcpidp/mcpidp/worker"
 )
 
@@ -61,6 +67,11 @@ type Options struct {
 	// AllowAddrFunc lets the SSRF guard through to addresses it would
 	// block, for tests that stand a loopback server in for a public one.
 	AllowAddrFunc func(netip.AddrPort) bool
+	// TracerProvider receives the traces (HTTP, River jobs, model and MCP
+	// calls). Nil: built from the OTEL_* environment (OTLP/HTTP when
+	// OTEL_EXPORTER_OTLP_ENDPOINT is set, else off). Tests inject an SDK
+	// provider with an in-memory exporter.
+	TracerProvider trace.TracerProvider
 }
 
 // App is a built mcpidp process.
@@ -79,6 +90,7 @@ type App struct {
 	admin   *riverui.Handler
 	guard   *netguard.Guard
 	mode    Mode
+	tracing *telemetry.Provider
 }
 
 // New builds an App: it opens the database and, with opts.Migrate, brings
@@ -127,9 +139,20 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		}
 	}
 
+	if opts.TracerProvider != nil {
+		a.tracing = &telemetry.Provider{TracerProvider: opts.TracerProvider, Enabled: true}
+	} else if a.tracing, err = telemetry.NewProvider(ctx, telemetry.Config{Endpoint: cfg.OTLPEndpoint}); err != nil {
+		return err
+	}
+	// Components get a provider only when tracing is on: off costs nothing.
+	var tp trace.TracerProvider
+	if a.tracing.Enabled {
+		tp = a.tracing.TracerProvider
+	}
+
 	guard := netguard.New(netguard.Config{AllowPrivateNetworks: cfg.AllowPrivateNetworks, AllowFunc: opts.AllowAddrFunc})
 	model, err := llm.New(llm.Config{BaseURL: cfg.UpstreamBaseURL, APIKey: cfg.UpstreamAPIKey, Logger: a.logger,
-		MaxResponseBytes: cfg.MaxModelResponseBytes})
+		MaxResponseBytes: cfg.MaxModelResponseBytes, TracerProvider: tp})
 	if err != nil {
 		return fmt.Errorf("invalid upstream model configuration: %w", err)
 	}
@@ -170,7 +193,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		Tasks: a.tasks, CompleteJobTx: a.completeJobTx,
 		JobTimeout: cfg.JobTimeout, Logger: a.logger,
 		ModelRetryFor: cfg.ModelRetryFor, ModelBackoffFunc: opts.ModelBackoffFunc,
-		MCPLimits: mcpLimits,
+		MCPLimits: mcpLimits, TracerProvider: tp,
 	})
 	if err != nil {
 		return err
@@ -221,6 +244,14 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	if a.db.Dialect == store.DialectSQLite {
 		riverCfg.FetchPollInterval = 50 * time.Millisecond
 	}
+	if tp != nil {
+		// A span per job insert and per job run; the run links back to
+		// the request that inserted the job. Job args are not recorded.
+		riverCfg.Middleware = append(riverCfg.Middleware, otelriver.NewMiddleware(&otelriver.MiddlewareConfig{
+			TracerProvider: tp, MeterProvider: metricnoop.NewMeterProvider(),
+			EnableTracePropagation: true, EnableWorkSpanJobKindSuffix: true,
+		}))
+	}
 	if a.mode != ModeAPI {
 		riverCfg.Queues = map[string]river.QueueConfig{
 			river.QueueDefault: {MaxWorkers: cfg.Workers},
@@ -245,7 +276,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	}
 
 	chatEngine, err := chat.NewEngine(chat.EngineConfig{Model: model, OAuth: a.oauth, HTTPClient: guard.Client(0), Logger: a.logger,
-		MCPLimits: mcpLimits})
+		MCPLimits: mcpLimits, TracerProvider: tp})
 	if err != nil {
 		return err
 	}
@@ -374,8 +405,19 @@ func (a *App) ensureEnvTenants(ctx context.Context) error {
 	return nil
 }
 
-// Handler is the HTTP API.
-func (a *App) Handler() http.Handler { return a.api.Handler() }
+// Handler is the HTTP API; with tracing on, every request is a server span
+// named after its route (the api package names it once routed).
+func (a *App) Handler() http.Handler {
+	h := a.api.Handler()
+	if !a.tracing.Enabled {
+		return h
+	}
+	return otelhttp.NewHandler(h, "mcpidp",
+		otelhttp.WithTracerProvider(a.tracing.TracerProvider),
+		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()), // /metrics has HTTP metrics already
+		otelhttp.WithPropagators(propagation.TraceContext{}),      // continue a caller's trace
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method }))
+}
 
 // Serve runs the process until ctx is canceled: the HTTP server on ln
 // (unless the mode is worker-only) and River (workers unless API-only).
@@ -462,8 +504,15 @@ func adminHandler(h *riverui.Handler) http.Handler {
 	return h
 }
 
-// Close releases the database.
-func (a *App) Close() error { return a.db.Close() }
+// Close flushes pending traces and releases the database.
+func (a *App) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.tracing.Shutdown(ctx); err != nil {
+		a.logger.WarnContext(ctx, "error flushing traces", slog.String("error", err.Error()))
+	}
+	return a.db.Close()
+}
 
 // Store exposes the store (for tests and commands).
 func (a *App) Store() *store.Store { return a.store }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mcpidp/mcpidp/internal/telemetry"
 )
 
 // Config is everything mcpidp reads from its environment.
@@ -47,6 +49,9 @@ type Config struct {
 	// flight (chat streams) and running task segments finish; then they are
 	// cut, and the segments resume in another process.
 	ShutdownTimeout time.Duration
+	// OTLPEndpoint is the URL traces are POSTed to (OTLP over HTTP); empty:
+	// tracing is off.
+	OTLPEndpoint string
 }
 
 // envVar documents one environment variable; the list is what --help shows.
@@ -81,6 +86,7 @@ var envVars = []envVar{
 	{"MCPIDP_MAX_TOOLS_LIST_BYTES", "1048576", "largest tool list of one MCP server (all pages); a larger one is an error"},
 	{"MCPIDP_MAX_MODEL_RESPONSE_BYTES", "4194304", "largest model answer (streamed: its text and tool calls); a larger one fails with model_error"},
 	{"MCPIDP_ADMIN_KEY", "", "password (HTTP Basic) of the River UI at /admin/riverui/; unset disables it"},
+	{"OTEL_EXPORTER_OTLP_ENDPOINT", "", "OTLP/HTTP collector (e.g. http://localhost:4318): turns on OpenTelemetry traces; the other OTEL_* variables apply. Unset: off"},
 	{"MCPIDP_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"MCPIDP_LOG_FORMAT", "text", "text or json"},
 }
@@ -120,6 +126,11 @@ func LoadConfig(getenv func(string) string) (*Config, error) {
 		LogFormat:            get("MCPIDP_LOG_FORMAT", "text"),
 		AdminKey:             get("MCPIDP_ADMIN_KEY", ""),
 		APIKeys:              map[string]string{},
+	}
+	// Tracing follows the standard OpenTelemetry variables.
+	c.OTLPEndpoint = telemetry.TracesURL(get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", ""), get("OTEL_EXPORTER_OTLP_ENDPOINT", ""))
+	if strings.EqualFold(get("OTEL_SDK_DISABLED", ""), "true") || strings.EqualFold(get("OTEL_TRACES_EXPORTER", ""), "none") {
+		c.OTLPEndpoint = ""
 	}
 	c.RescueStuckJobsAfter = dur("MCPIDP_RESCUE_STUCK_JOBS_AFTER", (c.JobTimeout + time.Minute).String())
 	if c.RescueStuckJobsAfter < c.JobTimeout {

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/mcpidp/mcpidp/internal/agentloop"
 	"github.com/mcpidp/mcpidp/internal/llm"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
@@ -36,6 +38,8 @@ type EngineConfig struct {
 	// MCPLimits bound what is kept of MCP servers' answers. Optional: zero fields take
 	// mcpclient's defaults.
 	MCPLimits mcpclient.Limits
+	// TracerProvider traces the MCP calls of chat requests. Optional: no tracing when nil.
+	TracerProvider trace.TracerProvider
 }
 
 // Engine answers OpenAI chat completion requests, running MCP tools for
@@ -107,7 +111,8 @@ func (e *Engine) ServeChat(ctx context.Context, w http.ResponseWriter, call Call
 	}
 
 	r := newResponder(w, req)
-	connect := agentloop.UserConnect(e.cfg.OAuth, mcpclient.Options{HTTPClient: e.cfg.HTTPClient, Logger: e.cfg.Logger, Limits: e.cfg.MCPLimits}, call.Tenant, req.user)
+	connect := agentloop.UserConnect(e.cfg.OAuth, mcpclient.Options{HTTPClient: e.cfg.HTTPClient, Logger: e.cfg.Logger, Limits: e.cfg.MCPLimits,
+		TracerProvider: e.cfg.TracerProvider}, call.Tenant, req.user)
 	tools, err := agentloop.ConnectMCP(ctx, connect, req.servers)
 	if err != nil {
 		if ctx.Err() != nil {
