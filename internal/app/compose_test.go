@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
@@ -73,6 +74,11 @@ func TestComposeFile(t *testing.T) {
 			require.Equal(t, types.ServiceConditionCompletedSuccessfully, p.Services[name].DependsOn["migrate"].Condition, name)
 		}
 		require.Equal(t, 2, *p.Services["worker"].Deploy.Replicas)
+		for _, name := range []string{"api", "worker"} {
+			grace := p.Services[name].StopGracePeriod
+			require.NotNil(t, grace, "%s: a stop grace period longer than the shutdown timeout", name)
+			require.Greater(t, time.Duration(*grace), 20*time.Second, name)
+		}
 		require.Len(t, p.Services["api"].Ports, 1)
 		require.Equal(t, "8080", p.Services["api"].Ports[0].Published)
 		if env != nil {
