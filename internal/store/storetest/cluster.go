@@ -19,9 +19,10 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// ErrNoPostgres means no PostgreSQL server answers and no initdb/postgres
-// binaries are installed to start one.
-var ErrNoPostgres = errors.New("no PostgreSQL server answers and no initdb/postgres binaries are installed")
+// ErrNoPostgres means no PostgreSQL server answers and none can be started:
+// no initdb/postgres binaries are installed, or, as root, there is no OS
+// user to run them as.
+var ErrNoPostgres = errors.New("no PostgreSQL server answers and none can be started here")
 
 // Binaries are the two PostgreSQL programs a throwaway cluster needs.
 type Binaries struct {
@@ -189,26 +190,43 @@ func (c *Cluster) Stop() error {
 }
 
 // osUser is who runs initdb and postgres; nil means this process's user.
-type osUser struct{ uid, gid int }
+type osUser struct {
+	name     string
+	uid, gid int
+	setpriv  string // path of setpriv, else of runuser
+}
 
+// runAs answers nil unless this process is root, which initdb refuses: then
+// the OS user postgres (as the distributions' packages create it), through
+// setpriv or runuser (util-linux).
 func runAs() (*osUser, error) {
 	if os.Geteuid() != 0 {
 		return nil, nil
 	}
 	u, err := user.Lookup("postgres")
 	if err != nil {
-		return nil, fmt.Errorf("initdb refuses to run as root and there is no OS user postgres to run it as: %w", err)
+		return nil, fmt.Errorf("%w: initdb refuses to run as root and there is no OS user postgres to run it as", ErrNoPostgres)
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	return &osUser{uid: uid, gid: gid}, nil
+	ou := &osUser{name: u.Username, uid: uid, gid: gid}
+	if ou.setpriv, err = exec.LookPath("setpriv"); err == nil {
+		return ou, nil
+	}
+	if ou.setpriv, err = exec.LookPath("runuser"); err == nil {
+		return ou, nil
+	}
+	return nil, fmt.Errorf("%w: initdb refuses to run as root and neither setpriv nor runuser is installed to run it as postgres", ErrNoPostgres)
 }
 
 func (u *osUser) command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	if u == nil {
 		return exec.CommandContext(ctx, name, args...)
 	}
-	return exec.CommandContext(ctx, "setpriv", append([]string{
+	if filepath.Base(u.setpriv) == "runuser" {
+		return exec.CommandContext(ctx, u.setpriv, append([]string{"-u", u.name, "--", name}, args...)...)
+	}
+	return exec.CommandContext(ctx, u.setpriv, append([]string{
 		"--reuid=" + strconv.Itoa(u.uid), "--regid=" + strconv.Itoa(u.gid), "--init-groups", "--", name,
 	}, args...)...)
 }

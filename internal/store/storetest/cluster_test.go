@@ -121,12 +121,12 @@ func TestPostgresURLSkipsWithoutPostgresUnlessRequired(t *testing.T) {
 	out, err := runChild(t, EnvPostgresBin+"="+empty)
 	require.NoError(t, err, out)
 	require.Regexp(t, `--- SKIP: TestChildPostgresURL`, out)
-	require.Contains(t, out, "storetest: skipping PostgreSQL: no PostgreSQL server answers and no initdb/postgres binaries are installed")
+	require.Contains(t, out, "storetest: skipping PostgreSQL: no PostgreSQL server answers and none can be started here: nothing at postgres://postgres@127.0.0.1:1/postgres?sslmode=disable and no initdb and postgres")
 
 	out, err = runChild(t, EnvPostgresBin+"="+empty, EnvRequirePostgres+"=1")
 	require.Error(t, err, out)
 	require.Contains(t, out, "--- FAIL: TestChildPostgresURL")
-	require.Contains(t, out, "no PostgreSQL server answers")
+	require.Contains(t, out, "no PostgreSQL server answers and none can be started here")
 }
 
 func TestPostgresURLUsesTheDefaultServerWhenItAnswers(t *testing.T) {

@@ -209,7 +209,7 @@ func choosePostgres(ctx context.Context) (string, *Cluster, error) {
 	}
 	c, err := StartCluster(ctx, bins)
 	if err != nil {
-		return "", nil, fmt.Errorf("nothing at %s, and starting a throwaway cluster failed: %w", redactURL(def), err)
+		return "", nil, fmt.Errorf("nothing at %s, and no throwaway cluster: %w", redactURL(def), err)
 	}
 	// Never stopped here: the supervisor stops it when this process exits.
 	fmt.Fprintf(os.Stderr, "storetest: nothing at %s; started a throwaway PostgreSQL cluster at %s (from %s)\n",
