@@ -110,13 +110,36 @@ func TestTracingOfATaskThatCallsATool(t *testing.T) {
 		// MCP calls: tools/list and tools/call echo.
 		list := find(spans, func(s tracetest.SpanStub) bool { return s.Name == "tools/list" && hasTask(s) })
 		require.Len(t, list, 1)
-		call := find(spans, func(s tracetest.SpanStub) bool { return s.Name == "tools/call echo" })
-		require.Len(t, call, 1)
-		require.True(t, hasTask(call[0]))
-		require.Equal(t, "echo", attr(call[0], "gen_ai.tool.name"))
-		require.Equal(t, "tools/call", attr(call[0], "mcp.method.name"))
-		require.Equal(t, "127.0.0.1", attr(call[0], "server.address"))
-		require.Equal(t, job.SpanContext.TraceID(), call[0].SpanContext.TraceID())
+		toolCall := find(spans, func(s tracetest.SpanStub) bool { return s.Name == "tools/call echo" })
+		require.Len(t, toolCall, 1)
+		require.True(t, hasTask(toolCall[0]))
+		require.Equal(t, "echo", attr(toolCall[0], "gen_ai.tool.name"))
+		require.Equal(t, "tools/call", attr(toolCall[0], "mcp.method.name"))
+		require.Equal(t, "127.0.0.1", attr(toolCall[0], "server.address"))
+		require.Equal(t, job.SpanContext.TraceID(), toolCall[0].SpanContext.TraceID())
+
+		// A streamed chat with an MCP tool, traced: it streams through the
+		// traced handler and gives its model and MCP spans, under the
+		// request's span.
+		body := map[string]any{"model": "gpt-test", "stream": true, "user": "alice",
+			"messages": []map[string]any{{"role": "user", "content": "say it"}},
+			"tools":    []map[string]any{{"type": "mcp", "url": mcp.URL + "?key=query-secret-17"}}}
+		status, raw, _ := call(t, "POST", env.URL+"/v1/chat/completions", keyAcme, body)
+		require.Equal(t, http.StatusOK, status, string(raw))
+		require.Contains(t, string(raw), "data: [DONE]")
+		require.Contains(t, string(raw), "done")
+		var chatSpan tracetest.SpanStub
+		require.Eventually(t, func() bool {
+			spans = exporter.GetSpans()
+			found := find(spans, func(s tracetest.SpanStub) bool { return s.Name == "POST /v1/chat/completions" })
+			if len(found) == 1 {
+				chatSpan = found[0]
+			}
+			return len(found) == 1
+		}, 10*time.Second, 20*time.Millisecond)
+		inChat := func(s tracetest.SpanStub) bool { return s.SpanContext.TraceID() == chatSpan.SpanContext.TraceID() }
+		require.Len(t, find(spans, func(s tracetest.SpanStub) bool { return inChat(s) && s.Name == "chat gpt-test" }), 2)
+		require.Len(t, find(spans, func(s tracetest.SpanStub) bool { return inChat(s) && s.Name == "tools/call echo" }), 1)
 
 		// No secret anywhere: names, attributes, events, status, resource.
 		for _, s := range spans {
