@@ -109,6 +109,9 @@ func New(ctx context.Context, cfg *Config, mode Mode, opts Options) (*App, error
 	}
 	a := &App{cfg: cfg, logger: logger, db: db, mode: mode}
 	if err := a.build(ctx, opts); err != nil {
+		if a.tracing != nil {
+			_ = a.tracing.Shutdown(ctx)
+		}
 		db.Close()
 		return nil, err
 	}
