@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/mcpidp/mcpidp/internal/agentloop"
 	"github.com/mcpidp/mcpidp/internal/llm"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
@@ -44,6 +46,8 @@ type EngineConfig struct {
 	// ApprovalTTL is how long an approval request id stays valid; default
 	// 24 hours.
 	ApprovalTTL time.Duration
+	// TracerProvider traces the MCP calls of chat requests. Optional: no tracing when nil.
+	TracerProvider trace.TracerProvider
 }
 
 // Engine answers OpenAI chat completion requests, running MCP tools for
@@ -122,7 +126,8 @@ func (e *Engine) ServeChat(ctx context.Context, w http.ResponseWriter, call Call
 		return
 	}
 	r := newResponder(w, req)
-	connect := agentloop.UserConnect(e.cfg.OAuth, mcpclient.Options{HTTPClient: e.cfg.HTTPClient, Logger: e.cfg.Logger, Limits: e.cfg.MCPLimits}, call.Tenant, req.user)
+	connect := agentloop.UserConnect(e.cfg.OAuth, mcpclient.Options{HTTPClient: e.cfg.HTTPClient, Logger: e.cfg.Logger, Limits: e.cfg.MCPLimits,
+		TracerProvider: e.cfg.TracerProvider}, call.Tenant, req.user)
 	tools, err := agentloop.ConnectMCP(ctx, connect, req.servers)
 	if err != nil {
 		if ctx.Err() != nil {
