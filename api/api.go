@@ -21,6 +21,7 @@ import (
 	"github.com/mcpidp/mcpidp/internal/loginpage"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
 	"github.com/mcpidp/mcpidp/internal/responses"
+	"github.com/mcpidp/mcpidp/internal/resultpage"
 	"github.com/mcpidp/mcpidp/internal/store"
 	"github.com/mcpidp/mcpidp/internal/task"
 )
@@ -63,6 +64,8 @@ type API struct {
 	metrics *metrics
 	// logins serves the login paths (/oauth/…).
 	logins http.Handler
+	// pages renders the HTML result page (/r/{token}).
+	pages *resultpage.Renderer
 }
 
 // AdminPrefix is where the River UI is served.
@@ -92,7 +95,11 @@ func New(cfg Config) (*API, error) {
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
-	a := &API{cfg: cfg, envKeys: map[string]string{}, metrics: newMetrics(cfg.Store, cfg.Logger), logins: logins}
+	pages, err := resultpage.New(cfg.PublicURL)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	a := &API{cfg: cfg, envKeys: map[string]string{}, metrics: newMetrics(cfg.Store, cfg.Logger), logins: logins, pages: pages}
 	for key, tenant := range cfg.EnvKeys {
 		a.envKeys[store.HashKey(key)] = tenant
 	}

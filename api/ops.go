@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mcpidp/mcpidp/internal/bearer"
 	"github.com/mcpidp/mcpidp/internal/store"
@@ -51,6 +53,7 @@ func newMetrics(st *store.Store, logger *slog.Logger) *metrics {
 func (m *metrics) middleware() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
+		nameSpan(c)
 		c.Next()
 		route := c.FullPath()
 		if route == "" {
@@ -59,6 +62,22 @@ func (m *metrics) middleware() gin.HandlerFunc {
 		m.requests.WithLabelValues(route, c.Request.Method, strconv.Itoa(c.Writer.Status())).Inc()
 		m.duration.WithLabelValues(route, c.Request.Method).Observe(time.Since(start).Seconds())
 	}
+}
+
+// nameSpan names the request's server span (when tracing is on) after its
+// route, and replaces the path it recorded by the route: paths hold result
+// tokens, login ids and task ids, which must not leave in traces.
+func nameSpan(c *gin.Context) {
+	span := trace.SpanFromContext(c.Request.Context())
+	if !span.IsRecording() {
+		return
+	}
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	span.SetName(c.Request.Method + " " + route)
+	span.SetAttributes(attribute.String("http.route", route), attribute.String("url.path", route))
 }
 
 func (m *metrics) handler() http.Handler {

@@ -69,7 +69,11 @@ func parseCreateTask(body []byte, lim Limits) (*createTaskRequest, error) {
 		return nil, err
 	}
 	for _, t := range tools.MCP {
-		out.Request.Servers = append(out.Request.Servers, task.Server{URL: t.URL, AllowedTools: t.AllowedTools, HeaderNames: sortedKeys(t.Headers)})
+		srv := task.Server{URL: t.URL, AllowedTools: t.AllowedTools, HeaderNames: sortedKeys(t.Headers)}
+		if p, ok := tools.Approvals[t.URL]; ok {
+			srv.RequireApproval = &p
+		}
+		out.Request.Servers = append(out.Request.Servers, srv)
 		if len(t.Headers) > 0 {
 			if out.Headers == nil {
 				out.Headers = map[string]map[string]string{}

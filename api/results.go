@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"mime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -104,4 +105,67 @@ func servedImageType(mimeType string) (string, bool) {
 		return "application/octet-stream", false
 	}
 	return mt, true
+}
+
+// The forms of a result.
+const (
+	formatHTML     = "html"
+	formatJSON     = "json"
+	formatMarkdown = "md"
+)
+
+// resultFormat picks the form of a bare result URL from an Accept header:
+// the one with the highest quality, where each form's quality is that of
+// the most specific media range matching it, and ties go to the HTML page
+// (then JSON, then markdown). Without a usable Accept it is the HTML page:
+// a bare result URL is the link people open.
+func resultFormat(accept string) string {
+	forms := []struct{ format, mediaType string }{
+		{formatHTML, "text/html"}, {formatJSON, "application/json"}, {formatMarkdown, "text/markdown"},
+	}
+	best, bestQ := formatHTML, 0.0
+	for _, f := range forms {
+		if q := acceptQuality(accept, f.mediaType); q > bestQ {
+			best, bestQ = f.format, q
+		}
+	}
+	return best
+}
+
+// acceptQuality is the quality an Accept header gives mediaType: that of
+// its most specific matching range (type/subtype, then type/*, then */*),
+// 0 when none matches.
+func acceptQuality(accept, mediaType string) float64 {
+	typ, _, _ := strings.Cut(mediaType, "/")
+	q, specificity := 0.0, 0
+	for _, part := range strings.Split(accept, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		s := 0
+		switch {
+		case mt == mediaType:
+			s = 3
+		case mt == typ+"/*":
+			s = 2
+		case mt == "*/*":
+			s = 1
+		default:
+			continue
+		}
+		if s < specificity {
+			continue
+		}
+		pq := 1.0
+		if v, ok := params["q"]; ok {
+			if pq, err = strconv.ParseFloat(v, 64); err != nil || pq < 0 || pq > 1 {
+				continue
+			}
+		}
+		if s > specificity || pq > q {
+			q, specificity = pq, s
+		}
+	}
+	return q
 }

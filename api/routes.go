@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
+	"github.com/mcpidp/mcpidp/internal/resultpage"
 	"github.com/mcpidp/mcpidp/internal/task"
 )
 
@@ -41,6 +42,8 @@ func (a *API) Handler() http.Handler {
 	}
 	r.GET("/r/:file", a.handleResult)
 	r.GET("/r/:file/images/:step/:n", a.handleResultImage)
+	r.GET(task.ApprovalPathPrefix+":token", a.handleApprovalPage)
+	r.POST(task.ApprovalPathPrefix+":token", a.limitBody(), a.handleApprovalPage)
 	r.GET(mcpauth.StartPathPrefix+":id", a.handleLogin)
 	r.GET(mcpauth.CallbackPath, a.handleLogin)
 	r.GET(mcpauth.ClientMetadataPath, a.handleLogin)
@@ -50,6 +53,7 @@ func (a *API) Handler() http.Handler {
 	v1.GET("/tasks", handle(a, a.ListTasks))
 	v1.GET("/tasks/:id", handle(a, a.GetTask))
 	v1.POST("/tasks/:id/cancel", handle(a, a.CancelTask))
+	v1.POST("/tasks/:id/approvals/:approval_id", handle(a, a.DecideApproval))
 	v1.DELETE("/tasks/:id", handle(a, a.DeleteTask))
 	v1.GET("/tasks/:id/deliveries", handle(a, a.ListDeliveries))
 	v1.GET("/connections", handle(a, a.ListConnections))
@@ -124,17 +128,23 @@ func (a *API) handleReadyz(c *gin.Context) {
 
 func readBody(c *gin.Context) ([]byte, error) { return io.ReadAll(c.Request.Body) }
 
+// handleResult serves a task by its result token: <token>.json and
+// <token>.md as named, the bare token as the HTML page unless Accept
+// prefers JSON or markdown (see resultFormat).
 func (a *API) handleResult(c *gin.Context) {
 	file := c.Param("file")
 	token, format := file, ""
 	switch {
 	case strings.HasSuffix(file, ".json"):
-		token, format = strings.TrimSuffix(file, ".json"), "json"
+		token, format = strings.TrimSuffix(file, ".json"), formatJSON
 	case strings.HasSuffix(file, ".md"):
-		token, format = strings.TrimSuffix(file, ".md"), "md"
-	default:
+		token, format = strings.TrimSuffix(file, ".md"), formatMarkdown
+	case strings.Contains(file, "."):
 		a.writeError(c, notFound("result"))
 		return
+	default:
+		format = resultFormat(c.GetHeader("Accept"))
+		c.Header("Vary", "Accept")
 	}
 	var wait time.Duration
 	if w := c.Query("wait"); w != "" {
@@ -146,17 +156,44 @@ func (a *API) handleResult(c *gin.Context) {
 		wait = time.Duration(secs * float64(time.Second))
 	}
 	obj, err := a.Result(c.Request.Context(), token, wait)
+	if err != nil && c.Request.Context().Err() != nil {
+		// The client left during ?wait= (a result page's script when its
+		// tab closes): nobody to answer, nothing went wrong.
+		c.Abort()
+		return
+	}
+	if format == formatHTML {
+		a.writeResultPage(c, obj, err)
+		return
+	}
 	if err != nil {
 		a.writeError(c, err)
 		return
 	}
 	c.Header("Cache-Control", "no-store")
 	c.Header("X-Robots-Tag", "noindex")
-	if format == "md" {
+	if format == formatMarkdown {
 		c.Data(http.StatusOK, "text/markdown; charset=utf-8", []byte(task.Markdown(obj)))
 		return
 	}
 	c.JSON(http.StatusOK, obj)
+}
+
+// writeResultPage answers a browser: the task's page, or a page saying
+// the link leads nowhere (other errors keep the JSON error shape).
+func (a *API) writeResultPage(c *gin.Context, obj *task.Object, err error) {
+	var page *resultpage.Page
+	switch {
+	case err == nil:
+		page, err = a.pages.Render(obj)
+	case toError(err).Status == http.StatusNotFound:
+		page, err = a.pages.NotFound()
+	}
+	if err != nil {
+		a.writeError(c, err)
+		return
+	}
+	page.Write(c.Writer)
 }
 
 // handleResultImage serves a tool's image under the task's result token.

@@ -275,7 +275,8 @@ func (p *Proxy) openLocal(ctx context.Context) error {
 		closeLn()
 		return fmt.Errorf("mcpproxy: %w", err)
 	}
-	p.engine, err = chat.NewEngine(chat.EngineConfig{Model: model, OAuth: p.oauth, HTTPClient: guard.Client(0), Limits: opts.Limits.engineLimits(), Logger: opts.Logger})
+	p.engine, err = chat.NewEngine(chat.EngineConfig{Model: model, OAuth: p.oauth, HTTPClient: guard.Client(0), Limits: opts.Limits.engineLimits(), Logger: opts.Logger,
+		Keyring: keyring})
 	if err != nil {
 		closeLn()
 		return err

@@ -8,6 +8,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/mcpidp/mcpidp/internal/agentloop"
 	"github.com/mcpidp/mcpidp/internal/mcpclient"
 	"github.com/mcpidp/mcpidp/internal/store"
 	"github.com/mcpidp/mcpidp/internal/task"
@@ -29,6 +30,45 @@ func (w *TaskRunner) pause(ctx context.Context, job *river.Job[task.RunArgs], t 
 	}
 	return w.cfg.Tasks.Pause(ctx, task.PauseParams{Task: t, Request: req, Challenges: challenges,
 		ChallengedAfter: challengedAfter, CompleteJobTxFunc: complete})
+}
+
+// pauseForApproval hands the held-back tool calls to
+// task.Service.PauseForApproval, completing this job in its transaction.
+func (w *TaskRunner) pauseForApproval(ctx context.Context, job *river.Job[task.RunArgs], t *store.Task, req *task.Request,
+	calls []agentloop.ApprovalCall,
+) error {
+	var complete func(ctx context.Context, tx *sql.Tx) error
+	if w.cfg.CompleteJobTx != nil {
+		complete = func(ctx context.Context, tx *sql.Tx) error { return w.cfg.CompleteJobTx(ctx, tx, job) }
+	}
+	return w.cfg.Tasks.PauseForApproval(ctx, task.ApprovalPauseParams{Task: t, Request: req, Calls: calls, CompleteJobTxFunc: complete})
+}
+
+// ApprovalTimeouter is the worker for task.ApprovalTimeoutArgs.
+type ApprovalTimeouter struct {
+	river.WorkerDefaults[task.ApprovalTimeoutArgs]
+	tasks *task.Service
+}
+
+// NewApprovalTimeouter returns the worker.
+func NewApprovalTimeouter(tasks *task.Service) (*ApprovalTimeouter, error) {
+	if tasks == nil {
+		return nil, errors.New("approval timeouter: task service is required")
+	}
+	return &ApprovalTimeouter{tasks: tasks}, nil
+}
+
+// Work implements river.Worker: task.Service.TimeoutApproval, snoozing
+// while the store's clock says the approval has not expired yet.
+func (a *ApprovalTimeouter) Work(ctx context.Context, job *river.Job[task.ApprovalTimeoutArgs]) error {
+	wait, err := a.tasks.TimeoutApproval(ctx, task.TimeoutParams{TaskID: job.Args.TaskID, Segment: job.Args.Segment})
+	if err != nil {
+		return err
+	}
+	if wait > 0 {
+		return river.JobSnooze(wait)
+	}
+	return nil
 }
 
 // AuthTimeouter is the worker for task.AuthTimeoutArgs.

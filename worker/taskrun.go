@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mcpidp/mcpidp/internal/agentloop"
 	"github.com/mcpidp/mcpidp/internal/llm"
@@ -23,6 +24,7 @@ import (
 	"github.com/mcpidp/mcpidp/internal/secretbox"
 	"github.com/mcpidp/mcpidp/internal/store"
 	"github.com/mcpidp/mcpidp/internal/task"
+	"github.com/mcpidp/mcpidp/internal/telemetry"
 )
 
 // TaskRunnerConfig configures a TaskRunner.
@@ -55,6 +57,8 @@ type TaskRunnerConfig struct {
 	ModelBackoffFunc func(retry int) time.Duration
 	// MCPLimits bound what is kept of MCP servers' answers; zero fields take mcpclient's defaults.
 	MCPLimits mcpclient.Limits
+	// TracerProvider traces the MCP calls of task runs. Optional: no tracing when nil.
+	TracerProvider trace.TracerProvider
 }
 
 // TaskRunner executes task segments.
@@ -110,6 +114,10 @@ func (w *TaskRunner) NextRetry(job *river.Job[task.RunArgs]) time.Time {
 
 // Work implements river.Worker.
 func (w *TaskRunner) Work(ctx context.Context, job *river.Job[task.RunArgs]) error {
+	// The job's span (otelriver's, when tracing) and the model and MCP
+	// spans below it name the task.
+	trace.SpanFromContext(ctx).SetAttributes(telemetry.AttrTaskID.String(job.Args.TaskID))
+	ctx = telemetry.WithTaskID(ctx, job.Args.TaskID)
 	st := w.cfg.Store
 	t, err := st.GetTaskByID(ctx, st.DB(), job.Args.TaskID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -141,6 +149,13 @@ func (w *TaskRunner) Work(ctx context.Context, job *river.Job[task.RunArgs]) err
 		// Another runner recorded the same step: it owns the task now.
 		log.WarnContext(ctx, "task run stopped: step already recorded by another run")
 		return nil
+	case errors.Is(ctx.Err(), context.Canceled):
+		// River is stopping this process (SIGTERM, after its soft-stop
+		// time). Returning context.Canceled tells it so: it makes the job
+		// available again at once without using an attempt, and the
+		// segment goes on from its recorded steps in another process.
+		log.InfoContext(ctx, "task run interrupted by shutdown; it resumes in another process")
+		return fmt.Errorf("task run interrupted by shutdown: %w", context.Canceled)
 	case ctx.Err() != nil:
 		if job.Attempt < job.MaxAttempts {
 			return err // shutting down or timed out: River retries, recorded steps stay
@@ -218,6 +233,15 @@ func (w *TaskRunner) run(ctx context.Context, job *river.Job[task.RunArgs], t *s
 	}
 
 	callOpts := llm.CallOptions{APIKey: secrets.UpstreamAuthorization}
+	var approvals map[string]agentloop.ApprovalPolicy
+	for _, s := range req.Servers {
+		if s.RequireApproval != nil {
+			if approvals == nil {
+				approvals = map[string]agentloop.ApprovalPolicy{}
+			}
+			approvals[s.URL] = *s.RequireApproval
+		}
+	}
 	run := &agentloop.Run{
 		Body:     req.Body,
 		Messages: req.Messages,
@@ -242,7 +266,11 @@ func (w *TaskRunner) run(ctx context.Context, job *river.Job[task.RunArgs], t *s
 		MarkCall: func(ctx context.Context, index int, step agentloop.Step, sent bool) (bool, error) {
 			return w.markCall(ctx, t.ID, index, step, sent)
 		},
-		Now: st.Now,
+		Now:       st.Now,
+		Approvals: approvals,
+		Approve: func(ctx context.Context, call *agentloop.ApprovalCall) (agentloop.Verdict, error) {
+			return w.cfg.Tasks.ApprovalVerdict(ctx, t.ID, call)
+		},
 	}
 	outcome, err := run.Execute(ctx)
 	if err != nil {
@@ -263,7 +291,8 @@ func (w *TaskRunner) classify(ctx context.Context, job *river.Job[task.RunArgs],
 		return err
 	}
 	challenges := agentloop.Challenges(err)
-	if len(challenges) > 0 {
+	var held *agentloop.ApprovalRequiredError
+	if len(challenges) > 0 || errors.As(err, &held) {
 		// Waiting for a login is no model outage: a model failure after
 		// the resume starts a new streak with the whole retry time.
 		if rerr := w.cfg.Store.ResetModelRetry(ctx, w.cfg.Store.DB(), t.ID); rerr != nil {
@@ -275,6 +304,8 @@ func (w *TaskRunner) classify(ctx context.Context, job *river.Job[task.RunArgs],
 		return err
 	case len(challenges) > 0:
 		return w.pause(ctx, job, t, req, challenges, challengedAfter)
+	case errors.As(err, &held):
+		return w.pauseForApproval(ctx, job, t, req, held.Calls)
 	case errors.Is(err, agentloop.ErrModel):
 		if transientModelError(err) {
 			return w.retryModel(ctx, t, err)
@@ -297,7 +328,8 @@ func (e *connectError) Unwrap() error { return e.err }
 // (agentloop.UserConnect, shared with the chat proxy). Failures other than
 // a login challenge are marked as the server's.
 func (w *TaskRunner) connect(ctx context.Context, tenant, user string, server mcpclient.Server) (*mcpclient.Session, error) {
-	connect := agentloop.UserConnect(w.cfg.OAuth, mcpclient.Options{HTTPClient: w.cfg.HTTPClient, Logger: w.cfg.Logger, Limits: w.cfg.MCPLimits}, tenant, user)
+	connect := agentloop.UserConnect(w.cfg.OAuth, mcpclient.Options{HTTPClient: w.cfg.HTTPClient, Logger: w.cfg.Logger, Limits: w.cfg.MCPLimits,
+		TracerProvider: w.cfg.TracerProvider}, tenant, user)
 	s, err := connect(ctx, server)
 	if err != nil && !agentloop.IsChallenge(err) {
 		return nil, &connectError{err: err}

@@ -58,6 +58,10 @@ type ApprovalCall struct {
 	ServerURL  string          `json:"server_url"`
 	Tool       string          `json:"name"`
 	Arguments  json.RawMessage `json:"arguments"`
+	// Turn is the step index of the model turn that asked for the call:
+	// with ToolCallID it names the call within a run (models may reuse
+	// call ids across turns).
+	Turn int `json:"-"`
 }
 
 // Verdict is a person's decision on an ApprovalCall.
@@ -103,7 +107,7 @@ type ReadOnlyChecker interface {
 // holdBack applies the call's server policy: it returns the approval call
 // when the call waits for a person, or the step to record when the person
 // denied it. Both nil: run the call.
-func (r *Run) holdBack(ctx context.Context, call ToolCallRef) (*ApprovalCall, *Step, error) {
+func (r *Run) holdBack(ctx context.Context, turn int, call ToolCallRef) (*ApprovalCall, *Step, error) {
 	if len(r.Approvals) == 0 || r.Tools == nil {
 		return nil, nil, nil
 	}
@@ -126,7 +130,7 @@ func (r *Run) holdBack(ctx context.Context, call ToolCallRef) (*ApprovalCall, *S
 	if !json.Valid(args) {
 		return nil, nil, nil // runTool records the error; nothing to approve
 	}
-	ac := &ApprovalCall{ToolCallID: call.ID, Function: call.Function, ServerURL: serverURL, Tool: tool, Arguments: args}
+	ac := &ApprovalCall{ToolCallID: call.ID, Function: call.Function, ServerURL: serverURL, Tool: tool, Arguments: args, Turn: turn}
 	if r.Approve == nil {
 		return ac, nil, nil
 	}

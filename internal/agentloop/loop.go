@@ -230,7 +230,7 @@ func (r *Run) Execute(ctx context.Context) (*Outcome, error) {
 	for {
 		// Finish the tool calls of the last model turn that were not
 		// recorded yet (a crash or pause between them), then decide.
-		last := lastModel(out.Steps)
+		last, turn := lastModel(out.Steps), lastModelIndex(out.Steps)
 		if last != nil {
 			done := doneCalls(out.Steps)
 			var stop bool
@@ -245,7 +245,7 @@ func (r *Run) Execute(ctx context.Context) (*Outcome, error) {
 				if r.isClientTool(call.Function.Name) {
 					continue
 				}
-				ac, st, err := r.holdBack(ctx, ToolCallRef{ID: call.ID, Function: call.Function.Name, Arguments: call.Function.Arguments})
+				ac, st, err := r.holdBack(ctx, turn, ToolCallRef{ID: call.ID, Function: call.Function.Name, Arguments: call.Function.Arguments})
 				if err != nil {
 					return out, err
 				}
@@ -493,6 +493,15 @@ func lastModel(steps []Step) *Step {
 		}
 	}
 	return nil
+}
+
+func lastModelIndex(steps []Step) int {
+	for i := len(steps) - 1; i >= 0; i-- {
+		if steps[i].Type == StepModel {
+			return i
+		}
+	}
+	return -1
 }
 
 func doneCalls(steps []Step) map[string]bool {

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -19,6 +20,11 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/rivercontrib/otelriver"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"riverqueue.com/riverui"
 
@@ -34,6 +40,7 @@ import (
 	"github.com/mcpidp/mcpidp/internal/secretbox"
 	"github.com/mcpidp/mcpidp/internal/store"
 	"github.com/mcpidp/mcpidp/internal/task"
+	"github.com/mcpidp/mcpidp/internal/telemetry"
 	"github.com/mcpidp/mcpidp/worker"
 )
 
@@ -61,6 +68,11 @@ type Options struct {
 	// AllowAddrFunc lets the SSRF guard through to addresses it would
 	// block, for tests that stand a loopback server in for a public one.
 	AllowAddrFunc func(netip.AddrPort) bool
+	// TracerProvider receives the traces (HTTP, River jobs, model and MCP
+	// calls). Nil: built from the OTEL_* environment (OTLP/HTTP when
+	// OTEL_EXPORTER_OTLP_ENDPOINT is set, else off). Tests inject an SDK
+	// provider with an in-memory exporter.
+	TracerProvider trace.TracerProvider
 }
 
 // App is a built mcpidp process.
@@ -79,6 +91,7 @@ type App struct {
 	admin   *riverui.Handler
 	guard   *netguard.Guard
 	mode    Mode
+	tracing *telemetry.Provider
 }
 
 // New builds an App: it opens the database and, with opts.Migrate, brings
@@ -97,6 +110,9 @@ func New(ctx context.Context, cfg *Config, mode Mode, opts Options) (*App, error
 	}
 	a := &App{cfg: cfg, logger: logger, db: db, mode: mode}
 	if err := a.build(ctx, opts); err != nil {
+		if a.tracing != nil {
+			_ = a.tracing.Shutdown(ctx)
+		}
 		db.Close()
 		return nil, err
 	}
@@ -127,9 +143,20 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		}
 	}
 
+	if opts.TracerProvider != nil {
+		a.tracing = &telemetry.Provider{TracerProvider: opts.TracerProvider, Enabled: true}
+	} else if a.tracing, err = telemetry.NewProvider(ctx, telemetry.Config{Endpoint: cfg.OTLPEndpoint}); err != nil {
+		return err
+	}
+	// Components get a provider only when tracing is on: off costs nothing.
+	var tp trace.TracerProvider
+	if a.tracing.Enabled {
+		tp = a.tracing.TracerProvider
+	}
+
 	guard := netguard.New(netguard.Config{AllowPrivateNetworks: cfg.AllowPrivateNetworks, AllowFunc: opts.AllowAddrFunc})
 	model, err := llm.New(llm.Config{BaseURL: cfg.UpstreamBaseURL, APIKey: cfg.UpstreamAPIKey, Logger: a.logger,
-		MaxResponseBytes: cfg.MaxModelResponseBytes})
+		MaxResponseBytes: cfg.MaxModelResponseBytes, TracerProvider: tp})
 	if err != nil {
 		return fmt.Errorf("invalid upstream model configuration: %w", err)
 	}
@@ -159,6 +186,8 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	a.tasks, err = task.NewService(task.ServiceConfig{
 		Store: a.store, Keyring: a.keyring, OAuth: a.oauth, RiverFunc: func() *river.Client[*sql.Tx] { return a.river },
 		PublicURL: cfg.PublicURL, Retention: cfg.TaskRetention, Logger: a.logger,
+		// A tool call waits for approval as long as a login link lives.
+		ApprovalTTL: cfg.AuthorizationTimeout,
 	})
 	if err != nil {
 		return err
@@ -170,7 +199,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		Tasks: a.tasks, CompleteJobTx: a.completeJobTx,
 		JobTimeout: cfg.JobTimeout, Logger: a.logger,
 		ModelRetryFor: cfg.ModelRetryFor, ModelBackoffFunc: opts.ModelBackoffFunc,
-		MCPLimits: mcpLimits,
+		MCPLimits: mcpLimits, TracerProvider: tp,
 	})
 	if err != nil {
 		return err
@@ -197,6 +226,11 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		return err
 	}
 	river.AddWorker(workers, rechecker)
+	approvalTimeouter, err := worker.NewApprovalTimeouter(a.tasks)
+	if err != nil {
+		return err
+	}
+	river.AddWorker(workers, approvalTimeouter)
 	deliverer, err := delivery.NewDeliverer(delivery.DelivererConfig{Store: a.store, Keyring: a.keyring, HTTPClient: guard.Client(0),
 		PerHost: cfg.WebhookPerHost, BackoffFunc: opts.WebhookBackoffFunc, Logger: a.logger}) // wall clock: receivers check webhook-timestamp
 	if err != nil {
@@ -213,9 +247,21 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		// in 3–5ms on PostgreSQL. SQLite has no listener, so it polls.
 		FetchCooldown:     5 * time.Millisecond,
 		FetchPollInterval: time.Second,
+		// Stopping (ctx canceled) lets running jobs finish this long, then
+		// cancels them; River makes a job canceled that way available again
+		// at once, without using an attempt, so another process resumes it.
+		SoftStopTimeout: cfg.ShutdownTimeout,
 	}
 	if a.db.Dialect == store.DialectSQLite {
 		riverCfg.FetchPollInterval = 50 * time.Millisecond
+	}
+	if tp != nil {
+		// A span per job insert and per job run; the run links back to
+		// the request that inserted the job. Job args are not recorded.
+		riverCfg.Middleware = append(riverCfg.Middleware, otelriver.NewMiddleware(&otelriver.MiddlewareConfig{
+			TracerProvider: tp, MeterProvider: metricnoop.NewMeterProvider(),
+			EnableTracePropagation: true, EnableWorkSpanJobKindSuffix: true,
+		}))
 	}
 	if a.mode != ModeAPI {
 		riverCfg.Queues = map[string]river.QueueConfig{
@@ -241,7 +287,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	}
 
 	chatEngine, err := chat.NewEngine(chat.EngineConfig{Model: model, OAuth: a.oauth, HTTPClient: guard.Client(0), Logger: a.logger,
-		MCPLimits: mcpLimits})
+		MCPLimits: mcpLimits, Keyring: a.keyring, ApprovalTTL: cfg.AuthorizationTimeout, TracerProvider: tp})
 	if err != nil {
 		return err
 	}
@@ -376,8 +422,19 @@ func (a *App) ensureEnvTenants(ctx context.Context) error {
 	return nil
 }
 
-// Handler is the HTTP API.
-func (a *App) Handler() http.Handler { return a.api.Handler() }
+// Handler is the HTTP API; with tracing on, every request is a server span
+// named after its route (the api package names it once routed).
+func (a *App) Handler() http.Handler {
+	h := a.api.Handler()
+	if !a.tracing.Enabled {
+		return h
+	}
+	return otelhttp.NewHandler(h, "mcpidp",
+		otelhttp.WithTracerProvider(a.tracing.TracerProvider),
+		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()), // /metrics has HTTP metrics already
+		otelhttp.WithPropagators(propagation.TraceContext{}),      // continue a caller's trace
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method }))
+}
 
 // Serve runs the process until ctx is canceled: the HTTP server on ln
 // (unless the mode is worker-only) and River (workers unless API-only).
@@ -385,6 +442,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	if err := a.ensureEnvTenants(ctx); err != nil {
 		return err
 	}
+	a.guideFirstRun(ctx)
 	if a.mode != ModeAPI {
 		if err := a.river.Start(ctx); err != nil {
 			return fmt.Errorf("error starting River: %w", err)
@@ -407,20 +465,51 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-	defer cancel()
-	if srv != nil {
-		_ = srv.Shutdown(stopCtx)
-	}
-	if a.mode != ModeAPI {
-		if stopErr := a.river.Stop(stopCtx); stopErr != nil {
-			_ = a.river.StopAndCancel(context.WithoutCancel(ctx))
-		}
-	}
+	a.shutdown(ctx, srv)
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
 	return err
+}
+
+// shutdown stops the process gracefully: the listener closes at once (new
+// connections are refused), requests in flight (chat streams, long polls)
+// and running task segments get cfg.ShutdownTimeout to finish, in parallel.
+// Then the remaining connections are cut and River cancels the remaining
+// jobs, which it makes available again: their segments resume from the
+// recorded steps in another process (or this one's next start).
+func (a *App) shutdown(ctx context.Context, srv *http.Server) {
+	ctx = context.WithoutCancel(ctx)
+	a.logger.InfoContext(ctx, "shutting down: refusing new connections, letting requests and task segments in flight finish",
+		slog.Duration("timeout", a.cfg.ShutdownTimeout))
+	var wg sync.WaitGroup
+	if srv != nil {
+		wg.Go(func() {
+			stopCtx, cancel := context.WithTimeout(ctx, a.cfg.ShutdownTimeout)
+			defer cancel()
+			if err := srv.Shutdown(stopCtx); err != nil {
+				a.logger.WarnContext(ctx, "requests still in flight at the shutdown deadline were cut", slog.String("error", err.Error()))
+				_ = srv.Close()
+			}
+		})
+	}
+	if a.mode != ModeAPI {
+		wg.Go(func() {
+			// River began its soft stop when ctx was canceled and cancels
+			// the jobs still running after SoftStopTimeout; the margin is
+			// for those jobs to return and be marked available again.
+			stopCtx, cancel := context.WithTimeout(ctx, a.cfg.ShutdownTimeout+10*time.Second)
+			defer cancel()
+			if err := a.river.Stop(stopCtx); err != nil {
+				a.logger.WarnContext(ctx, "River did not stop in time; canceling its jobs", slog.String("error", err.Error()))
+				hardCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				defer cancel()
+				_ = a.river.StopAndCancel(hardCtx)
+			}
+		})
+	}
+	wg.Wait()
+	a.logger.InfoContext(ctx, "stopped")
 }
 
 // adminHandler keeps a nil *riverui.Handler from becoming a non-nil
@@ -432,8 +521,15 @@ func adminHandler(h *riverui.Handler) http.Handler {
 	return h
 }
 
-// Close releases the database.
-func (a *App) Close() error { return a.db.Close() }
+// Close flushes pending traces and releases the database.
+func (a *App) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.tracing.Shutdown(ctx); err != nil {
+		a.logger.WarnContext(ctx, "error flushing traces", slog.String("error", err.Error()))
+	}
+	return a.db.Close()
+}
 
 // Store exposes the store (for tests and commands).
 func (a *App) Store() *store.Store { return a.store }

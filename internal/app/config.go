@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mcpidp/mcpidp/internal/telemetry"
 )
 
 // Config is everything mcpidp reads from its environment.
@@ -45,6 +47,14 @@ type Config struct {
 	MaxToolResultBytes    int64
 	MaxToolsListBytes     int64
 	MaxModelResponseBytes int64
+
+	// ShutdownTimeout is how long a stopping process lets requests in
+	// flight (chat streams) and running task segments finish; then they are
+	// cut, and the segments resume in another process.
+	ShutdownTimeout time.Duration
+	// OTLPEndpoint is the URL traces are POSTed to (OTLP over HTTP); empty:
+	// tracing is off.
+	OTLPEndpoint string
 }
 
 // envVar documents one environment variable; the list is what --help shows.
@@ -74,11 +84,13 @@ var envVars = []envVar{
 	{"MCPIDP_OAUTH_CLIENTS", "", `pre-registered OAuth clients, JSON: [{"issuer","client_id","client_secret","token_endpoint_auth_method","scopes"}]`},
 	{"MCPIDP_AUTHORIZATION_TIMEOUT", "24h", "how long a login link works (and a task waits for its login)"},
 	{"MCPIDP_MODEL_RETRY_FOR", "30m", "how long a task retries a model failing with 429, 5xx, timeouts or connection errors, from the first failure (then model_error)"},
+	{"MCPIDP_SHUTDOWN_TIMEOUT", "20s", "on SIGTERM/SIGINT: how long requests in flight (chat streams) and running task segments may finish; then they are cut and the segments resume in another process"},
 	{"MCPIDP_MAX_BODY_BYTES", "4194304", "largest request body accepted"},
 	{"MCPIDP_MAX_TOOL_RESULT_BYTES", "1048576", "bytes of a tool result kept; long values past it are cut with a \"…[truncated\" marker"},
 	{"MCPIDP_MAX_TOOLS_LIST_BYTES", "1048576", "largest tool list of one MCP server (all pages); a larger one is an error"},
 	{"MCPIDP_MAX_MODEL_RESPONSE_BYTES", "4194304", "largest model answer (streamed: its text and tool calls); a larger one fails with model_error"},
 	{"MCPIDP_ADMIN_KEY", "", "password (HTTP Basic) of the River UI at /admin/riverui/; unset disables it"},
+	{"OTEL_EXPORTER_OTLP_ENDPOINT", "", "OTLP/HTTP collector (e.g. http://localhost:4318): turns on OpenTelemetry traces; the other OTEL_* variables apply. Unset: off"},
 	{"MCPIDP_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"MCPIDP_LOG_FORMAT", "text", "text or json"},
 }
@@ -115,9 +127,15 @@ func LoadConfig(getenv func(string) string) (*Config, error) {
 		OAuthClients:         get("MCPIDP_OAUTH_CLIENTS", ""),
 		AuthorizationTimeout: dur("MCPIDP_AUTHORIZATION_TIMEOUT", "24h"),
 		ModelRetryFor:        dur("MCPIDP_MODEL_RETRY_FOR", "30m"),
+		ShutdownTimeout:      dur("MCPIDP_SHUTDOWN_TIMEOUT", "20s"),
 		LogFormat:            get("MCPIDP_LOG_FORMAT", "text"),
 		AdminKey:             get("MCPIDP_ADMIN_KEY", ""),
 		APIKeys:              map[string]string{},
+	}
+	// Tracing follows the standard OpenTelemetry variables.
+	c.OTLPEndpoint = telemetry.TracesURL(get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", ""), get("OTEL_EXPORTER_OTLP_ENDPOINT", ""))
+	if strings.EqualFold(get("OTEL_SDK_DISABLED", ""), "true") || strings.EqualFold(get("OTEL_TRACES_EXPORTER", ""), "none") {
+		c.OTLPEndpoint = ""
 	}
 	c.RescueStuckJobsAfter = dur("MCPIDP_RESCUE_STUCK_JOBS_AFTER", (c.JobTimeout + time.Minute).String())
 	if c.RescueStuckJobsAfter < c.JobTimeout {

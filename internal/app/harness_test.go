@@ -52,6 +52,7 @@ func startEnv(t testing.TB, databaseURL string, configure ...func(*envOpts)) *te
 		"MCPIDP_ALLOW_PRIVATE_NETWORKS": "true",
 		"MCPIDP_ENCRYPTION_KEY":         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
 		"MCPIDP_WEBHOOK_SECRET":         testWebhookSecret,
+		"MCPIDP_SHUTDOWN_TIMEOUT":       "1s", // a test's end cuts what still runs
 	}, opts: app.Options{Now: clock.Now, Migrate: true, Logger: testLogger(t),
 		WebhookBackoffFunc: func(int) time.Duration { return 50 * time.Millisecond }}}
 	for _, c := range configure {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/mcpidp/mcpidp/internal/cli"
 	"github.com/mcpidp/mcpidp/internal/netguard"
 	"github.com/mcpidp/mcpidp/internal/store"
 	"github.com/mcpidp/mcpidp/webhooks"
@@ -24,7 +25,10 @@ Usage:
   mcpidp worker                     workers only (PostgreSQL)
   mcpidp migrate [up | down --steps N]
   mcpidp keys create --tenant NAME  print a new API key and the tenant's webhook secret
+  mcpidp demo                       try it: a demo MCP server with an OAuth login, no keys, no network
 
+Client of a running mcpidp (MCPIDP_URL, MCPIDP_API_KEY):
+` + cli.Usage + `
 Run "mcpidp COMMAND --help" for a command's flags and environment variables.
 `
 
@@ -49,6 +53,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return errors.New(`usage: mcpidp keys create --tenant NAME`)
 		}
 		return runKeysCreate(ctx, args[2:], getenv, stdout, stderr)
+	case "demo":
+		return runDemo(ctx, args[1:], getenv, stdout, stderr)
+	case "tasks", "connections", "run":
+		return cli.Run(ctx, args, getenv, stdout, stderr)
 	}
 	return fmt.Errorf("unknown command %q\n\n%s", args[0], usage)
 }
@@ -62,6 +70,9 @@ func newFlagSet(name, about string, vars []string, stdout io.Writer) *flag.FlagS
 	fs.Usage = func() {
 		fmt.Fprintf(stdout, "Usage: mcpidp %s\n\n%s\n\nFlags:\n", name, about)
 		fs.PrintDefaults()
+		if len(vars) == 0 {
+			return
+		}
 		fmt.Fprintln(stdout, "\nEnvironment:")
 		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 		for _, v := range envVars {

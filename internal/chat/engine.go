@@ -9,6 +9,9 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mcpidp/mcpidp/internal/agentloop"
 	"github.com/mcpidp/mcpidp/internal/llm"
@@ -16,6 +19,7 @@ import (
 	"github.com/mcpidp/mcpidp/internal/mcpclient"
 	"github.com/mcpidp/mcpidp/internal/netguard"
 	"github.com/mcpidp/mcpidp/internal/redact"
+	"github.com/mcpidp/mcpidp/internal/secretbox"
 	"github.com/mcpidp/mcpidp/internal/store"
 )
 
@@ -36,6 +40,14 @@ type EngineConfig struct {
 	// MCPLimits bound what is kept of MCP servers' answers. Optional: zero fields take
 	// mcpclient's defaults.
 	MCPLimits mcpclient.Limits
+	// Keyring seals the ids of approval requests (require_approval).
+	// Without it a request with require_approval is refused.
+	Keyring *secretbox.Keyring
+	// ApprovalTTL is how long an approval request id stays valid; default
+	// 24 hours.
+	ApprovalTTL time.Duration
+	// TracerProvider traces the MCP calls of chat requests. Optional: no tracing when nil.
+	TracerProvider trace.TracerProvider
 }
 
 // Engine answers OpenAI chat completion requests, running MCP tools for
@@ -56,6 +68,9 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		return nil, errors.New("mcpproxy: HTTP client is required")
 	}
 	cfg.Limits.ApplyDefaults()
+	if cfg.ApprovalTTL <= 0 {
+		cfg.ApprovalTTL = 24 * time.Hour
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -106,8 +121,13 @@ func (e *Engine) ServeChat(ctx context.Context, w http.ResponseWriter, call Call
 		return
 	}
 
+	if (len(req.approvals) > 0 || len(req.responses) > 0) && e.cfg.Keyring == nil {
+		writeError(w, errNoKeyring)
+		return
+	}
 	r := newResponder(w, req)
-	connect := agentloop.UserConnect(e.cfg.OAuth, mcpclient.Options{HTTPClient: e.cfg.HTTPClient, Logger: e.cfg.Logger, Limits: e.cfg.MCPLimits}, call.Tenant, req.user)
+	connect := agentloop.UserConnect(e.cfg.OAuth, mcpclient.Options{HTTPClient: e.cfg.HTTPClient, Logger: e.cfg.Logger, Limits: e.cfg.MCPLimits,
+		TracerProvider: e.cfg.TracerProvider}, call.Tenant, req.user)
 	tools, err := agentloop.ConnectMCP(ctx, connect, req.servers)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -133,6 +153,17 @@ func (e *Engine) ServeChat(ctx context.Context, w http.ResponseWriter, call Call
 		Tools:        tools,
 		Record:       r.record,
 		ErrorIsFatal: agentloop.IsChallenge,
+		Approvals:    req.approvals,
+	}
+	if e.cfg.Keyring != nil {
+		ap := newApprovals(e.cfg.Keyring, call.Tenant, req.user, e.cfg.ApprovalTTL)
+		answers, err := ap.open(req.responses, tools, req.approvals)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		run.Steps = resumeStep(answers)
+		run.Approve = ap.approveFunc(answers)
 	}
 	out, err := run.Execute(ctx)
 	if err != nil {
@@ -145,6 +176,11 @@ func (e *Engine) ServeChat(ctx context.Context, w http.ResponseWriter, call Call
 				usage = out.Usage
 			}
 			e.login(ctx, r, call.Tenant, req.user, chs, usage)
+			return
+		}
+		var held *agentloop.ApprovalRequiredError
+		if errors.As(err, &held) {
+			r.approvals(held.Calls, out.Usage)
 			return
 		}
 		e.fail(ctx, r, err)

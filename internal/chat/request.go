@@ -30,7 +30,7 @@ type Limits = chatreq.Limits
 
 // consumedFields are the top-level fields mcpidp reads; every other field
 // goes to the upstream byte for byte.
-var consumedFields = []string{"user", "max_steps", "stop_when", "mcp_output"}
+var consumedFields = []string{"user", "max_steps", "stop_when", "mcp_output", "mcp_approval_responses"}
 
 // chatRequest is a parsed, validated chat completion request.
 type chatRequest struct {
@@ -42,8 +42,12 @@ type chatRequest struct {
 	maxSteps      int
 	stopWhen      []agentloop.StopCondition
 	textOnly      bool
-	stream        bool
-	includeUsage  bool
+	// approvals are the servers' require_approval policies, responses
+	// the client's answers to earlier mcp_approval_requests.
+	approvals    map[string]agentloop.ApprovalPolicy
+	responses    []approvalResponse
+	stream       bool
+	includeUsage bool
 	// body is the request without the consumed fields: what a request
 	// without MCP tools sends upstream as it is, and (without "messages"
 	// and "tools", which the loop sets) the base of every model call.
@@ -83,7 +87,10 @@ func parseChat(body []byte, lim Limits, defaultUser string) (*chatRequest, error
 	if err != nil {
 		return nil, err
 	}
-	req.servers, req.functionTools = tools.MCP, tools.Functions
+	req.servers, req.functionTools, req.approvals = tools.MCP, tools.Functions, tools.Approvals
+	if req.responses, err = parseApprovalResponses(obj["mcp_approval_responses"]); err != nil {
+		return nil, err
+	}
 	if raw, ok := obj["user"]; ok && !chatreq.IsNull(raw) {
 		if json.Unmarshal(raw, &req.user) != nil {
 			return nil, chatreq.Invalid("user", "user must be a string")

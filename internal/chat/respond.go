@@ -243,6 +243,27 @@ func (r *responder) login(reqs []AuthorizationRequest, failures []string, usage 
 	r.end("stop", &usage)
 }
 
+// approvals ends an answer whose run held back tool calls: the content asks
+// for the decisions, and the message (streamed: the last content chunk)
+// carries mcp_approval_requests.
+func (r *responder) approvals(calls []agentloop.ApprovalCall, usage llm.Usage) {
+	r.identify("", "", 0)
+	reqs := make([]ApprovalRequest, len(calls))
+	for i, c := range calls {
+		reqs[i] = ApprovalRequest{ID: c.ID, ServerURL: c.ServerURL, Name: c.Tool, Arguments: c.Arguments}
+	}
+	r.pendingSep = true
+	r.separate()
+	msg := approvalMarkdown(reqs)
+	if !r.req.stream {
+		r.content.WriteString(msg)
+		r.writeCompletion(message{Role: "assistant", MCPApprovalRequests: reqs, MCPToolCalls: r.toolCalls}, "stop", &usage)
+		return
+	}
+	r.chunk(delta{Content: &msg, MCPApprovalRequests: reqs}, nil, nil)
+	r.end("stop", &usage)
+}
+
 // fail answers with an error: with its status while nothing was sent, as
 // an error event once a stream has begun.
 func (r *responder) fail(err error) {
@@ -353,6 +374,7 @@ type message struct {
 	Content                  *string                `json:"content"`
 	ToolCalls                []llm.ToolCall         `json:"tool_calls,omitempty"`
 	MCPAuthorizationRequired []AuthorizationRequest `json:"mcp_authorization_required,omitempty"`
+	MCPApprovalRequests      []ApprovalRequest      `json:"mcp_approval_requests,omitempty"`
 	MCPToolCalls             []MCPToolCall          `json:"mcp_tool_calls,omitempty"`
 }
 
@@ -376,6 +398,7 @@ type delta struct {
 	Content                  *string                `json:"content,omitempty"`
 	ToolCalls                []toolCallDelta        `json:"tool_calls,omitempty"`
 	MCPAuthorizationRequired []AuthorizationRequest `json:"mcp_authorization_required,omitempty"`
+	MCPApprovalRequests      []ApprovalRequest      `json:"mcp_approval_requests,omitempty"`
 	MCPToolCalls             []MCPToolCall          `json:"mcp_tool_calls,omitempty"`
 }
 

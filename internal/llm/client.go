@@ -22,7 +22,12 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/mcpidp/mcpidp/internal/bearer"
+	"github.com/mcpidp/mcpidp/internal/telemetry"
 )
 
 // DefaultMaxResponseBytes bounds the size of an upstream answer (and of one stream event, and of
@@ -53,6 +58,10 @@ type Config struct {
 
 	// MaxResponseBytes bounds an upstream answer. Optional: defaults to DefaultMaxResponseBytes.
 	MaxResponseBytes int64
+
+	// TracerProvider traces each chat completion call (a client span with the upstream's host and
+	// the model name; never keys, headers, prompts or answers). Optional: no tracing when nil.
+	TracerProvider trace.TracerProvider
 }
 
 func (c *Config) validate() (*url.URL, error) {
@@ -82,6 +91,7 @@ type Client struct {
 	httpClient *http.Client
 	logger     *slog.Logger
 	maxBytes   int64
+	tracer     trace.Tracer // nil: no tracing
 }
 
 // New returns a Client for cfg.
@@ -96,6 +106,9 @@ func New(cfg Config) (*Client, error) {
 		httpClient: cfg.HTTPClient,
 		logger:     cfg.Logger,
 		maxBytes:   cfg.MaxResponseBytes,
+	}
+	if cfg.TracerProvider != nil {
+		c.tracer = telemetry.Tracer(cfg.TracerProvider)
 	}
 	if c.httpClient == nil {
 		c.httpClient = defaultHTTPClient()
@@ -132,8 +145,10 @@ type CallOptions struct {
 // Complete POSTs body, a JSON object, to {BaseURL}/chat/completions with "stream" forced to false
 // (and "stream_options" removed, which upstreams reject without streaming) and returns the decoded
 // answer. Tool calls without an id get a generated one so tool results can refer to them.
-func (c *Client) Complete(ctx context.Context, body []byte, opts CallOptions) (*Completion, error) {
-	body, err := SetFields(body, map[string]any{"stream": false, "stream_options": nil})
+func (c *Client) Complete(ctx context.Context, body []byte, opts CallOptions) (_ *Completion, err error) {
+	ctx, end := c.startSpan(ctx, body)
+	defer func() { end(err) }()
+	body, err = SetFields(body, map[string]any{"stream": false, "stream_options": nil})
 	if err != nil {
 		return nil, err
 	}
@@ -159,8 +174,10 @@ func (c *Client) Complete(ctx context.Context, body []byte, opts CallOptions) (*
 // cancellation of ctx, aborts the upstream request and is returned wrapped. An error event in the
 // stream becomes an *APIError with the stream's status code. An upstream that ignores "stream" and
 // answers with a plain JSON completion is accepted: onChunk then gets one chunk built from it.
-func (c *Client) Stream(ctx context.Context, body []byte, opts CallOptions, onChunk func(raw []byte, chunk *Chunk) error) (*Completion, error) {
-	body, err := SetFields(body, map[string]any{"stream": true})
+func (c *Client) Stream(ctx context.Context, body []byte, opts CallOptions, onChunk func(raw []byte, chunk *Chunk) error) (_ *Completion, err error) {
+	ctx, end := c.startSpan(ctx, body)
+	defer func() { end(err) }()
+	body, err = SetFields(body, map[string]any{"stream": true})
 	if err != nil {
 		return nil, err
 	}
@@ -222,6 +239,34 @@ func (c *Client) Forward(ctx context.Context, method, path string, body io.Reade
 	}
 	c.setHeaders(req, opts)
 	return c.do(req)
+}
+
+// startSpan starts the client span of one chat completion call; end records its outcome. Only the
+// model name is read from the body. Without a TracerProvider it does nothing.
+func (c *Client) startSpan(ctx context.Context, body []byte) (context.Context, func(error)) {
+	if c.tracer == nil {
+		return ctx, func(error) {}
+	}
+	var head struct {
+		Model any `json:"model"`
+	}
+	_ = json.Unmarshal(body, &head)
+	model, _ := head.Model.(string)
+	attrs := append([]attribute.KeyValue{telemetry.AttrOperation.String("chat"), telemetry.AttrModel.String(model)},
+		telemetry.ServerAttrs(c.baseURL)...)
+	attrs = append(attrs, telemetry.TaskAttrs(ctx)...)
+	ctx, span := c.tracer.Start(ctx, strings.TrimSpace("chat "+model), trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	return ctx, func(err error) {
+		if err != nil {
+			// The error's kind, not its text: an upstream's message may quote the request.
+			var apiErr *APIError
+			if errors.As(err, &apiErr) {
+				span.SetAttributes(attribute.Int("http.response.status_code", apiErr.StatusCode))
+			}
+			span.SetStatus(codes.Error, "model call failed")
+		}
+		span.End()
+	}
 }
 
 func (c *Client) post(ctx context.Context, body []byte, opts CallOptions, accept string) (*http.Response, error) {

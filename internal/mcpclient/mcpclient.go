@@ -34,6 +34,9 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/mcpidp/mcpidp/internal/telemetry"
 )
 
 const (
@@ -83,6 +86,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Limits bound what is kept of the server's answers; zero fields take the defaults.
 	Limits Limits
+	// TracerProvider traces tools/list and tools/call (client spans with the server's host and the
+	// tool's name; never arguments, results, headers or tokens). Optional: no tracing when nil.
+	TracerProvider trace.TracerProvider
 }
 
 func (o *Options) validate() error {
@@ -206,6 +212,7 @@ type Session struct {
 	unauthorized  UnauthorizedFunc
 	logger        *slog.Logger
 	limits        Limits
+	tracer        trace.Tracer // nil: no tracing
 	nextID        atomic.Int64
 
 	// reconnectMu makes one request at a time open a new link; linkMu guards link and closed.
@@ -272,6 +279,9 @@ func Connect(ctx context.Context, opts Options, srv Server) (*Session, error) {
 
 	s := &Session{serverURL: srv.URL, dialURL: dialURL, logger: logger, info: mcp.Implementation{Name: opts.ClientName, Version: opts.ClientVersion},
 		unauthorized: opts.UnauthorizedFunc, limits: opts.Limits.withDefaults()}
+	if opts.TracerProvider != nil {
+		s.tracer = telemetry.Tracer(opts.TracerProvider)
+	}
 	if len(srv.AllowedTools) > 0 {
 		s.allowed = make(map[string]bool, len(srv.AllowedTools))
 		for _, name := range srv.AllowedTools {
@@ -393,12 +403,14 @@ func (s *Session) Transport() string { return s.transportName }
 
 // Tools lists the server's tools (following pagination), keeps the allowed ones in the server's
 // order, and caches them for the session's life.
-func (s *Session) Tools(ctx context.Context) ([]Tool, error) {
+func (s *Session) Tools(ctx context.Context) (_ []Tool, err error) {
 	s.toolsMu.Lock()
 	defer s.toolsMu.Unlock()
 	if s.tools != nil {
 		return slices.Clone(s.tools), nil
 	}
+	ctx, end := s.startSpan(ctx, string(mcp.MethodToolsList), "")
+	defer func() { end(err) }()
 
 	tools := []Tool{}
 	seenCursors := map[string]bool{}
@@ -458,7 +470,9 @@ func (s *Session) Tools(ctx context.Context) ([]Tool, error) {
 // CallTool calls the named tool with arguments (a JSON object; empty means {}). A tool that ran and
 // failed is a CallResult with IsError, not an error; errors are for tools that are not allowed,
 // transport and protocol failures, and authorization challenges (*AuthChallengeError).
-func (s *Session) CallTool(ctx context.Context, name string, arguments json.RawMessage) (*CallResult, error) {
+func (s *Session) CallTool(ctx context.Context, name string, arguments json.RawMessage) (_ *CallResult, err error) {
+	ctx, end := s.startSpan(ctx, string(mcp.MethodToolsCall), name)
+	defer func() { end(err) }()
 	if !s.isAllowed(name) {
 		return nil, fmt.Errorf("tool %q of MCP server %s is not in allowed_tools", name, s.serverURL)
 	}

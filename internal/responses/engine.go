@@ -765,17 +765,17 @@ func (r *runner) login(ctx context.Context, chs []*mcpclient.AuthChallengeError,
 // response.
 func (r *runner) approve(_ context.Context, call *agentloop.ApprovalCall) (agentloop.Verdict, error) {
 	if r.prev != nil {
-		id := r.prev.approval(call.ToolCallID)
+		id := r.prev.approval(call.Turn, call.ToolCallID)
 		if v, ok := r.req.Decisions[id]; ok {
 			call.ID = id
 			if r.b.approved == nil {
 				r.b.approved = map[string]string{}
 			}
-			r.b.approved[call.ToolCallID] = id
+			r.b.approved[callKey(call.Turn, call.ToolCallID)] = id
 			return v, nil
 		}
 	}
-	call.ID = r.b.ids.approval(call.ToolCallID)
+	call.ID = r.b.ids.approval(call.Turn, call.ToolCallID)
 	return agentloop.Verdict{}, nil
 }
 

@@ -142,10 +142,14 @@ func (i ids) login(n int) string          { return fmt.Sprintf("mcpauth_%s_%d", 
 func (i ids) function(step, n int) string { return fmt.Sprintf("fc_%s_%d_%d", i.suffix, step, n) }
 
 // approval names the approval request of a tool call this response held
-// back.
-func (i ids) approval(toolCallID string) string {
-	return fmt.Sprintf("mcpr_%s_%s", i.suffix, toolCallID)
+// back, by the model turn that made it (models may reuse call ids across
+// turns) and its call id.
+func (i ids) approval(turn int, toolCallID string) string {
+	return fmt.Sprintf("mcpr_%s_%d_%s", i.suffix, turn, toolCallID)
 }
+
+// callKey names a tool call within a run.
+func callKey(turn int, toolCallID string) string { return fmt.Sprintf("%d/%s", turn, toolCallID) }
 
 func messageItem(id, text, status string) MessageItem {
 	return MessageItem{ID: id, Type: "message", Status: status, Role: "assistant",
@@ -195,8 +199,8 @@ type builder struct {
 	ids    ids
 	labels map[string]string // server URL → server_label
 	client map[string]bool   // the caller's function names
-	// approved names, by tool call id, the approval request a call was
-	// decided on (shown as the mcp_call's approval_request_id).
+	// approved names, by callKey, the approval request a call was decided
+	// on (shown as the mcp_call's approval_request_id).
 	approved map[string]string
 }
 
@@ -241,7 +245,11 @@ func (b *builder) toolName(st *agentloop.Step) (label, name string) {
 func (b *builder) items(steps []agentloop.Step, from int) []any {
 	var out []any
 	var pending []any
+	turn := -1
 	for i := range steps {
+		if steps[i].Type == agentloop.StepModel {
+			turn = i
+		}
 		if i < from {
 			continue
 		}
@@ -262,7 +270,7 @@ func (b *builder) items(steps []agentloop.Step, from int) []any {
 		case agentloop.StepTool:
 			label, name := b.toolName(st)
 			it := mcpCallItem(b.ids.mcpCall(i), label, name, st.Arguments, st)
-			if id, ok := b.approved[st.ToolCallID]; ok {
+			if id, ok := b.approved[callKey(turn, st.ToolCallID)]; ok {
 				it.ApprovalRequestID = &id
 			}
 			out = append(out, it)

@@ -76,3 +76,16 @@ func (s *Store) TenantForKeyHash(ctx context.Context, q DBTX, keyHash string) (s
 	}
 	return tenantID, nil
 }
+
+// HasAPIKeys says whether any API key is stored (of any tenant).
+func (s *Store) HasAPIKeys(ctx context.Context, q DBTX) (bool, error) {
+	var one int
+	err := q.QueryRowContext(ctx, `SELECT 1 FROM mcpidp_api_key LIMIT 1`).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("error looking for API keys: %w", err)
+	}
+	return true, nil
+}

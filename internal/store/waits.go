@@ -45,27 +45,58 @@ type PauseParams struct {
 	Waits                 []Wait
 }
 
-// PauseTask moves a running task to awaiting_authorization and records what
-// it waits on. It reports false when the task was no longer running that
-// segment (canceled or deleted meanwhile).
-func (s *Store) PauseTask(ctx context.Context, q DBTX, p PauseParams) (bool, error) {
-	now := micros(s.now())
-	n, err := execCount(ctx, q, `UPDATE mcpidp_task SET status = 'awaiting_authorization', segment = segment + 1,
-		authorization_required = $3, run_job_id = NULL, continuation_job_id = NULL, updated_at = $4
-		WHERE id = $1 AND segment = $2 AND status = 'running'`, p.TaskID, p.Segment, nullRaw(p.AuthorizationRequired), now)
+// ParkParams describes a task parked until a person acts: a login, an
+// approval, or any other kind of wait.
+type ParkParams struct {
+	TaskID  string
+	Segment int // the segment that is pausing; the task moves to Segment+1
+	// Status is the paused status (one of pausedStatuses).
+	Status TaskStatus
+	// AuthorizationRequired and PendingApprovals are the JSON lists shown
+	// on the task object while it waits; nil leaves the column empty.
+	AuthorizationRequired json.RawMessage
+	PendingApprovals      json.RawMessage
+}
+
+// ParkTask moves a running task to a paused status in the next segment,
+// with no job running it. It reports false when the task was no longer
+// running that segment (canceled or deleted meanwhile).
+func (s *Store) ParkTask(ctx context.Context, q DBTX, p ParkParams) (bool, error) {
+	if !p.Status.Paused() {
+		return false, fmt.Errorf("park task: %s is not a paused status", p.Status)
+	}
+	n, err := execCount(ctx, q, `UPDATE mcpidp_task SET status = $3, segment = segment + 1,
+		authorization_required = $4, pending_approvals = $5, run_job_id = NULL, continuation_job_id = NULL, updated_at = $6
+		WHERE id = $1 AND segment = $2 AND status = 'running'`, p.TaskID, p.Segment, string(p.Status),
+		nullRaw(p.AuthorizationRequired), nullRaw(p.PendingApprovals), micros(s.now()))
 	if err != nil {
 		return false, fmt.Errorf("error pausing task %s: %w", p.TaskID, err)
 	}
-	if n != 1 {
-		return false, nil
+	return n == 1, nil
+}
+
+// PauseTask moves a running task to awaiting_authorization (ParkTask) and
+// records what it waits on. It reports false when the task was no longer
+// running that segment (canceled or deleted meanwhile).
+func (s *Store) PauseTask(ctx context.Context, q DBTX, p PauseParams) (bool, error) {
+	ok, err := s.ParkTask(ctx, q, ParkParams{TaskID: p.TaskID, Segment: p.Segment, Status: TaskAwaitingAuthorization,
+		AuthorizationRequired: p.AuthorizationRequired})
+	if err != nil || !ok {
+		return ok, err
 	}
-	for _, w := range p.Waits {
+	return true, s.InsertWaits(ctx, q, p.TaskID, p.Waits)
+}
+
+// InsertWaits records the servers a task paused for a login waits on.
+func (s *Store) InsertWaits(ctx context.Context, q DBTX, taskID string, waits []Wait) error {
+	now := micros(s.now())
+	for _, w := range waits {
 		if _, err := q.ExecContext(ctx, `INSERT INTO mcpidp_task_wait (task_id, tenant_id, user_id, server_url, login_id, created_at, expires_at, resume_on_refresh)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, p.TaskID, w.TenantID, w.UserID, w.ServerURL, w.LoginID, now, micros(w.ExpiresAt), w.ResumeOnRefresh); err != nil {
-			return false, fmt.Errorf("error recording what task %s waits on: %w", p.TaskID, err)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, taskID, w.TenantID, w.UserID, w.ServerURL, w.LoginID, now, micros(w.ExpiresAt), w.ResumeOnRefresh); err != nil {
+			return fmt.Errorf("error recording what task %s waits on: %w", taskID, err)
 		}
 	}
-	return true, nil
+	return nil
 }
 
 // SetContinuationJob records the parked job that will continue the task.
@@ -155,13 +186,14 @@ func (s *Store) ClearWaits(ctx context.Context, q DBTX, taskID string) error {
 	return nil
 }
 
-// ResumeTask moves an awaiting task of the given segment back to queued and
-// returns its parked continuation job id (0 if none). The guard makes a
-// duplicate or late resume, or one for a canceled task, a no-op.
+// ResumeTask moves a parked task (any paused status) of the given segment
+// back to queued and returns its parked continuation job id (0 if none).
+// The guard makes a duplicate or late resume, or one for a canceled task, a
+// no-op.
 func (s *Store) ResumeTask(ctx context.Context, q DBTX, taskID string, segment int) (bool, int64, error) {
 	var cont *int64
-	err := q.QueryRowContext(ctx, `UPDATE mcpidp_task SET status = 'queued', authorization_required = NULL, updated_at = $3
-		WHERE id = $1 AND segment = $2 AND status = 'awaiting_authorization' RETURNING continuation_job_id`,
+	err := q.QueryRowContext(ctx, `UPDATE mcpidp_task SET status = 'queued', authorization_required = NULL, pending_approvals = NULL, updated_at = $3
+		WHERE id = $1 AND segment = $2 AND status IN (`+pausedList+`) RETURNING continuation_job_id`,
 		taskID, segment, micros(s.now())).Scan(&cont)
 	if err != nil {
 		if isNoRows(err) {

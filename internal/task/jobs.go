@@ -46,3 +46,13 @@ type LoginRecheckArgs struct {
 
 // Kind implements river.JobArgs.
 func (LoginRecheckArgs) Kind() string { return "task_login_recheck" }
+
+// ApprovalTimeoutArgs fails a task still waiting for a tool call's approval
+// when the approval expires. Inserted, scheduled, with the pause.
+type ApprovalTimeoutArgs struct {
+	TaskID  string `json:"task_id"`
+	Segment int    `json:"segment"`
+}
+
+// Kind implements river.JobArgs.
+func (ApprovalTimeoutArgs) Kind() string { return "task_approval_timeout" }

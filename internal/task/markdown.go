@@ -29,6 +29,14 @@ func Markdown(o *Object) string {
 		}
 		b.WriteString("\n")
 	}
+	if o.Status == StatusAwaitingApproval && len(o.PendingApprovals) > 0 {
+		b.WriteString("## Approval required\n\n")
+		for _, a := range o.PendingApprovals {
+			fmt.Fprintf(&b, "- `%s` on %s (id `%s`), arguments `%s`: [approve or deny](%s) before %s\n",
+				a.Name, a.ServerURL, a.ID, a.Arguments, a.ApproveURL, a.ExpiresAt.Format(time.RFC3339))
+		}
+		b.WriteString("\n")
+	}
 	b.WriteString("## Conversation\n\n")
 	for _, raw := range o.Initial {
 		var m struct {

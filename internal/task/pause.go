@@ -82,12 +82,6 @@ func (s *Service) Pause(ctx context.Context, p PauseParams) error {
 	if err != nil {
 		return err
 	}
-	complete := func(ctx context.Context, tx *sql.Tx) error {
-		if p.CompleteJobTxFunc != nil {
-			return p.CompleteJobTxFunc(ctx, tx)
-		}
-		return nil
-	}
 	next := t.Segment + 1
 	expiry := waits[0].ExpiresAt
 	for _, wt := range waits[1:] {
@@ -112,22 +106,14 @@ func (s *Service) Pause(ctx context.Context, p PauseParams) error {
 				refreshed = append(refreshed, wt.ServerURL)
 			}
 		}
-		ok, err := st.PauseTask(ctx, tx, store.PauseParams{TaskID: t.ID, Segment: t.Segment, AuthorizationRequired: loginsJSON, Waits: waits})
-		if err != nil {
+		park := Park{Task: t, Request: p.Request, Status: StatusAwaitingAuthorization, AuthorizationRequired: loginsJSON,
+			TimeoutJob: AuthTimeoutArgs{TaskID: t.ID, Segment: next}, TimeoutAt: expiry,
+			Event: EventAuthorizationRequired, CallbackType: CallbackAuthorizationRequired, CompleteJobTxFunc: p.CompleteJobTxFunc}
+		if err := s.ParkTx(ctx, tx, rc, park); err != nil {
 			return err
 		}
-		if !ok {
-			return ErrCanceled
-		}
-		cont, err := rc.InsertTx(ctx, tx, RunArgs{TaskID: t.ID, Segment: next}, &river.InsertOpts{Pending: true})
-		if err != nil {
-			return fmt.Errorf("error staging continuation job: %w", err)
-		}
-		if err := st.SetContinuationJob(ctx, tx, t.ID, cont.Job.ID); err != nil {
+		if err := st.InsertWaits(ctx, tx, t.ID, waits); err != nil {
 			return err
-		}
-		if _, err := rc.InsertTx(ctx, tx, AuthTimeoutArgs{TaskID: t.ID, Segment: next}, &river.InsertOpts{ScheduledAt: expiry}); err != nil {
-			return fmt.Errorf("error scheduling authorization timeout: %w", err)
 		}
 		// A login that completed between the challenge and this commit
 		// found no waiting task to resume: a job queued with the pause
@@ -149,28 +135,114 @@ func (s *Service) Pause(ctx context.Context, p PauseParams) error {
 			}
 			if resumed > 0 {
 				// Nothing left to wait for: no login link to send.
-				return complete(ctx, tx)
+				return park.complete(ctx, tx)
 			}
 		}
-		if p.Request.AuthorizationRequestCallback != "" {
-			urls := Build(t, nil, s.cfg.PublicURL).ResultURLs
-			for _, l := range logins {
-				data, _ := json.Marshal(map[string]any{
-					"task_id": t.ID, "user": t.UserID, "server_url": l.ServerURL, "authorization_url": l.AuthorizationURL,
-					"message":    agentloop.LoginPrompt(l.ServerURL, l.AuthorizationURL),
-					"expires_at": l.ExpiresAt, "result_urls": urls,
-				})
-				if _, err := delivery.Enqueue(ctx, tx, rc, st, delivery.Event{TenantID: t.TenantID, TaskID: t.ID,
-					Type: CallbackAuthorizationRequired, URL: p.Request.AuthorizationRequestCallback, Data: data}); err != nil {
-					return err
-				}
-			}
+		urls := Build(t, nil, s.cfg.PublicURL).ResultURLs
+		for _, l := range logins {
+			data, _ := json.Marshal(map[string]any{
+				"task_id": t.ID, "user": t.UserID, "server_url": l.ServerURL, "authorization_url": l.AuthorizationURL,
+				"message":    agentloop.LoginPrompt(l.ServerURL, l.AuthorizationURL),
+				"expires_at": l.ExpiresAt, "result_urls": urls,
+			})
+			park.Callbacks = append(park.Callbacks, data)
 		}
-		if err := s.announceTx(ctx, tx, rc, t.ID, EventAuthorizationRequired); err != nil {
-			return err
-		}
-		return complete(ctx, tx)
+		return s.NotifyParkedTx(ctx, tx, rc, park)
 	})
+}
+
+// Park is what every kind of pause shares: a running task stops until a
+// person acts (logs in, approves a tool call, answers a question), holding
+// nothing while it waits. A kind of pause calls ParkTx and then, in the same
+// transaction, records what it waits on in its own tables and calls
+// NotifyParkedTx; its resume calls ResumeParkedTx once nothing is left to
+// wait for; its timeout job fails the task (Finish with OnlyFrom Status and
+// the segment) when nobody acted in time.
+type Park struct {
+	// Task is the task as its run loaded it (its segment is the one
+	// running); Request its stored request.
+	Task    *store.Task
+	Request *Request
+	// Status is the paused status (store's pausedStatuses).
+	Status Status
+	// AuthorizationRequired and PendingApprovals are the lists the task
+	// object shows while it waits.
+	AuthorizationRequired, PendingApprovals json.RawMessage
+	// TimeoutJob is the kind's timeout job, scheduled at TimeoutAt.
+	TimeoutJob river.JobArgs
+	TimeoutAt  time.Time
+	// Event is the webhook event announcing the pause.
+	Event string
+	// CallbackType and Callbacks are the signed POSTs to the task's
+	// authorizationRequestCallback (each a "data" object), if it has one.
+	CallbackType string
+	Callbacks    []json.RawMessage
+	// CompleteJobTxFunc completes the running job in the pause's
+	// transaction. Optional.
+	CompleteJobTxFunc func(ctx context.Context, tx *sql.Tx) error
+}
+
+func (p *Park) complete(ctx context.Context, tx *sql.Tx) error {
+	if p.CompleteJobTxFunc != nil {
+		return p.CompleteJobTxFunc(ctx, tx)
+	}
+	return nil
+}
+
+// ParkTx moves the running task to p.Status in the next segment, stages
+// the continuation job (pending: it runs only when a resume releases it)
+// and schedules p.TimeoutJob. It gives ErrCanceled when the task no longer
+// runs that segment.
+func (s *Service) ParkTx(ctx context.Context, tx *sql.Tx, rc *river.Client[*sql.Tx], p Park) error {
+	st := s.cfg.Store
+	t := p.Task
+	ok, err := st.ParkTask(ctx, tx, store.ParkParams{TaskID: t.ID, Segment: t.Segment, Status: p.Status,
+		AuthorizationRequired: p.AuthorizationRequired, PendingApprovals: p.PendingApprovals})
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrCanceled
+	}
+	cont, err := rc.InsertTx(ctx, tx, RunArgs{TaskID: t.ID, Segment: t.Segment + 1}, &river.InsertOpts{Pending: true})
+	if err != nil {
+		return fmt.Errorf("error staging continuation job: %w", err)
+	}
+	if err := st.SetContinuationJob(ctx, tx, t.ID, cont.Job.ID); err != nil {
+		return err
+	}
+	if p.TimeoutJob != nil {
+		if _, err := rc.InsertTx(ctx, tx, p.TimeoutJob, &river.InsertOpts{ScheduledAt: p.TimeoutAt}); err != nil {
+			return fmt.Errorf("error scheduling pause timeout: %w", err)
+		}
+	}
+	return nil
+}
+
+// NotifyParkedTx queues the pause's callbacks and webhook event and
+// completes the running job: the last part of a pause's transaction.
+func (s *Service) NotifyParkedTx(ctx context.Context, tx *sql.Tx, rc *river.Client[*sql.Tx], p Park) error {
+	t := p.Task
+	if p.Request != nil && p.Request.AuthorizationRequestCallback != "" {
+		for _, data := range p.Callbacks {
+			if _, err := delivery.Enqueue(ctx, tx, rc, s.cfg.Store, delivery.Event{TenantID: t.TenantID, TaskID: t.ID,
+				Type: p.CallbackType, URL: p.Request.AuthorizationRequestCallback, Data: data}); err != nil {
+				return err
+			}
+		}
+	}
+	if err := s.announceTx(ctx, tx, rc, t.ID, p.Event); err != nil {
+		return err
+	}
+	return p.complete(ctx, tx)
+}
+
+// ResumeParkedTx resumes a parked task (locked by the caller with
+// GetTaskForUpdate) once nothing is left to wait for: back to queued and a
+// fresh job for its segment. It reports false when the task was no longer
+// parked in that segment, which is what makes a resume happen once.
+func (s *Service) ResumeParkedTx(ctx context.Context, tx *sql.Tx, rc *river.Client[*sql.Tx], t *store.Task) (bool, error) {
+	return s.resumeTx(ctx, tx, rc, t)
 }
 
 // ResumeParams names the server a tenant's user now has a token for

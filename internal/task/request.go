@@ -38,6 +38,8 @@ type Server struct {
 	AllowedTools []string `json:"allowed_tools,omitempty"`
 	// HeaderNames lists the caller's extra headers; values are sealed.
 	HeaderNames []string `json:"header_names,omitempty"`
+	// RequireApproval holds tool calls back for a person; nil: never.
+	RequireApproval *agentloop.ApprovalPolicy `json:"require_approval,omitempty"`
 }
 
 // Webhook is where task events are delivered.

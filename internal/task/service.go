@@ -35,7 +35,10 @@ type ServiceConfig struct {
 	PublicURL string
 	// Retention is how long store=false tasks are kept after they end.
 	Retention time.Duration
-	Logger    *slog.Logger
+	// ApprovalTTL is how long a held-back tool call waits for a decision;
+	// default DefaultApprovalTTL.
+	ApprovalTTL time.Duration
+	Logger      *slog.Logger
 }
 
 func (c *ServiceConfig) validate() error {
@@ -70,6 +73,9 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ApprovalTTL <= 0 {
+		cfg.ApprovalTTL = DefaultApprovalTTL
 	}
 	return &Service{cfg: cfg}, nil
 }

@@ -27,6 +27,7 @@ const (
 	StatusQueued                = store.TaskQueued
 	StatusRunning               = store.TaskRunning
 	StatusAwaitingAuthorization = store.TaskAwaitingAuthorization
+	StatusAwaitingApproval      = store.TaskAwaitingApproval
 	StatusCompleted             = store.TaskCompleted
 	StatusFailed                = store.TaskFailed
 	StatusCanceled              = store.TaskCanceled
@@ -40,13 +41,19 @@ const (
 	CodeInternal              = "internal_error"
 	CodeAuthorizationFailed   = "authorization_failed"
 	CodeAuthorizationTimeout  = "authorization_timeout"
-	CodeTimeout               = "timeout"
-	CodeBadRequest            = "invalid_task"
+	// CodeApprovalTimeout: nobody approved or denied a held-back tool call
+	// before its approval expired.
+	CodeApprovalTimeout = "approval_timeout"
+	// CodeApprovalRequired: the task paused for approvals too many times.
+	CodeApprovalRequired = "approval_required"
+	CodeTimeout          = "timeout"
+	CodeBadRequest       = "invalid_task"
 )
 
 // Webhook event types.
 const (
 	EventAuthorizationRequired = "task.authorization_required"
+	EventApprovalRequired      = "task.approval_required"
 	EventCompleted             = "task.completed"
 	EventFailed                = "task.failed"
 	EventCanceled              = "task.canceled"
@@ -56,6 +63,9 @@ const (
 	// CallbackAuthorizationRequired is the body type POSTed to a task's
 	// authorization_request_callback.
 	CallbackAuthorizationRequired = "authorization.required"
+	// CallbackApprovalRequired is the body type POSTed to the same
+	// callback when tool calls wait for a person's approval.
+	CallbackApprovalRequired = "approval.required"
 )
 
 // MaxSegments bounds how many times one task may pause for a login (step-up

@@ -25,10 +25,13 @@ type Object struct {
 	RetryingAt            *time.Time       `json:"retrying_at"` // next try of a failing model call
 	ResultURLs            ResultURLs       `json:"result_urls"`
 	AuthorizationRequired json.RawMessage  `json:"authorization_required"`
-	Steps                 []agentloop.Step `json:"steps,omitempty"`
-	Output                *Output          `json:"output"`
-	Usage                 json.RawMessage  `json:"usage"`
-	Error                 *Error           `json:"error"`
+	// PendingApprovals are the tool calls waiting for a person's decision
+	// (always a list).
+	PendingApprovals []PendingApproval `json:"pending_approvals"`
+	Steps            []agentloop.Step  `json:"steps,omitempty"`
+	Output           *Output           `json:"output"`
+	Usage            json.RawMessage   `json:"usage"`
+	Error            *Error            `json:"error"`
 
 	// Initial is the conversation the task started from, for markdown.
 	Initial []json.RawMessage `json:"-"`
@@ -68,6 +71,13 @@ func Build(t *store.Task, steps []store.Step, publicURL string) *Object {
 	}
 	if o.AuthorizationRequired == nil {
 		o.AuthorizationRequired = json.RawMessage(`[]`)
+	}
+	o.PendingApprovals = []PendingApproval{}
+	if t.Status.Paused() {
+		_ = json.Unmarshal(t.PendingApprovals, &o.PendingApprovals)
+		for i := range o.PendingApprovals {
+			o.PendingApprovals[i].ApproveURL = publicURL + ApprovalPathPrefix + ApprovalToken(t.ResultToken, o.PendingApprovals[i].ID)
+		}
 	}
 	if o.Usage == nil {
 		o.Usage = json.RawMessage(`{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}`)

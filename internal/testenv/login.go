@@ -4,10 +4,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/net/html"
 )
 
 // StartOAuthExample runs the OAuth-protected example server shipped in @modelcontextprotocol/sdk,
@@ -38,6 +41,8 @@ func FollowLogin(t testing.TB, link string) (status int, body string) {
 // to the browser that opened the link with one) and follows redirects one by one.
 type Browser struct {
 	client *http.Client
+	// last is the URL of the last page follow opened.
+	last *url.URL
 }
 
 // NewBrowser returns a Browser with an empty cookie jar.
@@ -56,6 +61,100 @@ func (b *Browser) FollowLogin(t testing.TB, link string) (status int, body strin
 	t.Helper()
 	status, body, _ = b.follow(t, link, "")
 	return status, body
+}
+
+// Allow plays a user who opens link and, on the consent page the
+// authorization server shows, clicks its Allow button: it follows redirects
+// to the page, submits the page's form as that button does, and follows
+// the redirects from there (back through mcpidp's callback). It returns the
+// final page's status and body. A page without a form with an Allow
+// button fails the test.
+func (b *Browser) Allow(t testing.TB, link string) (status int, body string) {
+	t.Helper()
+	return b.Click(t, link, "Allow")
+}
+
+// Click is Allow with the button labelled label (say "Deny").
+func (b *Browser) Click(t testing.TB, link, label string) (status int, body string) {
+	t.Helper()
+	status, body, _ = b.follow(t, link, "")
+	page := b.last
+	action, form, ok := buttonForm(body, label)
+	if !ok {
+		t.Fatalf("testenv: %s led to a page (%d) with no form that has a %s button: %s", link, status, label, body)
+	}
+	target, err := page.Parse(action)
+	if err != nil {
+		t.Fatalf("testenv: the consent form's action %q: %v", action, err)
+	}
+	resp, err := b.client.PostForm(target.String(), form)
+	if err != nil {
+		t.Fatalf("testenv: error submitting the consent form to %s: %v", target, err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("testenv: the consent form at %s answered %d, want a redirect", target, resp.StatusCode)
+	}
+	next, err := resp.Location()
+	if err != nil {
+		t.Fatalf("testenv: redirect from %s without a usable Location: %v", target, err)
+	}
+	status, body, _ = b.follow(t, next.String(), "")
+	return status, body
+}
+
+// buttonForm finds the first form in page that has a button labelled
+// label, and returns its action and the values clicking that button sends:
+// the form's inputs, and the button's name and value.
+func buttonForm(page, label string) (action string, form url.Values, ok bool) {
+	doc, err := html.Parse(strings.NewReader(page))
+	if err != nil {
+		return "", nil, false
+	}
+	for n := range doc.Descendants() {
+		if n.Type != html.ElementNode || n.Data != "form" {
+			continue
+		}
+		form = url.Values{}
+		found := false
+		for c := range n.Descendants() {
+			if c.Type != html.ElementNode {
+				continue
+			}
+			switch {
+			case c.Data == "input" && attr(c, "type") != "submit" && attr(c, "name") != "":
+				form.Add(attr(c, "name"), attr(c, "value"))
+			case c.Data == "button" && !found && strings.EqualFold(strings.TrimSpace(text(c)), label):
+				found = true
+				if attr(c, "name") != "" {
+					form.Add(attr(c, "name"), attr(c, "value"))
+				}
+			}
+		}
+		if found {
+			return attr(n, "action"), form, true
+		}
+	}
+	return "", nil, false
+}
+
+func attr(n *html.Node, name string) string {
+	for _, a := range n.Attr {
+		if a.Key == name {
+			return a.Val
+		}
+	}
+	return ""
+}
+
+func text(n *html.Node) string {
+	var sb strings.Builder
+	for c := range n.Descendants() {
+		if c.Type == html.TextNode {
+			sb.WriteString(c.Data)
+		}
+	}
+	return sb.String()
 }
 
 // FollowUntil opens link and follows redirects until one leads to a URL that starts with
@@ -83,6 +182,7 @@ func (b *Browser) follow(t testing.TB, link, stop string) (status int, body, sto
 		if err != nil {
 			t.Fatalf("testenv: error opening %s: %v", u, err)
 		}
+		b.last = resp.Request.URL
 		raw, err := io.ReadAll(resp.Body)
 		_ = resp.Body.Close()
 		if err != nil {

@@ -7,6 +7,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -20,9 +22,26 @@ import (
 	"github.com/mcpidp/mcpidp/internal/store"
 )
 
-// DefaultPostgresURL is the development machines' PostgreSQL; override with
-// MCPIDP_TEST_POSTGRES_URL.
+// DefaultPostgresURL is the development machines' PostgreSQL, tried when
+// MCPIDP_TEST_POSTGRES_URL is unset.
 const DefaultPostgresURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// Environment variables that choose the tests' PostgreSQL.
+const (
+	// EnvPostgresURL names a server to use, with no fallback.
+	EnvPostgresURL = "MCPIDP_TEST_POSTGRES_URL"
+	// EnvRequirePostgres, when set, turns "no PostgreSQL to be had" from a
+	// skip into a failure (CI sets it).
+	EnvRequirePostgres = "MCPIDP_TEST_REQUIRE_POSTGRES"
+	// EnvDefaultPostgresURL replaces DefaultPostgresURL as the server tried
+	// before a throwaway cluster is started; tests of that fallback point it
+	// at a closed port.
+	EnvDefaultPostgresURL = "MCPIDP_TEST_POSTGRES_DEFAULT_URL"
+	// EnvPostgresBin, when set, is the only directory searched for initdb
+	// and postgres; tests point it at an empty one to act as a machine
+	// without PostgreSQL.
+	EnvPostgresBin = "MCPIDP_TEST_POSTGRES_BIN"
+)
 
 // Backend names a database kind under test.
 type Backend string
@@ -55,14 +74,15 @@ func DatabaseURL(t testing.TB, b Backend) string {
 }
 
 // PostgresURL creates a schema of its own for the test and returns a URL
-// whose search_path points at it. It fails (never skips) when PostgreSQL is
-// not reachable: CI starts it.
+// whose search_path points at it. The server is MCPIDP_TEST_POSTGRES_URL
+// when set; else the one at DefaultPostgresURL when it answers; else a
+// throwaway cluster started from the installed initdb/postgres, shared by
+// every test of this test binary and removed when it exits. Only when none
+// of these can be had does the test skip, or fail when
+// MCPIDP_TEST_REQUIRE_POSTGRES is set (as CI does).
 func PostgresURL(t testing.TB) string {
 	t.Helper()
-	base := os.Getenv("MCPIDP_TEST_POSTGRES_URL")
-	if base == "" {
-		base = DefaultPostgresURL
-	}
+	base := postgresBase(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, base)
@@ -132,4 +152,75 @@ func (c *Clock) Add(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.offset += d
+}
+
+// sharedServer is the PostgreSQL server of this test binary, chosen once.
+// It is the one package-level variable here: a test binary starts at most
+// one throwaway cluster, shared by all its tests, and that cannot be passed
+// in by the many tests that need it.
+var sharedServer struct {
+	once sync.Once
+	url  string
+	err  error
+	// cluster is kept reachable for the life of the process: the write end
+	// of its supervisor's pipe would be closed by a finalizer, which stops it.
+	cluster *Cluster
+}
+
+func postgresBase(t testing.TB) string {
+	t.Helper()
+	if u := os.Getenv(EnvPostgresURL); u != "" {
+		return u
+	}
+	sharedServer.once.Do(func() {
+		sharedServer.url, sharedServer.cluster, sharedServer.err = choosePostgres(context.Background())
+	})
+	err := sharedServer.err
+	switch {
+	case err == nil:
+		return sharedServer.url
+	case errors.Is(err, ErrNoPostgres) && os.Getenv(EnvRequirePostgres) == "":
+		t.Skipf("storetest: skipping PostgreSQL: %v (install PostgreSQL, or set %s; %s makes this a failure)",
+			err, EnvPostgresURL, EnvRequirePostgres)
+	default:
+		t.Fatalf("storetest: PostgreSQL: %v", err)
+	}
+	return ""
+}
+
+// choosePostgres answers the default server's URL when it accepts a
+// connection, else starts a throwaway cluster, else ErrNoPostgres.
+func choosePostgres(ctx context.Context) (string, *Cluster, error) {
+	def := os.Getenv(EnvDefaultPostgresURL)
+	if def == "" {
+		def = DefaultPostgresURL
+	}
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	conn, err := pgx.Connect(cctx, def)
+	cancel()
+	if err == nil {
+		_ = conn.Close(ctx)
+		return def, nil, nil
+	}
+	bins, ok := FindBinaries(os.Getenv(EnvPostgresBin))
+	if !ok {
+		return "", nil, fmt.Errorf("%w: nothing at %s and no initdb and postgres on PATH or under /usr/lib/postgresql/*/bin",
+			ErrNoPostgres, redactURL(def))
+	}
+	c, err := StartCluster(ctx, bins)
+	if err != nil {
+		return "", nil, fmt.Errorf("nothing at %s, and no throwaway cluster: %w", redactURL(def), err)
+	}
+	// Never stopped here: the supervisor stops it when this process exits.
+	fmt.Fprintf(os.Stderr, "storetest: nothing at %s; started a throwaway PostgreSQL cluster at %s (from %s)\n",
+		redactURL(def), c.URL, bins.Postgres)
+	return c.URL, c, nil
+}
+
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "the default PostgreSQL URL"
+	}
+	return u.Redacted()
 }
