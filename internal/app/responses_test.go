@@ -679,10 +679,6 @@ func TestResponsesErrors(t *testing.T) {
 		status, got = post(map[string]any{"model": "m", "input": "hi", "previous_response_id": "resp_nope"})
 		require.Equal(t, http.StatusNotFound, status)
 		require.Equal(t, "previous_response_not_found previous_response_id", got)
-		status, got = post(map[string]any{"model": "m", "input": "hi", "background": true, "user": "u",
-			"tools": []any{map[string]any{"type": "mcp", "server_label": "a", "server_url": "https://a.example/mcp", "require_approval": "always"}}})
-		require.Equal(t, http.StatusBadRequest, status)
-		require.Equal(t, "invalid_value background", got)
 
 		// An MCP server that cannot be reached: 424, as OpenAI answers.
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -712,5 +708,61 @@ func TestResponsesErrors(t *testing.T) {
 		require.Equal(t, http.StatusBadRequest, status)
 		status, _, _ = call(t, "GET", env.URL+"/v1/responses/"+resp.ID, keyGlobex, nil)
 		require.Equal(t, http.StatusNotFound, status, "another tenant's response")
+	})
+}
+
+// A background response with require_approval waits in_progress with
+// mcp_approval_request items (and their approve_url); deciding through the
+// task's approval API lets it go on in place.
+func TestResponsesBackgroundApproval(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, databaseURL string) {
+		env := startEnv(t, databaseURL)
+		mcp := mcptest.New(t, mcptest.StreamableHTTP)
+		client := env.chatClient(keyAcme)
+		ctx := context.Background()
+		env.Model.Handle(callToolOnce(t, "add", `{"a":6,"b":7}`))
+
+		tool := mcpResponsesTool("calc", mcp.URL)
+		tool.OfMcp.RequireApproval = responses.ToolMcpRequireApprovalUnionParam{OfMcpToolApprovalSetting: openai.String("always")}
+		params := responseParams("alice", "Add 6 and 7", tool)
+		params.Background = openai.Bool(true)
+		bg, err := client.Responses.New(ctx, params)
+		require.NoError(t, err)
+		var got *responses.Response
+		require.Eventually(t, func() bool {
+			got, err = client.Responses.Get(ctx, bg.ID, responses.ResponseGetParams{})
+			require.NoError(t, err)
+			return len(got.Output) > 0
+		}, 30*time.Second, 50*time.Millisecond)
+		require.Equal(t, responses.ResponseStatusInProgress, got.Status)
+		require.Equal(t, []string{"mcp_approval_request"}, outputTypes(got))
+		req := got.Output[0].AsMcpApprovalRequest()
+		require.Equal(t, "calc", req.ServerLabel)
+		require.Equal(t, "add", req.Name)
+		require.JSONEq(t, `{"a":6,"b":7}`, req.Arguments)
+		require.Contains(t, got.Output[0].RawJSON(), `"approve_url":"`+env.URL+`/approve/`)
+		require.Empty(t, mcp.Calls("add"))
+
+		// An mcp_approval_response does not answer a background response.
+		_, err = client.Responses.New(ctx, responses.ResponseNewParams{Model: "gpt-test", User: openai.String("alice"),
+			PreviousResponseID: openai.String(bg.ID), Background: openai.Bool(true), Tools: []responses.ToolUnionParam{tool},
+			Input: responses.ResponseNewParamsInputUnion{OfInputItemList: responses.ResponseInputParam{
+				responses.ResponseInputItemParamOfMcpApprovalResponse(req.ID, true)}}})
+		var apiErr *openai.Error
+		require.ErrorAs(t, err, &apiErr)
+		require.Equal(t, http.StatusBadRequest, apiErr.StatusCode)
+
+		status, raw, _ := call(t, "POST", env.URL+"/v1/tasks/"+bg.ID+"/approvals/"+req.ID, keyAcme, map[string]any{"approve": true})
+		require.Equal(t, http.StatusOK, status, string(raw))
+		require.Eventually(t, func() bool {
+			got, err = client.Responses.Get(ctx, bg.ID, responses.ResponseGetParams{})
+			require.NoError(t, err)
+			return got.Status == responses.ResponseStatusCompleted
+		}, 30*time.Second, 50*time.Millisecond)
+		require.Equal(t, []string{"mcp_call", "message"}, outputTypes(got))
+		require.Equal(t, "13", got.Output[0].AsMcpCall().Output)
+		require.Equal(t, "The tool said: 13", got.OutputText())
+		require.Equal(t, []string{"6 7"}, mcp.Calls("add"))
 	})
 }

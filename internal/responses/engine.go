@@ -154,8 +154,8 @@ func (e *Engine) Serve(ctx context.Context, w http.ResponseWriter, call Call) {
 		return
 	}
 	if req.Background {
-		if len(req.Approvals) > 0 || req.Decisions != nil {
-			chat.WriteError(w, chatreq.Invalid("background", "background responses do not take require_approval yet: see the README"))
+		if req.Decisions != nil {
+			chat.WriteError(w, chatreq.Invalid("background", "a background response's approval requests are decided with POST /v1/tasks/{id}/approvals/{approval_id} or their approve_url, and the response goes on in place"))
 			return
 		}
 		if req.Stream {
@@ -373,6 +373,9 @@ func (e *Engine) submit(ctx context.Context, call Call, req *Request, conv, msgs
 	secrets := task.Secrets{UpstreamAuthorization: call.UpstreamKey}
 	for _, s := range req.Servers {
 		ts := task.Server{URL: s.URL, AllowedTools: s.AllowedTools}
+		if p, ok := req.Approvals[s.URL]; ok {
+			ts.RequireApproval = &p
+		}
 		for name := range s.Headers {
 			ts.HeaderNames = append(ts.HeaderNames, name)
 		}

@@ -100,6 +100,9 @@ type ApprovalRequestItem struct {
 	ServerLabel string `json:"server_label"`
 	Name        string `json:"name"`
 	Arguments   string `json:"arguments"`
+	// ApproveURL is a background response's confirm page for a person
+	// (the task's approve_url); answered in the request, it is empty.
+	ApproveURL string `json:"approve_url,omitempty"`
 }
 
 // AuthorizationRequestItem is an "mcp_authorization_request" output item:

@@ -213,6 +213,12 @@ func fromTask(o *Object, s *stored, t *task.Object) {
 		var links []task.AuthorizationRequest
 		_ = json.Unmarshal(t.AuthorizationRequired, &links)
 		o.Output = append(o.Output, loginItems(b, links)...)
+	case task.StatusAwaitingApproval:
+		o.Status = StatusInProgress
+		for _, a := range t.PendingApprovals {
+			o.Output = append(o.Output, ApprovalRequestItem{ID: a.ID, Type: "mcp_approval_request", ServerLabel: b.labels[a.ServerURL],
+				Name: a.Name, Arguments: string(a.Arguments), ApproveURL: a.ApproveURL})
+		}
 	case task.StatusCompleted:
 		o.Status = StatusCompleted
 		if t.Output != nil && t.Output.StopReason == agentloop.ReasonMaxSteps {
