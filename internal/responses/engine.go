@@ -34,6 +34,19 @@ const (
 	UpstreamOn = "on"
 )
 
+// MaxConversationBytes bounds the items a response continues from (its
+// previous responses' input and output, and its own input): every stored
+// response keeps them.
+const MaxConversationBytes = 16 << 20
+
+func itemsSize(items []json.RawMessage) int {
+	n := 0
+	for _, it := range items {
+		n += len(it)
+	}
+	return n
+}
+
 // Config holds an Engine's dependencies.
 type Config struct {
 	// Model calls the upstream. Required.
@@ -129,6 +142,12 @@ func (e *Engine) Serve(ctx context.Context, w http.ResponseWriter, call Call) {
 	conv, prev, err := e.conversation(ctx, call.Tenant, req)
 	if err != nil {
 		chat.WriteError(w, err)
+		return
+	}
+	if size := itemsSize(conv); size > MaxConversationBytes {
+		// Each stored response keeps its whole conversation: bound it.
+		chat.WriteError(w, chatreq.Invalid("previous_response_id", fmt.Sprintf(
+			"the conversation is %d bytes, more than the %d a response may continue: start a new one", size, MaxConversationBytes)))
 		return
 	}
 	// A run that waited for approvals goes on from its steps, with the
