@@ -183,6 +183,26 @@ func TestResponsesOpenAIGo(t *testing.T) {
 		fc := resp3.Output[1].AsFunctionCall()
 		require.Equal(t, "call_w", fc.CallID)
 		require.Equal(t, "get_weather", fc.Name)
+		// Streamed, the call comes with its arguments events.
+		env.Model.Enqueue(llmtest.Response{Content: "Let me check.", ToolCalls: []llmtest.ToolCall{{ID: "call_s", Name: "get_weather", Arguments: `{"city":"Bergen"}`}}})
+		fcStream := client.Responses.NewStreaming(ctx, responseParams("alice", "Weather in Bergen?", weather))
+		var fcTypes []string
+		var fcFinal responses.Response
+		for fcStream.Next() {
+			ev := fcStream.Current()
+			fcTypes = append(fcTypes, ev.Type)
+			if ev.Type == "response.function_call_arguments.done" {
+				require.JSONEq(t, `{"city":"Bergen"}`, ev.Arguments)
+			}
+			if ev.Type == "response.completed" {
+				fcFinal = ev.Response
+			}
+		}
+		require.NoError(t, fcStream.Err())
+		require.Contains(t, fcTypes, "response.function_call_arguments.done")
+		require.Equal(t, []string{"message", "function_call"}, outputTypes(&fcFinal))
+		require.Equal(t, "call_s", fcFinal.Output[1].AsFunctionCall().CallID)
+
 		env.Model.Enqueue(llmtest.Response{Content: "Sunny in Oslo."})
 		answer := responses.ResponseNewParams{Model: "gpt-test", User: openai.String("alice"), PreviousResponseID: openai.String(resp3.ID),
 			Input: responses.ResponseNewParamsInputUnion{OfInputItemList: responses.ResponseInputParam{
