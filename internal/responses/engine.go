@@ -567,9 +567,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // runner turns one run into a response: events as it goes when streamed,
-// the response object at the end. Its methods run on the loop's goroutine,
-// apart from the MCP call announcements, which the loop makes from the
-// same goroutine too.
+// the response object at the end. All its methods, the MCP call
+// announcements of announcedTools included, run on the loop's goroutine.
 type runner struct {
 	e     *Engine
 	req   *Request

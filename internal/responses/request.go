@@ -72,8 +72,8 @@ type Request struct {
 // echoFields are repeated in the response object as the caller sent them.
 var echoFields = []string{"temperature", "top_p", "max_output_tokens", "tool_choice", "parallel_tool_calls", "text", "reasoning", "truncation"}
 
-// ParseRequest reads a POST /v1/responses body. defaultUser is the user of
-// a request that names none.
+// ParseRequest reads and validates a POST /v1/responses body; errors are
+// *chatreq.Error 400s naming the parameter to fix.
 func ParseRequest(body []byte, lim Limits) (*Request, error) {
 	lim.ApplyDefaults()
 	obj, err := chatreq.ParseObject(body)
