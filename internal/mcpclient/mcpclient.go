@@ -83,6 +83,13 @@ type Options struct {
 	Logger *slog.Logger
 	// Limits bound what is kept of the server's answers; zero fields take the defaults.
 	Limits Limits
+	// ElicitFunc, when set, answers the server's elicitation/create requests, and the session
+	// declares the elicitation capability (form and URL modes). Streamable HTTP only: the legacy
+	// SSE transport declares neither capability.
+	ElicitFunc ElicitFunc
+	// SampleFunc, when set, answers the server's sampling/createMessage requests, and the session
+	// declares the sampling capability. Streamable HTTP only.
+	SampleFunc SampleFunc
 }
 
 func (o *Options) validate() error {
@@ -217,7 +224,13 @@ type Session struct {
 	toolsMu sync.Mutex
 	tools   []Tool // nil until listed
 
-	closeOnce sync.Once
+	// elicit and sample answer the server's requests; lifeCtx bounds those answers and ends with
+	// the session.
+	elicit     ElicitFunc
+	sample     SampleFunc
+	lifeCtx    context.Context
+	cancelLife context.CancelFunc
+	closeOnce  sync.Once
 }
 
 // Connect opens a session to srv: Streamable HTTP first; when the server answers the initialize
@@ -271,7 +284,9 @@ func Connect(ctx context.Context, opts Options, srv Server) (*Session, error) {
 	}
 
 	s := &Session{serverURL: srv.URL, dialURL: dialURL, logger: logger, info: mcp.Implementation{Name: opts.ClientName, Version: opts.ClientVersion},
-		unauthorized: opts.UnauthorizedFunc, limits: opts.Limits.withDefaults()}
+		unauthorized: opts.UnauthorizedFunc, limits: opts.Limits.withDefaults(), elicit: opts.ElicitFunc, sample: opts.SampleFunc}
+	// Server requests are answered on behalf of the session, not of the request that opened it.
+	s.lifeCtx, s.cancelLife = context.WithCancel(context.WithoutCancel(ctx))
 	if len(srv.AllowedTools) > 0 {
 		s.allowed = make(map[string]bool, len(srv.AllowedTools))
 		for _, name := range srv.AllowedTools {
@@ -282,6 +297,7 @@ func Connect(ctx context.Context, opts Options, srv Server) (*Session, error) {
 		return s.open(ctx, rec, httpClient)
 	})
 	if err != nil {
+		s.cancelLife()
 		return nil, err
 	}
 	s.link = l
@@ -324,10 +340,20 @@ func (s *Session) connectStreamable(ctx context.Context, httpClient *http.Client
 	if err != nil {
 		return nil, err
 	}
-	c := client.NewClient(tr, client.WithProtocolVersion(mcp.LATEST_LEGACY_PROTOCOL_VERSION))
+	opts := []client.ClientOption{client.WithProtocolVersion(mcp.LATEST_LEGACY_PROTOCOL_VERSION)}
+	if s.elicit != nil || s.sample != nil {
+		caps := (&Options{ElicitFunc: s.elicit, SampleFunc: s.sample}).capabilities()
+		opts = append(opts, client.WithClientCapabilities(caps))
+	}
+	c := client.NewClient(tr, opts...)
 	if err := initialize(ctx, c, info); err != nil {
 		_ = c.Close()
 		return nil, err
+	}
+	if s.elicit != nil || s.sample != nil {
+		// Replaces the handler c.Start set (see serverRequests).
+		h := &serverRequests{s: s, elicit: s.elicit, sample: s.sample, tr: tr, httpClient: httpClient, version: c.ProtocolVersion}
+		tr.SetRequestHandler(h.handle)
 	}
 	s.logger.DebugContext(ctx, "mcpclient: connected", slog.String("server_url", s.serverURL),
 		slog.String("transport", TransportStreamableHTTP), slog.String("protocol_version", c.ProtocolVersion()))
@@ -489,6 +515,7 @@ func (s *Session) CallTool(ctx context.Context, name string, arguments json.RawM
 func (s *Session) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
+		s.cancelLife()
 		s.linkMu.Lock()
 		l := s.link
 		s.closed = true
