@@ -200,23 +200,6 @@ func (w *TaskRunner) run(ctx context.Context, job *river.Job[task.RunArgs], t *s
 	defer cancel(nil)
 	go w.watchCancel(ctx, t.ID, cancel)
 
-	var tools agentloop.Tools
-	if len(req.Servers) > 0 {
-		servers := make([]mcpclient.Server, len(req.Servers))
-		for i, s := range req.Servers {
-			servers[i] = mcpclient.Server{URL: s.URL, ConnectURL: secrets.ConnectURLs[s.URL], AllowedTools: s.AllowedTools, Headers: secrets.Headers[s.URL]}
-		}
-		connect := func(ctx context.Context, server mcpclient.Server) (*mcpclient.Session, error) {
-			return w.connect(ctx, t.TenantID, t.UserID, server)
-		}
-		mcp, err := agentloop.ConnectMCP(ctx, connect, servers)
-		if err != nil {
-			return w.classify(ctx, job, t, &req, segmentStart, err)
-		}
-		defer mcp.Close()
-		tools = mcp
-	}
-
 	callOpts := llm.CallOptions{APIKey: secrets.UpstreamAuthorization}
 	run := &agentloop.Run{
 		Body:     req.Body,
@@ -227,7 +210,6 @@ func (w *TaskRunner) run(ctx context.Context, job *river.Job[task.RunArgs], t *s
 		Complete: func(ctx context.Context, body []byte) (*llm.Completion, error) {
 			return w.cfg.Model.Complete(ctx, body, callOpts)
 		},
-		Tools: tools,
 		Record: func(ctx context.Context, index int, step agentloop.Step) error {
 			return w.record(ctx, t.ID, index, step)
 		},
@@ -240,6 +222,23 @@ func (w *TaskRunner) run(ctx context.Context, job *river.Job[task.RunArgs], t *s
 		},
 		Now: st.Now,
 	}
+	if len(req.Servers) > 0 {
+		servers := make([]mcpclient.Server, len(req.Servers))
+		for i, s := range req.Servers {
+			servers[i] = mcpclient.Server{URL: s.URL, ConnectURL: secrets.ConnectURLs[s.URL], AllowedTools: s.AllowedTools, Headers: secrets.Headers[s.URL]}
+		}
+		handlers := serverHandlers{sample: run.Sample, elicit: w.elicitFunc(t, &req)}
+		connect := func(ctx context.Context, server mcpclient.Server) (*mcpclient.Session, error) {
+			return w.connect(ctx, t.TenantID, t.UserID, server, handlers)
+		}
+		mcp, err := agentloop.ConnectMCP(ctx, connect, servers)
+		if err != nil {
+			return w.classify(ctx, job, t, &req, segmentStart, err)
+		}
+		defer mcp.Close()
+		run.Tools = mcp
+	}
+
 	outcome, err := run.Execute(ctx)
 	if err != nil {
 		return w.classify(ctx, job, t, &req, segmentStart, err)
@@ -284,6 +283,13 @@ func (w *TaskRunner) classify(ctx context.Context, job *river.Job[task.RunArgs],
 	return err
 }
 
+// serverHandlers answer the requests a task's MCP servers send while a
+// tool runs.
+type serverHandlers struct {
+	sample mcpclient.SampleFunc
+	elicit mcpclient.ElicitFunc
+}
+
 type connectError struct{ err error }
 
 func (e *connectError) Error() string { return e.err.Error() }
@@ -292,8 +298,9 @@ func (e *connectError) Unwrap() error { return e.err }
 // connect opens a session with the user's token for the server
 // (agentloop.UserConnect, shared with the chat proxy). Failures other than
 // a login challenge are marked as the server's.
-func (w *TaskRunner) connect(ctx context.Context, tenant, user string, server mcpclient.Server) (*mcpclient.Session, error) {
-	connect := agentloop.UserConnect(w.cfg.OAuth, mcpclient.Options{HTTPClient: w.cfg.HTTPClient, Logger: w.cfg.Logger, Limits: w.cfg.MCPLimits}, tenant, user)
+func (w *TaskRunner) connect(ctx context.Context, tenant, user string, server mcpclient.Server, h serverHandlers) (*mcpclient.Session, error) {
+	connect := agentloop.UserConnect(w.cfg.OAuth, mcpclient.Options{HTTPClient: w.cfg.HTTPClient, Logger: w.cfg.Logger, Limits: w.cfg.MCPLimits,
+		SampleFunc: h.sample, ElicitFunc: h.elicit}, tenant, user)
 	s, err := connect(ctx, server)
 	if err != nil && !agentloop.IsChallenge(err) {
 		return nil, &connectError{err: err}
@@ -378,3 +385,6 @@ func (w *TaskRunner) watchCancel(ctx context.Context, taskID string, cancel cont
 		}
 	}
 }
+
+// elicitFunc is a placeholder replaced below.
+func (w *TaskRunner) elicitFunc(t *store.Task, req *task.Request) mcpclient.ElicitFunc { return nil }

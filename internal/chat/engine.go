@@ -107,7 +107,24 @@ func (e *Engine) ServeChat(ctx context.Context, w http.ResponseWriter, call Call
 	}
 
 	r := newResponder(w, req)
-	connect := agentloop.UserConnect(e.cfg.OAuth, mcpclient.Options{HTTPClient: e.cfg.HTTPClient, Logger: e.cfg.Logger, Limits: e.cfg.MCPLimits}, call.Tenant, req.user)
+	opts := llm.CallOptions{APIKey: call.UpstreamKey}
+	run := &agentloop.Run{
+		Body:        req.body,
+		Messages:    req.messages,
+		ClientTools: req.functionTools,
+		MaxSteps:    req.maxSteps,
+		StopWhen:    req.stopWhen,
+		Complete:    r.completeFunc(e.cfg.Model, opts),
+		// A server's sampling request is answered with the request's
+		// model and key, not streamed to the caller.
+		SampleComplete: func(ctx context.Context, body []byte) (*llm.Completion, error) {
+			return e.cfg.Model.Complete(ctx, body, opts)
+		},
+		Record:       r.record,
+		ErrorIsFatal: agentloop.IsChallenge,
+	}
+	connect := agentloop.UserConnect(e.cfg.OAuth, mcpclient.Options{HTTPClient: e.cfg.HTTPClient, Logger: e.cfg.Logger, Limits: e.cfg.MCPLimits,
+		SampleFunc: run.Sample}, call.Tenant, req.user)
 	tools, err := agentloop.ConnectMCP(ctx, connect, req.servers)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -122,18 +139,7 @@ func (e *Engine) ServeChat(ctx context.Context, w http.ResponseWriter, call Call
 	}
 	defer tools.Close()
 
-	opts := llm.CallOptions{APIKey: call.UpstreamKey}
-	run := &agentloop.Run{
-		Body:         req.body,
-		Messages:     req.messages,
-		ClientTools:  req.functionTools,
-		MaxSteps:     req.maxSteps,
-		StopWhen:     req.stopWhen,
-		Complete:     r.completeFunc(e.cfg.Model, opts),
-		Tools:        tools,
-		Record:       r.record,
-		ErrorIsFatal: agentloop.IsChallenge,
-	}
+	run.Tools = tools
 	out, err := run.Execute(ctx)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -138,6 +138,12 @@ func (r *responder) record(ctx context.Context, _ int, st agentloop.Step) error 
 			r.separate()
 			r.emit(agentloop.ToolMarkdown(st))
 		}
+	case agentloop.StepSampling:
+		if !r.req.textOnly {
+			r.pendingSep = true
+			r.separate()
+			r.emit(agentloop.SamplingMarkdown(st))
+		}
 	}
 	return r.err
 }

@@ -333,10 +333,15 @@ func (s *Session) open(ctx context.Context, rec *challengeRecorder, httpClient *
 }
 
 func (s *Session) connectStreamable(ctx context.Context, httpClient *http.Client, info mcp.Implementation) (*link, error) {
-	tr, err := transport.NewStreamableHTTP(s.dialURL,
-		transport.WithHTTPBasicClient(httpClient),
-		transport.WithHTTPLogger(s.logger),
-	)
+	trOpts := []transport.StreamableHTTPCOption{transport.WithHTTPBasicClient(httpClient), transport.WithHTTPLogger(s.logger)}
+	startCtx := ctx
+	if s.elicit != nil || s.sample != nil {
+		// A server may send its requests on the standalone GET stream rather than on the
+		// stream answering the tools/call; that stream lives as long as the session.
+		trOpts = append(trOpts, transport.WithContinuousListening())
+		startCtx = s.lifeCtx
+	}
+	tr, err := transport.NewStreamableHTTP(s.dialURL, trOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -346,6 +351,10 @@ func (s *Session) connectStreamable(ctx context.Context, httpClient *http.Client
 		opts = append(opts, client.WithClientCapabilities(caps))
 	}
 	c := client.NewClient(tr, opts...)
+	if err := c.Start(startCtx); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
 	if err := initialize(ctx, c, info); err != nil {
 		_ = c.Close()
 		return nil, err
@@ -400,10 +409,8 @@ func (s *Session) connectSSE(ctx context.Context, httpClient *http.Client, info 
 	return l, nil
 }
 
+// initialize runs the handshake on a started client.
 func initialize(ctx context.Context, c *client.Client, info mcp.Implementation) error {
-	if err := c.Start(ctx); err != nil {
-		return err
-	}
 	req := mcp.InitializeRequest{}
 	req.Params.ProtocolVersion = mcp.LATEST_LEGACY_PROTOCOL_VERSION
 	req.Params.ClientInfo = info
