@@ -19,6 +19,9 @@ const (
 	TaskQueued                TaskStatus = "queued"
 	TaskRunning               TaskStatus = "running"
 	TaskAwaitingAuthorization TaskStatus = "awaiting_authorization"
+	// TaskAwaitingInput is a task whose MCP server asked its user for input
+	// (elicitation): form mode while the run's job holds the call open.
+	TaskAwaitingInput TaskStatus = "awaiting_input"
 	TaskCompleted             TaskStatus = "completed"
 	TaskFailed                TaskStatus = "failed"
 	TaskCanceled              TaskStatus = "canceled"
@@ -32,7 +35,7 @@ func (s TaskStatus) Terminal() bool {
 // Valid reports whether s is a known status.
 func (s TaskStatus) Valid() bool {
 	switch s {
-	case TaskQueued, TaskRunning, TaskAwaitingAuthorization, TaskCompleted, TaskFailed, TaskCanceled:
+	case TaskQueued, TaskRunning, TaskAwaitingAuthorization, TaskAwaitingInput, TaskCompleted, TaskFailed, TaskCanceled:
 		return true
 	}
 	return false
@@ -58,6 +61,8 @@ type Task struct {
 	Error          json.RawMessage
 	// AuthorizationRequired is the JSON list of pending logins.
 	AuthorizationRequired json.RawMessage
+	// PendingInputs is the JSON list of inputs the task waits for.
+	PendingInputs json.RawMessage
 	CreatedAt             time.Time
 	UpdatedAt             time.Time
 	CompletedAt           *time.Time
@@ -68,18 +73,19 @@ type Task struct {
 }
 
 const taskColumns = `id, tenant_id, user_id, status, model, store, request, secrets, metadata, result_token,
-	idempotency_key, segment, output, usage, error, authorization_required, created_at, updated_at, completed_at, expires_at, retrying_at`
+	idempotency_key, segment, output, usage, error, authorization_required, created_at, updated_at, completed_at, expires_at, retrying_at, pending_inputs`
 
 func scanTask(row interface{ Scan(...any) error }) (*Task, error) {
 	var (
 		t                                Task
 		idem, output, usage, errJSON, ar sql.NullString
+		pending                          sql.NullString
 		created, updated                 int64
 		completed, expires, retrying     sql.NullInt64
 		request, metadata                string
 	)
 	if err := row.Scan(&t.ID, &t.TenantID, &t.UserID, &t.Status, &t.Model, &t.Store, &request, &t.Secrets, &metadata,
-		&t.ResultToken, &idem, &t.Segment, &output, &usage, &errJSON, &ar, &created, &updated, &completed, &expires, &retrying); err != nil {
+		&t.ResultToken, &idem, &t.Segment, &output, &usage, &errJSON, &ar, &created, &updated, &completed, &expires, &retrying, &pending); err != nil {
 		return nil, err
 	}
 	t.Request = json.RawMessage(request)
@@ -89,6 +95,7 @@ func scanTask(row interface{ Scan(...any) error }) (*Task, error) {
 	t.Usage = rawOrNil(usage)
 	t.Error = rawOrNil(errJSON)
 	t.AuthorizationRequired = rawOrNil(ar)
+	t.PendingInputs = rawOrNil(pending)
 	t.CreatedAt = fromMicros(created)
 	t.UpdatedAt = fromMicros(updated)
 	t.CompletedAt = timePtr(completed)
@@ -142,10 +149,10 @@ func (s *Store) CreateTask(ctx context.Context, q DBTX, t *Task) error {
 		}
 	}
 	_, err := q.ExecContext(ctx, `INSERT INTO mcpidp_task (`+taskColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`,
 		t.ID, t.TenantID, t.UserID, t.Status, t.Model, t.Store, string(t.Request), t.Secrets, string(t.Metadata), t.ResultToken,
 		nullString(t.IdempotencyKey), t.Segment, nullRaw(t.Output), nullRaw(t.Usage), nullRaw(t.Error), nullRaw(t.AuthorizationRequired),
-		micros(t.CreatedAt), micros(t.UpdatedAt), nullMicros(t.CompletedAt), nullMicros(t.ExpiresAt), nullMicros(t.RetryingAt))
+		micros(t.CreatedAt), micros(t.UpdatedAt), nullMicros(t.CompletedAt), nullMicros(t.ExpiresAt), nullMicros(t.RetryingAt), nullRaw(t.PendingInputs))
 	if isUniqueViolation(err) {
 		return fmt.Errorf("task with idempotency key %q: %w", t.IdempotencyKey, ErrConflict)
 	}
@@ -316,7 +323,7 @@ func (s *Store) FinishTask(ctx context.Context, q DBTX, id string, p FinishParam
 		segment = *p.Segment
 	}
 	n, err := execCount(ctx, q, `UPDATE mcpidp_task SET status = $2, output = COALESCE($3, output), usage = COALESCE($4, usage), error = $5,
-		authorization_required = NULL, updated_at = $6, completed_at = $6,
+		authorization_required = NULL, pending_inputs = NULL, updated_at = $6, completed_at = $6,
 		expires_at = CASE WHEN store THEN NULL ELSE CAST($7 AS BIGINT) END
 		WHERE id = $1 AND status NOT IN ('completed', 'failed', 'canceled')
 		AND ($8 = '' OR status = $8) AND ($9 < 0 OR segment = $9)`,
