@@ -22,9 +22,9 @@ const (
 	// TaskAwaitingInput is a task whose MCP server asked its user for input
 	// (elicitation): form mode while the run's job holds the call open.
 	TaskAwaitingInput TaskStatus = "awaiting_input"
-	TaskCompleted             TaskStatus = "completed"
-	TaskFailed                TaskStatus = "failed"
-	TaskCanceled              TaskStatus = "canceled"
+	TaskCompleted     TaskStatus = "completed"
+	TaskFailed        TaskStatus = "failed"
+	TaskCanceled      TaskStatus = "canceled"
 )
 
 // Terminal reports whether no further change can happen to a task.
@@ -63,10 +63,10 @@ type Task struct {
 	AuthorizationRequired json.RawMessage
 	// PendingInputs is the JSON list of inputs the task waits for.
 	PendingInputs json.RawMessage
-	CreatedAt             time.Time
-	UpdatedAt             time.Time
-	CompletedAt           *time.Time
-	ExpiresAt             *time.Time
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	CompletedAt   *time.Time
+	ExpiresAt     *time.Time
 	// RetryingAt is when a running task whose model call failed with a
 	// transient error tries again; nil while it is not waiting to.
 	RetryingAt *time.Time
