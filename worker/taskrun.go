@@ -55,6 +55,13 @@ type TaskRunnerConfig struct {
 	ModelBackoffFunc func(retry int) time.Duration
 	// MCPLimits bound what is kept of MCP servers' answers; zero fields take mcpclient's defaults.
 	MCPLimits mcpclient.Limits
+	// ElicitationHold is how long a tools/call is held open for the user's
+	// answer to a server's form before it is declined; default
+	// task.DefaultElicitationHold, and never past the job's deadline.
+	ElicitationHold time.Duration
+	// InputPollInterval is how often a held call checks for the answer;
+	// default 200ms.
+	InputPollInterval time.Duration
 }
 
 // TaskRunner executes task segments.
@@ -87,6 +94,9 @@ func NewTaskRunner(cfg TaskRunnerConfig) (*TaskRunner, error) {
 	}
 	if cfg.ModelRetryFor <= 0 {
 		cfg.ModelRetryFor = DefaultModelRetryFor
+	}
+	if cfg.ElicitationHold <= 0 {
+		cfg.ElicitationHold = task.DefaultElicitationHold
 	}
 	if cfg.ModelBackoffFunc == nil {
 		cfg.ModelBackoffFunc = ModelBackoff
@@ -185,6 +195,10 @@ func (w *TaskRunner) run(ctx context.Context, job *river.Job[task.RunArgs], t *s
 			return err
 		}
 	}
+	// A form its last run held a call open for has no call left to answer.
+	if err := st.ExpireTaskInputs(ctx, st.DB(), t.ID); err != nil {
+		return err
+	}
 	recorded, err := st.ListSteps(ctx, st.DB(), t.ID)
 	if err != nil {
 		return err
@@ -227,7 +241,7 @@ func (w *TaskRunner) run(ctx context.Context, job *river.Job[task.RunArgs], t *s
 		for i, s := range req.Servers {
 			servers[i] = mcpclient.Server{URL: s.URL, ConnectURL: secrets.ConnectURLs[s.URL], AllowedTools: s.AllowedTools, Headers: secrets.Headers[s.URL]}
 		}
-		handlers := serverHandlers{sample: run.Sample, elicit: w.elicitFunc(t, &req)}
+		handlers := serverHandlers{sample: run.Sample, elicit: w.elicitFunc(ctx, t, &req)}
 		connect := func(ctx context.Context, server mcpclient.Server) (*mcpclient.Session, error) {
 			return w.connect(ctx, t.TenantID, t.UserID, server, handlers)
 		}
@@ -386,5 +400,3 @@ func (w *TaskRunner) watchCancel(ctx context.Context, taskID string, cancel cont
 	}
 }
 
-// elicitFunc is a placeholder replaced below.
-func (w *TaskRunner) elicitFunc(t *store.Task, req *task.Request) mcpclient.ElicitFunc { return nil }

@@ -169,7 +169,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		Tasks: a.tasks, CompleteJobTx: a.completeJobTx,
 		JobTimeout: cfg.JobTimeout, Logger: a.logger,
 		ModelRetryFor: cfg.ModelRetryFor, ModelBackoffFunc: opts.ModelBackoffFunc,
-		MCPLimits: mcpLimits,
+		MCPLimits: mcpLimits, ElicitationHold: cfg.ElicitationHold,
 	})
 	if err != nil {
 		return err

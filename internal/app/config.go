@@ -33,6 +33,7 @@ type Config struct {
 	OAuthClients         string
 	AuthorizationTimeout time.Duration
 	ModelRetryFor        time.Duration // retrying a model failing with transient errors
+	ElicitationHold      time.Duration // how long a held tools/call waits for a form's answer
 	AdminKey             string
 	LogLevel             slog.Level
 	LogFormat            string
@@ -69,6 +70,7 @@ var envVars = []envVar{
 	{"MCPIDP_CLEANUP_INTERVAL", "1m", "how often expired tasks are deleted"},
 	{"MCPIDP_OAUTH_CLIENTS", "", `pre-registered OAuth clients, JSON: [{"issuer","client_id","client_secret","token_endpoint_auth_method","scopes"}]`},
 	{"MCPIDP_AUTHORIZATION_TIMEOUT", "24h", "how long a login link works (and a task waits for its login)"},
+	{"MCPIDP_ELICITATION_HOLD", "10m", "how long a task holds an MCP call open for its user's answer to a form (elicitation) before declining; bounded by MCPIDP_JOB_TIMEOUT"},
 	{"MCPIDP_MODEL_RETRY_FOR", "30m", "how long a task retries a model failing with 429, 5xx, timeouts or connection errors, from the first failure (then model_error)"},
 	{"MCPIDP_MAX_BODY_BYTES", "4194304", "largest request body accepted"},
 	{"MCPIDP_MAX_TOOL_RESULT_BYTES", "1048576", "bytes of a tool result kept; long values past it are cut with a \"…[truncated\" marker"},
@@ -110,6 +112,7 @@ func LoadConfig(getenv func(string) string) (*Config, error) {
 		OAuthClients:         get("MCPIDP_OAUTH_CLIENTS", ""),
 		AuthorizationTimeout: dur("MCPIDP_AUTHORIZATION_TIMEOUT", "24h"),
 		ModelRetryFor:        dur("MCPIDP_MODEL_RETRY_FOR", "30m"),
+		ElicitationHold:      dur("MCPIDP_ELICITATION_HOLD", "10m"),
 		LogFormat:            get("MCPIDP_LOG_FORMAT", "text"),
 		AdminKey:             get("MCPIDP_ADMIN_KEY", ""),
 		APIKeys:              map[string]string{},

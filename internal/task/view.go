@@ -25,10 +25,13 @@ type Object struct {
 	RetryingAt            *time.Time       `json:"retrying_at"` // next try of a failing model call
 	ResultURLs            ResultURLs       `json:"result_urls"`
 	AuthorizationRequired json.RawMessage  `json:"authorization_required"`
-	Steps                 []agentloop.Step `json:"steps,omitempty"`
-	Output                *Output          `json:"output"`
-	Usage                 json.RawMessage  `json:"usage"`
-	Error                 *Error           `json:"error"`
+	// PendingInputs are the inputs an MCP server waits for (elicitation),
+	// []PendingInput; [] when none.
+	PendingInputs json.RawMessage  `json:"pending_inputs"`
+	Steps         []agentloop.Step `json:"steps,omitempty"`
+	Output        *Output          `json:"output"`
+	Usage         json.RawMessage  `json:"usage"`
+	Error         *Error           `json:"error"`
 
 	// Initial is the conversation the task started from, for markdown.
 	Initial []json.RawMessage `json:"-"`
@@ -57,6 +60,7 @@ func Build(t *store.Task, steps []store.Step, publicURL string) *Object {
 			JSON:     publicURL + "/r/" + t.ResultToken + ".json",
 		},
 		AuthorizationRequired: t.AuthorizationRequired,
+		PendingInputs:         t.PendingInputs,
 		Usage:                 t.Usage,
 	}
 	var req Request
@@ -68,6 +72,9 @@ func Build(t *store.Task, steps []store.Step, publicURL string) *Object {
 	}
 	if o.AuthorizationRequired == nil {
 		o.AuthorizationRequired = json.RawMessage(`[]`)
+	}
+	if o.PendingInputs == nil {
+		o.PendingInputs = json.RawMessage(`[]`)
 	}
 	if o.Usage == nil {
 		o.Usage = json.RawMessage(`{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}`)
