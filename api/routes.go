@@ -41,6 +41,8 @@ func (a *API) Handler() http.Handler {
 	}
 	r.GET("/r/:file", a.handleResult)
 	r.GET("/r/:file/images/:step/:n", a.handleResultImage)
+	r.GET("/r/:file/inputs/:input", a.handleInputForm)
+	r.POST("/r/:file/inputs/:input", a.limitBody(), a.handleInputForm)
 	r.GET(mcpauth.StartPathPrefix+":id", a.handleLogin)
 	r.GET(mcpauth.CallbackPath, a.handleLogin)
 	r.GET(mcpauth.ClientMetadataPath, a.handleLogin)
@@ -51,6 +53,7 @@ func (a *API) Handler() http.Handler {
 	v1.GET("/tasks/:id", handle(a, a.GetTask))
 	v1.POST("/tasks/:id/cancel", handle(a, a.CancelTask))
 	v1.DELETE("/tasks/:id", handle(a, a.DeleteTask))
+	v1.POST("/tasks/:id/inputs/:input_id", handle(a, a.AnswerInput))
 	v1.GET("/tasks/:id/deliveries", handle(a, a.ListDeliveries))
 	v1.GET("/connections", handle(a, a.ListConnections))
 	v1.POST("/connections", handle(a, a.Connect))

@@ -1,0 +1,258 @@
+package app_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mcpidp/mcpidp/internal/llm/llmtest"
+	"github.com/mcpidp/mcpidp/internal/testenv"
+)
+
+// pendingInput is an entry of the task object's pending_inputs.
+type pendingInput struct {
+	ID              string          `json:"id"`
+	ServerURL       string          `json:"server_url"`
+	Mode            string          `json:"mode"`
+	Message         string          `json:"message"`
+	RequestedSchema json.RawMessage `json:"requested_schema"`
+	URL             string          `json:"url"`
+	FormURL         string          `json:"form_url"`
+	ExpiresAt       time.Time       `json:"expires_at"`
+}
+
+// inputsOf reads the pending_inputs of a task from its JSON result URL.
+func inputsOf(t *testing.T, tk task) (string, []pendingInput) {
+	t.Helper()
+	code, raw, _ := call(t, "GET", tk.ResultURLs.JSON, "", nil)
+	require.Equal(t, http.StatusOK, code, string(raw))
+	var o struct {
+		Status        string          `json:"status"`
+		PendingInputs json.RawMessage `json:"pending_inputs"`
+	}
+	require.NoError(t, json.Unmarshal(raw, &o))
+	require.NotNil(t, o.PendingInputs, "pending_inputs is always present")
+	var in []pendingInput
+	require.NoError(t, json.Unmarshal(o.PendingInputs, &in))
+	return o.Status, in
+}
+
+// TestTaskElicitationForm runs server-everything's trigger-elicitation-request in tasks: the task
+// waits in awaiting_input with the form in pending_inputs and in a signed input.required callback;
+// answers through the API (accept with content checked and completed with the schema's defaults,
+// decline) and through the HTML form reach the server; bad answers are 400s that change nothing.
+func TestTaskElicitationForm(t *testing.T) {
+	t.Parallel()
+	everything := testenv.StartEverything(t)
+	backends(t, func(t *testing.T, databaseURL string) {
+		env := startEnv(t, databaseURL)
+		recv := newHookReceiver(t, "")
+		env.Model.Handle(callToolOnce(t, "trigger-elicitation-request", `{}`))
+		submit := func() task {
+			return env.submit(t, keyAcme, map[string]any{"user": "alice", "model": "gpt-test", "input": "Ask me",
+				"tools": []map[string]any{{"type": "mcp", "url": everything}}, "authorizationRequestCallback": recv.URL + "/auth",
+				"webhook": map[string]any{"url": recv.URL + "/hooks"}})
+		}
+		answer := func(tk task, inputID string, body any) (int, []byte) {
+			code, raw, _ := call(t, "POST", env.URL+"/v1/tasks/"+tk.ID+"/inputs/"+inputID, keyAcme, body)
+			return code, raw
+		}
+
+		t.Run("AcceptThroughTheAPI", func(t *testing.T) {
+			tk := submit()
+			waitStatus(t, tk, "awaiting_input")
+			_, inputs := inputsOf(t, tk)
+			require.Len(t, inputs, 1)
+			in := inputs[0]
+			require.Equal(t, "form", in.Mode)
+			require.Equal(t, everything, in.ServerURL)
+			require.Contains(t, in.Message, "Please provide inputs")
+			require.Contains(t, string(in.RequestedSchema), `"firstLine"`)
+			require.Equal(t, env.URL+"/r/"+strings.TrimSuffix(strings.TrimPrefix(tk.ResultURLs.JSON, env.URL+"/r/"), ".json")+"/inputs/"+in.ID, in.FormURL)
+			require.WithinDuration(t, time.Now().Add(10*time.Minute), in.ExpiresAt, time.Minute)
+
+			cb := recv.wait(t, "input.required", 0)
+			require.Equal(t, "/auth", cb.Path)
+			var data map[string]any
+			require.NoError(t, json.Unmarshal(cb.Data, &data))
+			require.Equal(t, tk.ID, data["task_id"])
+			require.Equal(t, in.ID, data["input_id"])
+			require.Equal(t, in.FormURL, data["form_url"])
+			require.NotNil(t, data["requested_schema"])
+			hook := recv.wait(t, "task.input_required", 0)
+			require.Equal(t, "/hooks", hook.Path)
+
+			// Bad answers: 400, and the input still waits.
+			for body, param := range map[string]string{
+				`{"action":"accept","content":{"integer":7}}`:                "content.name",
+				`{"action":"accept","content":{"name":"Ada","integer":500}}`: "content.integer",
+				`{"action":"accept","content":{"name":"Ada","nope":1}}`:      "content.nope",
+				`{"action":"accept","content":{"name":"Ada","email":"x"}}`:   "content.email",
+				`{"action":"maybe"}`: "action",
+				`{"action":"accept","content":{"name":"Ada"},"extra":true}`: "",
+				`not json`: "",
+			} {
+				code, raw := answer(tk, in.ID, body)
+				require.Equal(t, http.StatusBadRequest, code, "%s: %s", body, raw)
+				var e struct {
+					Error struct{ Param, Message string }
+				}
+				require.NoError(t, json.Unmarshal(raw, &e))
+				require.Equal(t, param, e.Error.Param, "%s: %s", body, raw)
+			}
+			code, raw := answer(tk, "input_unknown", `{"action":"decline"}`)
+			require.Equal(t, http.StatusNotFound, code, string(raw))
+			code, raw, _ = call(t, "POST", env.URL+"/v1/tasks/"+tk.ID+"/inputs/"+in.ID, keyGlobex, `{"action":"decline"}`)
+			require.Equal(t, http.StatusNotFound, code, "another tenant cannot answer: %s", raw)
+			status, inputs := inputsOf(t, tk)
+			require.Equal(t, "awaiting_input", status)
+			require.Len(t, inputs, 1)
+
+			code, raw = answer(tk, in.ID, `{"action":"accept","content":{"name":"Ada Lovelace","integer":7}}`)
+			require.Equal(t, http.StatusOK, code, string(raw))
+			code, raw = answer(tk, in.ID, `{"action":"decline"}`)
+			require.Equal(t, http.StatusConflict, code, "answered once: %s", raw)
+
+			done := waitDone(t, tk)
+			require.Equal(t, "completed", done.Status)
+			require.Len(t, done.Steps, 3)
+			out := done.Steps[1].Output
+			require.Contains(t, out, "Name: Ada Lovelace")
+			require.Contains(t, out, "Favorite Integer: 7")
+			require.Contains(t, out, `"firstLine": "It was a dark and stormy night."`, "the schema's default was applied")
+			_, inputs = inputsOf(t, tk)
+			require.Empty(t, inputs)
+		})
+
+		t.Run("DeclineThroughTheAPI", func(t *testing.T) {
+			tk := submit()
+			waitStatus(t, tk, "awaiting_input")
+			_, inputs := inputsOf(t, tk)
+			require.Len(t, inputs, 1)
+			code, raw := answer(tk, inputs[0].ID, `{"action":"decline"}`)
+			require.Equal(t, http.StatusOK, code, string(raw))
+			done := waitDone(t, tk)
+			require.Equal(t, "completed", done.Status)
+			require.Contains(t, done.Steps[1].Output, "User declined")
+		})
+
+		t.Run("FormPage", func(t *testing.T) {
+			tk := submit()
+			waitStatus(t, tk, "awaiting_input")
+			_, inputs := inputsOf(t, tk)
+			require.Len(t, inputs, 1)
+			form := inputs[0].FormURL
+
+			resp, err := http.Get(form)
+			require.NoError(t, err)
+			page, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			require.Contains(t, resp.Header.Get("Content-Type"), "text/html")
+			require.Contains(t, string(page), "Please provide inputs for the following fields:")
+			require.Contains(t, string(page), `value="It was a dark and stormy night."`)
+			require.Contains(t, string(page), `<option value="hero-2">Green Lantern</option>`)
+
+			// A value the schema refuses shows the form again with the error.
+			resp, err = http.PostForm(form, url.Values{"_action": {"accept"}, "name": {"Grace"}, "integer": {"1000"}})
+			require.NoError(t, err)
+			page, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+			require.Contains(t, string(page), "content.integer: must be at most 100")
+			require.Contains(t, string(page), `value="Grace"`, "what was typed is kept")
+
+			resp, err = http.PostForm(form, url.Values{"_action": {"accept"}, "name": {"Grace Hopper"}, "check": {"true"}, "integer": {"12"}})
+			require.NoError(t, err)
+			page, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.Equal(t, http.StatusOK, resp.StatusCode, string(page))
+			require.Contains(t, string(page), "your answer was sent")
+			done := waitDone(t, tk)
+			require.Contains(t, done.Steps[1].Output, "Name: Grace Hopper")
+			require.Contains(t, done.Steps[1].Output, "Agreed to terms: true")
+
+			resp, err = http.Get(form)
+			require.NoError(t, err)
+			page, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.Contains(t, string(page), "already answered")
+			resp, err = http.Get(strings.Replace(form, "/r/", "/r/x", 1))
+			require.NoError(t, err)
+			resp.Body.Close()
+			require.Equal(t, http.StatusNotFound, resp.StatusCode)
+		})
+	})
+}
+
+// TestTaskElicitationHoldTimeout: nobody answers within MCPIDP_ELICITATION_HOLD, so the server is
+// told the user declined and the task goes on; a late answer is a 409.
+func TestTaskElicitationHoldTimeout(t *testing.T) {
+	t.Parallel()
+	everything := testenv.StartEverything(t)
+	backends(t, func(t *testing.T, databaseURL string) {
+		env := startEnv(t, databaseURL, func(o *envOpts) { o.env["MCPIDP_ELICITATION_HOLD"] = "2s" })
+		env.Model.Handle(callToolOnce(t, "trigger-elicitation-request", `{}`))
+		tk := env.submit(t, keyAcme, map[string]any{"user": "alice", "model": "gpt-test", "input": "Ask me",
+			"tools": []map[string]any{{"type": "mcp", "url": everything}}})
+		waitStatus(t, tk, "awaiting_input")
+		_, inputs := inputsOf(t, tk)
+		require.Len(t, inputs, 1)
+		done := waitDone(t, tk)
+		require.Equal(t, "completed", done.Status)
+		require.Contains(t, done.Steps[1].Output, "User declined")
+		code, raw, _ := call(t, "POST", env.URL+"/v1/tasks/"+tk.ID+"/inputs/"+inputs[0].ID, keyAcme, `{"action":"accept","content":{"name":"Late"}}`)
+		require.Equal(t, http.StatusConflict, code, string(raw))
+		require.Contains(t, string(raw), "expired")
+	})
+}
+
+// TestTaskSampling answers server-everything's trigger-sampling-request with the task's model and
+// key: a sampling step, counted in usage.
+func TestTaskSampling(t *testing.T) {
+	t.Parallel()
+	everything := testenv.StartEverything(t)
+	backends(t, func(t *testing.T, databaseURL string) {
+		env := startEnv(t, databaseURL)
+		env.Model.Handle(func(req llmtest.Request) llmtest.Response {
+			last := req.Messages[len(req.Messages)-1]
+			switch {
+			case req.Messages[0].Role == "system" && req.Messages[0].Content == "You are a helpful test server.":
+				return llmtest.Response{Content: "sampled: " + last.Content}
+			case last.Role == "tool":
+				return llmtest.Response{Content: "The tool said: " + last.Content}
+			}
+			return llmtest.Response{ToolCalls: []llmtest.ToolCall{{Name: req.OfferedTool(t, "trigger-sampling-request"), Arguments: `{"prompt":"a haiku","maxTokens":42}`}}}
+		})
+		tk := env.submit(t, keyAcme, map[string]any{"user": "alice", "model": "gpt-test", "input": "Sample",
+			"tools": []map[string]any{{"type": "mcp", "url": everything}}})
+		done := waitDone(t, tk)
+		require.Equal(t, "completed", done.Status, "%+v", done.Error)
+		var types []string
+		for _, st := range done.Steps {
+			types = append(types, st.Type)
+		}
+		require.Equal(t, []string{"model", "sampling", "tool", "model"}, types)
+		s := done.Steps[1]
+		require.Equal(t, everything, s.ServerURL)
+		require.Equal(t, "sampled: Resource trigger-sampling-request context: a haiku", s.Content)
+		require.Contains(t, string(s.Arguments), `"maxTokens":42`)
+		require.Contains(t, done.Steps[2].Output, "sampled: Resource trigger-sampling-request context: a haiku")
+		require.Equal(t, 3*llmtest.DefaultUsage().TotalTokens, done.Usage.TotalTokens, "the sampling call counts")
+		require.Contains(t, done.Output.Markdown, "sampling requested by")
+
+		reqs := env.Model.Requests()
+		require.Len(t, reqs, 3)
+		sampling := reqs[1]
+		require.Equal(t, "Bearer upstream-key", sampling.Header.Get("Authorization"))
+		require.Equal(t, "gpt-test", sampling.Model)
+		require.Contains(t, string(sampling.Body), `"max_tokens":42`)
+		require.Empty(t, sampling.Tools, "a sampling request offers no tools")
+	})
+}
