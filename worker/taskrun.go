@@ -399,4 +399,3 @@ func (w *TaskRunner) watchCancel(ctx context.Context, taskID string, cancel cont
 		}
 	}
 }
-

@@ -44,7 +44,7 @@ func TestOperationsEndpoints(t *testing.T) {
 		}
 		require.NoError(t, json.Unmarshal(raw, &doc))
 		require.Equal(t, "3.1.0", doc.OpenAPI)
-		param := regexp.MustCompile(`[:*]([a-z]+)`)
+		param := regexp.MustCompile(`[:*]([a-z_]+)`)
 		for _, r := range env.App.Handler().(*gin.Engine).Routes() {
 			path := param.ReplaceAllString(r.Path, "{$1}")
 			methods, ok := doc.Paths[path]
