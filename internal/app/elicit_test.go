@@ -256,3 +256,115 @@ func TestTaskSampling(t *testing.T) {
 		require.Empty(t, sampling.Tools, "a sampling request offers no tools")
 	})
 }
+
+// TestChatElicitationAndSampling: in the chat proxy, a server's sampling request is answered with
+// the request's model and shown as a step; a form elicitation ends the answer with
+// mcp_elicitation_requests, and the resent request with mcp_elicitation_responses replays the call
+// and answers the server from it (without asking the model to call the tool again).
+func TestChatElicitationAndSampling(t *testing.T) {
+	t.Parallel()
+	everything := testenv.StartEverything(t)
+	backends(t, func(t *testing.T, databaseURL string) {
+		env := startEnv(t, databaseURL)
+		chat := func(body map[string]any) (int, []byte) {
+			code, raw, _ := call(t, "POST", env.URL+"/v1/chat/completions", keyAcme, body)
+			return code, raw
+		}
+		type answer struct {
+			Choices []struct {
+				Message struct {
+					Content                string `json:"content"`
+					MCPElicitationRequests []struct {
+						ID              string          `json:"id"`
+						ServerURL       string          `json:"server_url"`
+						Message         string          `json:"message"`
+						Mode            string          `json:"mode"`
+						RequestedSchema json.RawMessage `json:"requested_schema"`
+					} `json:"mcp_elicitation_requests"`
+				} `json:"message"`
+			} `json:"choices"`
+			Usage struct {
+				TotalTokens int `json:"total_tokens"`
+			} `json:"usage"`
+		}
+		base := func(extra map[string]any) map[string]any {
+			b := map[string]any{"model": "gpt-test", "user": "alice", "messages": []map[string]any{{"role": "user", "content": "go"}},
+				"tools": []map[string]any{{"type": "mcp", "url": everything}}}
+			for k, v := range extra {
+				b[k] = v
+			}
+			return b
+		}
+
+		t.Run("Sampling", func(t *testing.T) {
+			env.Model.Handle(func(req llmtest.Request) llmtest.Response {
+				last := req.Messages[len(req.Messages)-1]
+				switch {
+				case req.Messages[0].Role == "system":
+					return llmtest.Response{Content: "sampled: " + last.Content}
+				case last.Role == "tool":
+					return llmtest.Response{Content: "Done."}
+				}
+				return llmtest.Response{ToolCalls: []llmtest.ToolCall{{Name: req.OfferedTool(t, "trigger-sampling-request"), Arguments: `{"prompt":"hi"}`}}}
+			})
+			before := len(env.Model.Requests())
+			for _, stream := range []bool{false, true} {
+				code, raw := chat(base(map[string]any{"stream": stream}))
+				require.Equal(t, http.StatusOK, code, string(raw))
+				require.Contains(t, string(raw), "sampling requested by")
+				require.Contains(t, string(raw), "sampled: Resource trigger-sampling-request context: hi")
+				if !stream {
+					var a answer
+					require.NoError(t, json.Unmarshal(raw, &a))
+					require.Equal(t, 3*llmtest.DefaultUsage().TotalTokens, a.Usage.TotalTokens)
+				}
+			}
+			reqs := env.Model.Requests()[before:]
+			require.Len(t, reqs, 6)
+			require.False(t, reqs[1].Stream, "a sampled answer goes to the server, not streamed to the client")
+			require.Empty(t, reqs[4].Tools)
+		})
+
+		t.Run("Elicitation", func(t *testing.T) {
+			env.Model.Handle(callToolOnce(t, "trigger-elicitation-request", `{}`))
+			before := len(env.Model.Requests())
+			code, raw := chat(base(nil))
+			require.Equal(t, http.StatusOK, code, string(raw))
+			var a answer
+			require.NoError(t, json.Unmarshal(raw, &a))
+			msg := a.Choices[0].Message
+			require.Len(t, msg.MCPElicitationRequests, 1, string(raw))
+			q := msg.MCPElicitationRequests[0]
+			require.Equal(t, everything, q.ServerURL)
+			require.Equal(t, "form", q.Mode)
+			require.Contains(t, string(q.RequestedSchema), `"firstLine"`)
+			require.Contains(t, msg.Content, "Please provide inputs")
+
+			// The stream carries the same request.
+			code, raw = chat(base(map[string]any{"stream": true}))
+			require.Equal(t, http.StatusOK, code, string(raw))
+			require.Contains(t, string(raw), `"mcp_elicitation_requests":[{"id":"elicit_`)
+
+			// A bad answer is a 400.
+			code, raw = chat(base(map[string]any{"mcp_elicitation_responses": []map[string]any{{"elicitation_request_id": q.ID, "action": "accept", "content": map[string]any{"integer": 7}}}}))
+			require.Equal(t, http.StatusBadRequest, code, string(raw))
+			require.Contains(t, string(raw), `"param":"mcp_elicitation_responses[0].content.name"`)
+			code, raw = chat(base(map[string]any{"mcp_elicitation_responses": []map[string]any{{"elicitation_request_id": "elicit_???", "action": "decline"}}}))
+			require.Equal(t, http.StatusBadRequest, code, string(raw))
+
+			mid := len(env.Model.Requests())
+			code, raw = chat(base(map[string]any{"mcp_elicitation_responses": []map[string]any{{"elicitation_request_id": q.ID, "action": "accept", "content": map[string]any{"name": "Ada", "integer": 7}}}}))
+			require.Equal(t, http.StatusOK, code, string(raw))
+			var done answer
+			require.NoError(t, json.Unmarshal(raw, &done))
+			content := done.Choices[0].Message.Content
+			require.Empty(t, done.Choices[0].Message.MCPElicitationRequests)
+			require.Contains(t, content, "Name: Ada")
+			require.Contains(t, content, "It was a dark and stormy night.", "defaults applied")
+			require.Contains(t, content, "The tool said:")
+			reqs := env.Model.Requests()
+			require.Len(t, reqs[mid:], 1, "the replayed call needs no model turn: only the one after it")
+			require.Len(t, reqs[before:mid], 2)
+		})
+	})
+}

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/mcpidp/mcpidp/internal/agentloop"
+	"github.com/mcpidp/mcpidp/internal/chatreq"
 	"github.com/mcpidp/mcpidp/internal/llm"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
 	"github.com/mcpidp/mcpidp/internal/mcpclient"
@@ -120,11 +121,18 @@ func (e *Engine) ServeChat(ctx context.Context, w http.ResponseWriter, call Call
 		SampleComplete: func(ctx context.Context, body []byte) (*llm.Completion, error) {
 			return e.cfg.Model.Complete(ctx, body, opts)
 		},
-		Record:       r.record,
-		ErrorIsFatal: agentloop.IsChallenge,
+		Record: r.record,
+		ErrorIsFatal: func(err error) bool {
+			var asked *errElicitation
+			return agentloop.IsChallenge(err) || errors.As(err, &asked)
+		},
+	}
+	elicit := &elicitations{replay: req.replay}
+	if req.replay != nil {
+		run.Steps = []agentloop.Step{req.replay.replayStep()}
 	}
 	connect := agentloop.UserConnect(e.cfg.OAuth, mcpclient.Options{HTTPClient: e.cfg.HTTPClient, Logger: e.cfg.Logger, Limits: e.cfg.MCPLimits,
-		SampleFunc: run.Sample}, call.Tenant, req.user)
+		SampleFunc: run.Sample, ElicitFunc: elicit.elicit}, call.Tenant, req.user)
 	tools, err := agentloop.ConnectMCP(ctx, connect, req.servers)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -139,11 +147,23 @@ func (e *Engine) ServeChat(ctx context.Context, w http.ResponseWriter, call Call
 	}
 	defer tools.Close()
 
-	run.Tools = tools
+	run.Tools = elicit.tools(tools)
+	if req.replay != nil {
+		if _, _, ok := tools.Resolve(req.replay.Function); !ok {
+			e.fail(ctx, r, chatreq.Invalid("mcp_elicitation_responses[0].elicitation_request_id",
+				fmt.Sprintf("the call it answers, to %q, is not one of this request's MCP tools", req.replay.Function)))
+			return
+		}
+	}
 	out, err := run.Execute(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return // the client went away: nobody to answer
+		}
+		var asked *errElicitation
+		if errors.As(err, &asked) {
+			r.elicit(asked.req, out.Usage)
+			return
 		}
 		if chs := agentloop.Challenges(err); chs != nil {
 			var usage llm.Usage

@@ -30,7 +30,7 @@ type Limits = chatreq.Limits
 
 // consumedFields are the top-level fields mcpidp reads; every other field
 // goes to the upstream byte for byte.
-var consumedFields = []string{"user", "max_steps", "stop_when", "mcp_output"}
+var consumedFields = []string{"user", "max_steps", "stop_when", "mcp_output", "mcp_elicitation_responses"}
 
 // chatRequest is a parsed, validated chat completion request.
 type chatRequest struct {
@@ -43,7 +43,10 @@ type chatRequest struct {
 	stopWhen      []agentloop.StopCondition
 	textOnly      bool
 	stream        bool
-	includeUsage  bool
+	// replay is the tool call the client answered an elicitation of
+	// ("mcp_elicitation_responses"), run again before the model is asked.
+	replay       *pendingCall
+	includeUsage bool
 	// body is the request without the consumed fields: what a request
 	// without MCP tools sends upstream as it is, and (without "messages"
 	// and "tools", which the loop sets) the base of every model call.
@@ -115,6 +118,12 @@ func parseChat(body []byte, lim Limits, defaultUser string) (*chatRequest, error
 			return nil, chatreq.Invalid("mcp_output", `mcp_output must be "markdown" or "text"`)
 		}
 		req.textOnly = mode == OutputText
+	}
+
+	if raw, ok := obj["mcp_elicitation_responses"]; ok && !chatreq.IsNull(raw) {
+		if req.replay, err = parseElicitationResponses(raw); err != nil {
+			return nil, err
+		}
 	}
 
 	if req.body, err = llm.WithoutFields(body, consumedFields...); err != nil {
