@@ -62,6 +62,9 @@ type TaskRunnerConfig struct {
 	// InputPollInterval is how often a held call checks for the answer;
 	// default 200ms.
 	InputPollInterval time.Duration
+	// URLInputTimeout is how long a task paused for a URL elicitation waits
+	// for the user; default 24h (MCPIDP_AUTHORIZATION_TIMEOUT in the app).
+	URLInputTimeout time.Duration
 }
 
 // TaskRunner executes task segments.
@@ -94,6 +97,9 @@ func NewTaskRunner(cfg TaskRunnerConfig) (*TaskRunner, error) {
 	}
 	if cfg.ModelRetryFor <= 0 {
 		cfg.ModelRetryFor = DefaultModelRetryFor
+	}
+	if cfg.URLInputTimeout <= 0 {
+		cfg.URLInputTimeout = 24 * time.Hour
 	}
 	if cfg.ElicitationHold <= 0 {
 		cfg.ElicitationHold = task.DefaultElicitationHold
@@ -229,7 +235,8 @@ func (w *TaskRunner) run(ctx context.Context, job *river.Job[task.RunArgs], t *s
 		},
 		ErrorIsFatal: func(err error) bool {
 			var ch *mcpclient.AuthChallengeError
-			return errors.As(err, &ch)
+			var url *mcpclient.URLElicitationRequiredError
+			return errors.As(err, &ch) || errors.As(err, &url)
 		},
 		MarkCall: func(ctx context.Context, index int, step agentloop.Step, sent bool) (bool, error) {
 			return w.markCall(ctx, t.ID, index, step, sent)
@@ -241,7 +248,8 @@ func (w *TaskRunner) run(ctx context.Context, job *river.Job[task.RunArgs], t *s
 		for i, s := range req.Servers {
 			servers[i] = mcpclient.Server{URL: s.URL, ConnectURL: secrets.ConnectURLs[s.URL], AllowedTools: s.AllowedTools, Headers: secrets.Headers[s.URL]}
 		}
-		handlers := serverHandlers{sample: run.Sample, elicit: w.elicitFunc(ctx, t, &req)}
+		urls := &urlAsks{}
+		handlers := serverHandlers{sample: run.Sample, elicit: w.elicitFunc(ctx, t, &req, urls)}
 		connect := func(ctx context.Context, server mcpclient.Server) (*mcpclient.Session, error) {
 			return w.connect(ctx, t.TenantID, t.UserID, server, handlers)
 		}
@@ -250,7 +258,7 @@ func (w *TaskRunner) run(ctx context.Context, job *river.Job[task.RunArgs], t *s
 			return w.classify(ctx, job, t, &req, segmentStart, err)
 		}
 		defer mcp.Close()
-		run.Tools = mcp
+		run.Tools = &urlTools{Tools: mcp, urls: urls}
 	}
 
 	outcome, err := run.Execute(ctx)
@@ -279,9 +287,12 @@ func (w *TaskRunner) classify(ctx context.Context, job *river.Job[task.RunArgs],
 			return rerr
 		}
 	}
+	var urlInput *mcpclient.URLElicitationRequiredError
 	switch {
 	case errors.Is(err, store.ErrConflict), errors.Is(err, task.ErrCanceled), errors.Is(err, store.ErrNotFound):
 		return err
+	case errors.As(err, &urlInput):
+		return w.pauseForInput(ctx, job, t, req, urlInput.Elicitations)
 	case len(challenges) > 0:
 		return w.pause(ctx, job, t, req, challenges, challengedAfter)
 	case errors.Is(err, agentloop.ErrModel):

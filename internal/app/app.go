@@ -169,7 +169,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		Tasks: a.tasks, CompleteJobTx: a.completeJobTx,
 		JobTimeout: cfg.JobTimeout, Logger: a.logger,
 		ModelRetryFor: cfg.ModelRetryFor, ModelBackoffFunc: opts.ModelBackoffFunc,
-		MCPLimits: mcpLimits, ElicitationHold: cfg.ElicitationHold,
+		MCPLimits: mcpLimits, ElicitationHold: cfg.ElicitationHold, URLInputTimeout: cfg.AuthorizationTimeout,
 	})
 	if err != nil {
 		return err
@@ -191,6 +191,11 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		return err
 	}
 	river.AddWorker(workers, timeouter)
+	inputTimeouter, err := worker.NewInputTimeouter(a.tasks)
+	if err != nil {
+		return err
+	}
+	river.AddWorker(workers, inputTimeouter)
 	rechecker, err := worker.NewLoginRechecker(a.tasks)
 	if err != nil {
 		return err

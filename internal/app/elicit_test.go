@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mcpidp/mcpidp/internal/llm/llmtest"
+	"github.com/mcpidp/mcpidp/internal/mcptest"
 	"github.com/mcpidp/mcpidp/internal/testenv"
 )
 
@@ -365,6 +366,82 @@ func TestChatElicitationAndSampling(t *testing.T) {
 			reqs := env.Model.Requests()
 			require.Len(t, reqs[mid:], 1, "the replayed call needs no model turn: only the one after it")
 			require.Len(t, reqs[before:mid], 2)
+		})
+	})
+}
+
+// TestTaskURLElicitationPausesDurably: a server that needs the user at a URL first, by refusing the
+// call (-32042, a loopback mcp-go server) or by asking during it (server-everything's
+// trigger-url-elicitation), parks the task in awaiting_input with nothing running; the user's
+// accept resumes it exactly once and the call is sent again; a decline fails it.
+func TestTaskURLElicitationPausesDurably(t *testing.T) {
+	t.Parallel()
+	everything := testenv.StartEverything(t)
+	backends(t, func(t *testing.T, databaseURL string) {
+		env := startEnv(t, databaseURL)
+		recv := newHookReceiver(t, "")
+		accept := func(tk task, id string, action string) {
+			t.Helper()
+			code, raw, _ := call(t, "POST", env.URL+"/v1/tasks/"+tk.ID+"/inputs/"+id, keyAcme, `{"action":"`+action+`"}`)
+			require.Equal(t, http.StatusOK, code, string(raw))
+		}
+
+		t.Run("ErrorPath", func(t *testing.T) {
+			srv := mcptest.New(t, mcptest.StreamableHTTP)
+			env.Model.Handle(callToolOnce(t, "gate", `{}`))
+			tk := env.submit(t, keyAcme, map[string]any{"user": "alice", "model": "gpt-test", "input": "go",
+				"tools": []map[string]any{{"type": "mcp", "url": srv.URL}}, "authorizationRequestCallback": recv.URL + "/auth"})
+			waitStatus(t, tk, "awaiting_input")
+			_, inputs := inputsOf(t, tk)
+			require.Len(t, inputs, 1)
+			in := inputs[0]
+			require.Equal(t, "url", in.Mode)
+			require.Equal(t, "https://auth.example.com/connect?id=1", in.URL)
+			require.Equal(t, "Connect your account first.", in.Message)
+			cb := recv.wait(t, "input.required", 0)
+			require.Contains(t, string(cb.Data), `"mode":"url"`)
+			require.Len(t, srv.Calls("gate"), 1)
+
+			code, raw, _ := call(t, "POST", env.URL+"/v1/tasks/"+tk.ID+"/inputs/"+in.ID, keyAcme, `{"action":"accept","content":{"x":1}}`)
+			require.Equal(t, http.StatusBadRequest, code, "a URL input takes no content: %s", raw)
+
+			srv.OpenGate() // the user did what the URL asked
+			accept(tk, in.ID, "accept")
+			code, raw, _ = call(t, "POST", env.URL+"/v1/tasks/"+tk.ID+"/inputs/"+in.ID, keyAcme, `{"action":"accept"}`)
+			require.Equal(t, http.StatusConflict, code, "resumed once: %s", raw)
+			done := waitDone(t, tk)
+			require.Equal(t, "completed", done.Status, "%+v", done.Error)
+			require.Len(t, srv.Calls("gate"), 2, "the refused call is sent again after the resume")
+			require.Equal(t, "gate passed", done.Steps[1].Output)
+		})
+
+		t.Run("RequestPath", func(t *testing.T) {
+			env.Model.Handle(callToolOnce(t, "trigger-url-elicitation", `{"url":"https://example.com/verify","message":"Verify it is you"}`))
+			tk := env.submit(t, keyAcme, map[string]any{"user": "alice", "model": "gpt-test", "input": "go",
+				"tools": []map[string]any{{"type": "mcp", "url": everything}}})
+			waitStatus(t, tk, "awaiting_input")
+			_, inputs := inputsOf(t, tk)
+			require.Len(t, inputs, 1)
+			require.Equal(t, "https://example.com/verify", inputs[0].URL)
+			accept(tk, inputs[0].ID, "accept")
+			done := waitDone(t, tk)
+			require.Equal(t, "completed", done.Status, "%+v", done.Error)
+			require.Contains(t, done.Steps[1].Output, "User completed the URL elicitation flow")
+		})
+
+		t.Run("Decline", func(t *testing.T) {
+			srv := mcptest.New(t, mcptest.StreamableHTTP)
+			env.Model.Handle(callToolOnce(t, "gate", `{}`))
+			tk := env.submit(t, keyAcme, map[string]any{"user": "alice", "model": "gpt-test", "input": "go",
+				"tools": []map[string]any{{"type": "mcp", "url": srv.URL}}})
+			waitStatus(t, tk, "awaiting_input")
+			_, inputs := inputsOf(t, tk)
+			require.Len(t, inputs, 1)
+			accept(tk, inputs[0].ID, "decline")
+			done := waitDone(t, tk)
+			require.Equal(t, "failed", done.Status)
+			require.Equal(t, "input_declined", done.Error.Code)
+			require.Len(t, srv.Calls("gate"), 1)
 		})
 	})
 }

@@ -608,6 +608,9 @@ func (s *Session) send(ctx context.Context, rec *challengeRecorder, l *link, met
 		if challenge := rec.get(); challenge != nil {
 			return nil, challenge
 		}
+		if resp.Error.Code == mcp.URL_ELICITATION_REQUIRED {
+			return nil, urlElicitationRequired(s.serverURL, resp.Error.Data)
+		}
 		return nil, fmt.Errorf("JSON-RPC error %d: %w", resp.Error.Code, resp.Error.AsError())
 	}
 	if len(resp.Result) == 0 {

@@ -199,3 +199,35 @@ func (h *serverRequests) send(ctx context.Context, resp *transport.JSONRPCRespon
 	}
 	return nil
 }
+
+// URLElicitationRequiredError is a request the server refused until the user completes the URL
+// elicitations it names (JSON-RPC error -32042, MCP 2025-11-25): the request did not run, and may
+// be sent again once the user is done.
+type URLElicitationRequiredError struct {
+	ServerURL    string
+	Elicitations []ElicitRequest
+}
+
+func (e *URLElicitationRequiredError) Error() string {
+	return fmt.Sprintf("MCP server %s asks the user to open %d URL(s) first", e.ServerURL, len(e.Elicitations))
+}
+
+func urlElicitationRequired(serverURL string, data any) *URLElicitationRequiredError {
+	raw, _ := json.Marshal(data)
+	var d struct {
+		Elicitations []struct {
+			Message       string `json:"message"`
+			URL           string `json:"url"`
+			ElicitationID string `json:"elicitationId"`
+		} `json:"elicitations"`
+	}
+	_ = json.Unmarshal(raw, &d)
+	e := &URLElicitationRequiredError{ServerURL: serverURL}
+	for _, el := range d.Elicitations {
+		if el.URL == "" {
+			continue
+		}
+		e.Elicitations = append(e.Elicitations, ElicitRequest{ServerURL: serverURL, Mode: ElicitModeURL, Message: el.Message, URL: el.URL, ElicitationID: el.ElicitationID})
+	}
+	return e
+}

@@ -122,3 +122,53 @@ func (s *Store) SetTaskInputs(ctx context.Context, q DBTX, taskID string, from, 
 	}
 	return n == 1, nil
 }
+
+// PauseTaskForInput moves a running task to awaiting_input with nothing
+// running (segment+1, no run job): it waits for a URL elicitation, like a
+// login. It reports false when the task was no longer running that segment.
+func (s *Store) PauseTaskForInput(ctx context.Context, q DBTX, taskID string, segment int, pending json.RawMessage) (bool, error) {
+	n, err := execCount(ctx, q, `UPDATE mcpidp_task SET status = 'awaiting_input', segment = segment + 1, pending_inputs = $3,
+		run_job_id = NULL, continuation_job_id = NULL, updated_at = $4
+		WHERE id = $1 AND segment = $2 AND status = 'running'`, taskID, segment, nullRaw(pending), micros(s.now()))
+	if err != nil {
+		return false, fmt.Errorf("error pausing task %s for input: %w", taskID, err)
+	}
+	return n == 1, nil
+}
+
+// ResumeTaskFromInput moves a task paused for input (awaiting_input with no
+// run job) back to queued, and returns its segment and parked continuation
+// job (0 if none). The guard makes a second resume a no-op.
+func (s *Store) ResumeTaskFromInput(ctx context.Context, q DBTX, taskID string) (ok bool, segment int, parked int64, err error) {
+	var cont sql.NullInt64
+	err = q.QueryRowContext(ctx, `UPDATE mcpidp_task SET status = 'queued', pending_inputs = NULL, updated_at = $2
+		WHERE id = $1 AND status = 'awaiting_input' AND run_job_id IS NULL RETURNING segment, continuation_job_id`,
+		taskID, micros(s.now())).Scan(&segment, &cont)
+	if isNoRows(err) {
+		return false, 0, 0, nil
+	}
+	if err != nil {
+		return false, 0, 0, fmt.Errorf("error resuming task %s: %w", taskID, err)
+	}
+	return true, segment, cont.Int64, nil
+}
+
+// PendingInputCount counts a task's inputs that still wait for an answer.
+func (s *Store) PendingInputCount(ctx context.Context, q DBTX, taskID string) (int, error) {
+	var n int
+	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM mcpidp_task_input WHERE task_id = $1 AND status = 'pending'`, taskID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("error counting inputs of task %s: %w", taskID, err)
+	}
+	return n, nil
+}
+
+// URLInputAccepted reports whether the task's user said they completed the
+// URL serverURL asked them to open (an accepted URL-mode input).
+func (s *Store) URLInputAccepted(ctx context.Context, q DBTX, taskID, serverURL, url string) (bool, error) {
+	var n int
+	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM mcpidp_task_input WHERE task_id = $1 AND server_url = $2 AND url = $3
+		AND mode = 'url' AND status = 'answered' AND action = 'accept'`, taskID, serverURL, url).Scan(&n); err != nil {
+		return false, fmt.Errorf("error reading inputs of task %s: %w", taskID, err)
+	}
+	return n > 0, nil
+}

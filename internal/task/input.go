@@ -278,8 +278,21 @@ func (s *Service) answer(ctx context.Context, t *store.Task, p AnswerParams) err
 	if in.Status != store.InputPending || !st.Now().Before(in.ExpiresAt) {
 		return &InputClosedError{ID: in.ID, Status: closedStatus(in, st.Now())}
 	}
-	ok, err := st.AnswerInput(ctx, st.DB(), t.ID, in.ID, p.Action, content)
+	var ok, declined bool
+	err = st.InTx(ctx, func(tx *sql.Tx) error {
+		ok, err = st.AnswerInput(ctx, tx, t.ID, in.ID, p.Action, content)
+		if err != nil || !ok || in.Mode != mcpclient.ElicitModeURL {
+			return err
+		}
+		declined, err = s.answerURLTx(ctx, tx, t, p.Action)
+		return err
+	})
 	if err != nil {
+		return err
+	}
+	if declined {
+		_, err := s.Finish(ctx, FinishParams{TaskID: t.ID, Status: StatusFailed, OnlyFrom: StatusAwaitingInput,
+			Error: &Error{Code: CodeInputDeclined, Message: fmt.Sprintf("the user declined to open %s (asked by %s)", in.URL, in.ServerURL)}})
 		return err
 	}
 	if !ok {
