@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mcpidp/mcpidp/internal/llm/llmtest"
@@ -427,6 +429,35 @@ func TestTaskURLElicitationPausesDurably(t *testing.T) {
 			done := waitDone(t, tk)
 			require.Equal(t, "completed", done.Status, "%+v", done.Error)
 			require.Contains(t, done.Steps[1].Output, "User completed the URL elicitation flow")
+		})
+
+		t.Run("Expiry", func(t *testing.T) {
+			srv := mcptest.New(t, mcptest.StreamableHTTP)
+			env.Model.Handle(callToolOnce(t, "gate", `{}`))
+			tk := env.submit(t, keyAcme, map[string]any{"user": "bob", "model": "gpt-test", "input": "go",
+				"tools": []map[string]any{{"type": "mcp", "url": srv.URL}}})
+			waitStatus(t, tk, "awaiting_input")
+			_, inputs := inputsOf(t, tk)
+			require.Len(t, inputs, 1)
+			require.WithinDuration(t, env.Clock.Now().Add(24*time.Hour), inputs[0].ExpiresAt, time.Minute)
+			ctx := context.Background()
+			res, err := env.App.River().JobList(ctx, river.NewJobListParams().Kinds("task_input_timeout"))
+			require.NoError(t, err)
+			var id int64
+			for _, j := range res.Jobs {
+				if strings.Contains(string(j.EncodedArgs), inputs[0].ID) {
+					id = j.ID
+				}
+			}
+			require.NotZero(t, id, "an expiry is scheduled with the pause")
+			env.Clock.Add(24*time.Hour + time.Second)
+			_, err = env.App.River().JobRetry(ctx, id)
+			require.NoError(t, err)
+			done := waitDone(t, tk)
+			require.Equal(t, "failed", done.Status)
+			require.Equal(t, "input_timeout", done.Error.Code)
+			code, raw, _ := call(t, "POST", env.URL+"/v1/tasks/"+tk.ID+"/inputs/"+inputs[0].ID, keyAcme, `{"action":"accept"}`)
+			require.Equal(t, http.StatusConflict, code, string(raw))
 		})
 
 		t.Run("Decline", func(t *testing.T) {
