@@ -369,6 +369,28 @@ func TestChatElicitationAndSampling(t *testing.T) {
 			require.Len(t, reqs[mid:], 1, "the replayed call needs no model turn: only the one after it")
 			require.Len(t, reqs[before:mid], 2)
 		})
+
+		t.Run("URLRefusal", func(t *testing.T) {
+			srv := mcptest.New(t, mcptest.StreamableHTTP)
+			env.Model.Handle(callToolOnce(t, "gate", `{}`))
+			body := map[string]any{"model": "gpt-test", "user": "alice", "messages": []map[string]any{{"role": "user", "content": "go"}},
+				"tools": []map[string]any{{"type": "mcp", "url": srv.URL}}}
+			code, raw := chat(body)
+			require.Equal(t, http.StatusOK, code, string(raw))
+			var a answer
+			require.NoError(t, json.Unmarshal(raw, &a))
+			require.Len(t, a.Choices[0].Message.MCPElicitationRequests, 1, string(raw))
+			q := a.Choices[0].Message.MCPElicitationRequests[0]
+			require.Equal(t, "url", q.Mode)
+			require.Contains(t, a.Choices[0].Message.Content, "https://auth.example.com/connect?id=1")
+
+			srv.OpenGate()
+			body["mcp_elicitation_responses"] = []map[string]any{{"elicitation_request_id": q.ID, "action": "accept"}}
+			code, raw = chat(body)
+			require.Equal(t, http.StatusOK, code, string(raw))
+			require.Contains(t, string(raw), "The tool said: gate passed")
+			require.Len(t, srv.Calls("gate"), 2)
+		})
 	})
 }
 

@@ -21,8 +21,9 @@ import (
 // A chat request holds no state between requests, so an MCP server asking
 // for input (elicitation) during a tool call is handled in two requests:
 //
-//  1. The server is answered "cancel" at once, the call's result is
-//     dropped, and the answer ends with a message that carries
+//  1. The server is answered "cancel" at once (or it refused the call with
+//     -32042, URL elicitation required), the call's result is dropped, and
+//     the answer ends with a message that carries
 //     "mcp_elicitation_requests": [{id, server_url, message,
 //     requested_schema, mode, url}].
 //  2. The client sends the same request again with
@@ -211,10 +212,22 @@ func (t *elicitingTools) Call(ctx context.Context, function string, arguments js
 	res, err := t.Tools.Call(ctx, function, arguments)
 	e.mu.Lock()
 	asked := e.asked
+	var answers []mcpclient.ElicitResult
+	if e.current != nil {
+		answers = e.current.Answers
+	}
 	e.current = nil
 	e.mu.Unlock()
 	if asked != nil {
 		return nil, &errElicitation{req: *asked}
+	}
+	var refused *mcpclient.URLElicitationRequiredError
+	if errors.As(err, &refused) && len(refused.Elicitations) > 0 && len(answers) == 0 {
+		// The server refused the call until the user has been to a URL
+		// (-32042): ask for it the same way; the resend replays the call.
+		ask := refused.Elicitations[0]
+		p := &pendingCall{Function: function, Arguments: arguments, Mode: mcpclient.ElicitModeURL}
+		return nil, &errElicitation{req: ElicitationRequest{ID: p.id(), ServerURL: ask.ServerURL, Message: ask.Message, Mode: ask.Mode, URL: ask.URL}}
 	}
 	return res, err
 }
