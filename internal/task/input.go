@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mcpidp/mcpidp/internal/delivery"
@@ -121,11 +122,10 @@ func (s *Service) pendingInput(t *store.Task, in *store.Input) PendingInput {
 type WaitInputParams struct {
 	TaskID  string
 	InputID string
-	// PollInterval is how often the row is read; default 200ms.
+	// PollInterval is how often the row is read (an answer received by
+	// another process); default 200ms. One received by this process wakes
+	// the wait at once.
 	PollInterval time.Duration
-	// Notify, when set, wakes the wait before the next poll (an answer
-	// received by this process).
-	Notify <-chan struct{}
 }
 
 // WaitInput waits until the input is answered or expires (then it is
@@ -139,6 +139,8 @@ func (s *Service) WaitInput(ctx context.Context, p WaitInputParams) (*mcpclient.
 	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
+	notify, stop := s.answered.listen(p.InputID)
+	defer stop()
 	for {
 		in, err := st.GetInput(ctx, st.DB(), p.TaskID, p.InputID)
 		if err != nil {
@@ -158,7 +160,7 @@ func (s *Service) WaitInput(ctx context.Context, p WaitInputParams) (*mcpclient.
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-tick.C:
-		case <-p.Notify:
+		case <-notify:
 		}
 	}
 }
@@ -290,6 +292,9 @@ func (s *Service) answer(ctx context.Context, t *store.Task, p AnswerParams) err
 	if err != nil {
 		return err
 	}
+	if ok {
+		s.answered.signal(in.ID)
+	}
 	if declined {
 		_, err := s.Finish(ctx, FinishParams{TaskID: t.ID, Status: StatusFailed, OnlyFrom: StatusAwaitingInput,
 			Error: &Error{Code: CodeInputDeclined, Message: fmt.Sprintf("the user declined to open %s (asked by %s)", in.URL, in.ServerURL)}})
@@ -345,4 +350,35 @@ func CheckAnswer(in *store.Input, action string, content json.RawMessage) (json.
 		return nil, &InvalidAnswerError{Param: param, Message: ce.Error()}
 	}
 	return out, err
+}
+
+// inputSignals wakes the held calls of this process whose input was
+// answered.
+type inputSignals struct {
+	mu sync.Mutex
+	m  map[string]chan struct{}
+}
+
+func (n *inputSignals) listen(id string) (<-chan struct{}, func()) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.m == nil {
+		n.m = map[string]chan struct{}{}
+	}
+	ch := make(chan struct{}, 1)
+	n.m[id] = ch
+	return ch, func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		delete(n.m, id)
+	}
+}
+
+func (n *inputSignals) signal(id string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	select {
+	case n.m[id] <- struct{}{}:
+	default:
+	}
 }

@@ -60,6 +60,9 @@ func (c *ServiceConfig) validate() error {
 // change together with everything that must go with it.
 type Service struct {
 	cfg ServiceConfig
+	// answered wakes a held call in this process when its input is
+	// answered here (another process's answer is found by polling).
+	answered inputSignals
 }
 
 // NewService validates cfg and returns the service.
