@@ -145,6 +145,21 @@ func TestTaskElicitationForm(t *testing.T) {
 			require.Contains(t, done.Steps[1].Output, "User declined")
 		})
 
+		t.Run("CancelWhileHeld", func(t *testing.T) {
+			tk := submit()
+			waitStatus(t, tk, "awaiting_input")
+			_, inputs := inputsOf(t, tk)
+			require.Len(t, inputs, 1)
+			code, raw, _ := call(t, "POST", env.URL+"/v1/tasks/"+tk.ID+"/cancel", keyAcme, nil)
+			require.Equal(t, http.StatusOK, code, string(raw))
+			done := waitDone(t, tk)
+			require.Equal(t, "canceled", done.Status)
+			code, raw = answer(tk, inputs[0].ID, `{"action":"accept","content":{"name":"Too late"}}`)
+			require.Equal(t, http.StatusConflict, code, "an ended task takes no answer: %s", raw)
+			_, inputs = inputsOf(t, tk)
+			require.Empty(t, inputs)
+		})
+
 		t.Run("FormPage", func(t *testing.T) {
 			tk := submit()
 			waitStatus(t, tk, "awaiting_input")

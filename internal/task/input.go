@@ -223,7 +223,7 @@ type InputClosedError struct {
 
 func (e *InputClosedError) Error() string {
 	if e.Status == store.InputExpired {
-		return fmt.Sprintf("input %s has expired: the server was told the user declined", e.ID)
+		return fmt.Sprintf("input %s has expired (the server was told the user declined) or its task has ended", e.ID)
 	}
 	return fmt.Sprintf("input %s is already answered", e.ID)
 }
