@@ -95,7 +95,7 @@ func (a *API) handleInputForm(c *gin.Context) {
 			page.Done = "The server's form cannot be shown: " + err.Error()
 		}
 	} else {
-		page.Done = "Open " + in.URL + " to continue."
+		page.URL = in.URL
 	}
 	if c.Request.Method == http.MethodPost && page.Done == "" {
 		if err := c.Request.ParseForm(); err != nil {
@@ -104,7 +104,7 @@ func (a *API) handleInputForm(c *gin.Context) {
 		}
 		action := c.Request.PostForm.Get("_action")
 		var content json.RawMessage
-		if action == mcpclient.ElicitAccept {
+		if action == mcpclient.ElicitAccept && in.Mode == mcpclient.ElicitModeForm {
 			content, err = schema.FromForm(c.Request.PostForm)
 		}
 		if err == nil {
@@ -114,6 +114,8 @@ func (a *API) handleInputForm(c *gin.Context) {
 		var badField *elicitform.ContentError
 		var closed *task.InputClosedError
 		switch {
+		case err == nil && action == mcpclient.ElicitAccept && in.Mode == mcpclient.ElicitModeURL:
+			page.Done = "Thank you: the task goes on."
 		case err == nil && action == mcpclient.ElicitAccept:
 			page.Done = "Thank you: your answer was sent."
 		case err == nil:

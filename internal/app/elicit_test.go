@@ -444,8 +444,20 @@ func TestTaskURLElicitationPausesDurably(t *testing.T) {
 			code, raw, _ := call(t, "POST", env.URL+"/v1/tasks/"+tk.ID+"/inputs/"+in.ID, keyAcme, `{"action":"accept","content":{"x":1}}`)
 			require.Equal(t, http.StatusBadRequest, code, "a URL input takes no content: %s", raw)
 
-			srv.OpenGate() // the user did what the URL asked
-			accept(tk, in.ID, "accept")
+			resp, err := http.Get(in.FormURL)
+			require.NoError(t, err)
+			page, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			require.Contains(t, string(page), `href="https://auth.example.com/connect?id=1"`)
+			require.Contains(t, string(page), "I'm done")
+
+			srv.OpenGate() // the user did what the URL asked, and says so on the page
+			resp, err = http.PostForm(in.FormURL, url.Values{"_action": {"accept"}})
+			require.NoError(t, err)
+			page, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.Equal(t, http.StatusOK, resp.StatusCode, string(page))
 			code, raw, _ = call(t, "POST", env.URL+"/v1/tasks/"+tk.ID+"/inputs/"+in.ID, keyAcme, `{"action":"accept"}`)
 			require.Equal(t, http.StatusConflict, code, "resumed once: %s", raw)
 			done := waitDone(t, tk)

@@ -22,6 +22,9 @@ type Page struct {
 	Done string
 	// Values are what the form is filled with: the last submission, else the defaults.
 	Values url.Values
+	// URL, for a URL-mode input, is the page the user must visit; the form then has only the
+	// buttons "I'm done" (accept) and "Decline".
+	URL string
 }
 
 type field struct {
@@ -47,6 +50,7 @@ input[type=text],input[type=email],input[type=url],input[type=date],input[type=d
 {{if .Done}}<p><strong>{{.Done}}</strong></p>{{else}}
 {{if .Error}}<p class="error">{{.Error}}</p>{{end}}
 <form method="post">
+{{if .URL}}<p><a href="{{.URL}}" target="_blank" rel="noopener noreferrer">{{.URL}}</a></p><p>Open the link, finish there, then come back.</p>{{end}}
 {{range .Fields}}
 {{if eq .Type "boolean"}}<label><input type="checkbox" name="{{.Name}}" value="true"{{if .Checked}} checked{{end}}> {{.Label}}{{if .Required}} *{{end}}</label>
 {{else if eq .Type "array"}}<fieldset><legend><strong>{{.Label}}{{if .Required}} *{{end}}</strong></legend>{{$f := .}}{{range .Options}}<label class="desc"><input type="checkbox" name="{{$f.Name}}" value="{{.Value}}"{{if index $f.Selected .Value}} checked{{end}}> {{.Title}}</label>{{end}}</fieldset>
@@ -54,7 +58,7 @@ input[type=text],input[type=email],input[type=url],input[type=date],input[type=d
 {{else}}<label for="f_{{.Name}}">{{.Label}}{{if .Required}} *{{end}}</label><input id="f_{{.Name}}" type="{{.Input}}" name="{{.Name}}" value="{{.Value}}"{{if .Step}} step="{{.Step}}"{{end}}{{if .Required}} required{{end}}>
 {{end}}{{if .Description}}<div class="desc">{{.Description}}</div>{{end}}
 {{end}}
-<div class="buttons"><button type="submit" name="_action" value="accept">Submit</button>
+<div class="buttons"><button type="submit" name="_action" value="accept">{{if .URL}}I'm done{{else}}Submit{{end}}</button>
 <button type="submit" name="_action" value="decline" formnovalidate>Decline</button></div>
 </form>{{end}}
 </body></html>
