@@ -132,7 +132,7 @@ func (a *API) ListTasks(ctx context.Context, r *ListTasksRequest) (*TaskList, er
 		limit = n
 	}
 	if status != "" && !store.TaskStatus(status).Valid() {
-		return nil, invalid("status", "status must be one of queued, running, awaiting_authorization, awaiting_approval, completed, failed, canceled")
+		return nil, invalid("status", "status must be one of queued, running, awaiting_authorization, awaiting_approval, awaiting_input, completed, failed, canceled")
 	}
 	st := a.cfg.Store
 	tasks, more, err := st.ListTasks(ctx, st.DB(), store.ListTasksParams{TenantID: tenant, UserID: user, Status: store.TaskStatus(status), After: after, Limit: limit})

@@ -50,10 +50,15 @@ func (o *OrphanSweeper) Work(ctx context.Context, _ *river.Job[OrphanSweepArgs])
 		return err
 	}
 	for _, id := range ids {
-		ok, err := o.tasks.Finish(ctx, task.FinishParams{TaskID: id, Status: task.StatusFailed, OnlyFrom: task.StatusRunning,
-			Error: &task.Error{Code: task.CodeInternal, Message: "the task's run was abandoned: its worker stopped during every attempt, or its job was cancelled"}})
-		if err != nil {
-			return err
+		var ok bool
+		// A job that died holding a call open for an input left the task awaiting_input.
+		for _, from := range []task.Status{task.StatusRunning, task.StatusAwaitingInput} {
+			ended, err := o.tasks.Finish(ctx, task.FinishParams{TaskID: id, Status: task.StatusFailed, OnlyFrom: from,
+				Error: &task.Error{Code: task.CodeInternal, Message: "the task's run was abandoned: its worker stopped during every attempt, or its job was cancelled"}})
+			if err != nil {
+				return err
+			}
+			ok = ok || ended
 		}
 		if ok {
 			o.logger.WarnContext(ctx, "failed a task whose job will not run again", slog.String("task_id", id))

@@ -71,6 +71,38 @@ func (a *ApprovalTimeouter) Work(ctx context.Context, job *river.Job[task.Approv
 	return nil
 }
 
+// pauseForInput hands URL elicitations to task.Service.PauseForInput, which
+// parks the task until the user is done at the URLs, completing this job in
+// the same transaction. The inputs expire with login links
+// (AuthorizationTimeout).
+func (w *TaskRunner) pauseForInput(ctx context.Context, job *river.Job[task.RunArgs], t *store.Task, req *task.Request, asks []mcpclient.ElicitRequest) error {
+	var complete func(ctx context.Context, tx *sql.Tx) error
+	if w.cfg.CompleteJobTx != nil {
+		complete = func(ctx context.Context, tx *sql.Tx) error { return w.cfg.CompleteJobTx(ctx, tx, job) }
+	}
+	return w.cfg.Tasks.PauseForInput(ctx, task.PauseInputParams{Task: t, Request: req, Asks: asks,
+		ExpiresAt: w.cfg.Store.Now().Add(w.cfg.URLInputTimeout), CompleteJobTxFunc: complete})
+}
+
+// InputTimeouter is the worker for task.InputTimeoutArgs.
+type InputTimeouter struct {
+	river.WorkerDefaults[task.InputTimeoutArgs]
+	tasks *task.Service
+}
+
+// NewInputTimeouter returns the worker.
+func NewInputTimeouter(tasks *task.Service) (*InputTimeouter, error) {
+	if tasks == nil {
+		return nil, errors.New("input timeouter: task service is required")
+	}
+	return &InputTimeouter{tasks: tasks}, nil
+}
+
+// Work implements river.Worker: task.Service.TimeoutInput.
+func (i *InputTimeouter) Work(ctx context.Context, job *river.Job[task.InputTimeoutArgs]) error {
+	return i.tasks.TimeoutInput(ctx, job.Args)
+}
+
 // AuthTimeouter is the worker for task.AuthTimeoutArgs.
 type AuthTimeouter struct {
 	river.WorkerDefaults[task.AuthTimeoutArgs]

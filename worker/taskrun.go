@@ -59,6 +59,16 @@ type TaskRunnerConfig struct {
 	MCPLimits mcpclient.Limits
 	// TracerProvider traces the MCP calls of task runs. Optional: no tracing when nil.
 	TracerProvider trace.TracerProvider
+	// ElicitationHold is how long a tools/call is held open for the user's
+	// answer to a server's form before it is declined; default
+	// task.DefaultElicitationHold, and never past the job's deadline.
+	ElicitationHold time.Duration
+	// InputPollInterval is how often a held call checks for the answer;
+	// default 200ms.
+	InputPollInterval time.Duration
+	// URLInputTimeout is how long a task paused for a URL elicitation waits
+	// for the user; default 24h (MCPIDP_AUTHORIZATION_TIMEOUT in the app).
+	URLInputTimeout time.Duration
 }
 
 // TaskRunner executes task segments.
@@ -91,6 +101,12 @@ func NewTaskRunner(cfg TaskRunnerConfig) (*TaskRunner, error) {
 	}
 	if cfg.ModelRetryFor <= 0 {
 		cfg.ModelRetryFor = DefaultModelRetryFor
+	}
+	if cfg.URLInputTimeout <= 0 {
+		cfg.URLInputTimeout = 24 * time.Hour
+	}
+	if cfg.ElicitationHold <= 0 {
+		cfg.ElicitationHold = task.DefaultElicitationHold
 	}
 	if cfg.ModelBackoffFunc == nil {
 		cfg.ModelBackoffFunc = ModelBackoff
@@ -200,6 +216,10 @@ func (w *TaskRunner) run(ctx context.Context, job *river.Job[task.RunArgs], t *s
 			return err
 		}
 	}
+	// A form its last run held a call open for has no call left to answer.
+	if err := st.ExpireTaskInputs(ctx, st.DB(), t.ID); err != nil {
+		return err
+	}
 	recorded, err := st.ListSteps(ctx, st.DB(), t.ID)
 	if err != nil {
 		return err
@@ -214,23 +234,6 @@ func (w *TaskRunner) run(ctx context.Context, job *river.Job[task.RunArgs], t *s
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	go w.watchCancel(ctx, t.ID, cancel)
-
-	var tools agentloop.Tools
-	if len(req.Servers) > 0 {
-		servers := make([]mcpclient.Server, len(req.Servers))
-		for i, s := range req.Servers {
-			servers[i] = mcpclient.Server{URL: s.URL, ConnectURL: secrets.ConnectURLs[s.URL], AllowedTools: s.AllowedTools, Headers: secrets.Headers[s.URL]}
-		}
-		connect := func(ctx context.Context, server mcpclient.Server) (*mcpclient.Session, error) {
-			return w.connect(ctx, t.TenantID, t.UserID, server)
-		}
-		mcp, err := agentloop.ConnectMCP(ctx, connect, servers)
-		if err != nil {
-			return w.classify(ctx, job, t, &req, segmentStart, err)
-		}
-		defer mcp.Close()
-		tools = mcp
-	}
 
 	callOpts := llm.CallOptions{APIKey: secrets.UpstreamAuthorization}
 	var approvals map[string]agentloop.ApprovalPolicy
@@ -255,13 +258,13 @@ func (w *TaskRunner) run(ctx context.Context, job *river.Job[task.RunArgs], t *s
 		Complete: func(ctx context.Context, body []byte) (*llm.Completion, error) {
 			return w.cfg.Model.Complete(ctx, body, callOpts)
 		},
-		Tools: tools,
 		Record: func(ctx context.Context, index int, step agentloop.Step) error {
 			return w.record(ctx, t.ID, index, step)
 		},
 		ErrorIsFatal: func(err error) bool {
 			var ch *mcpclient.AuthChallengeError
-			return errors.As(err, &ch)
+			var url *mcpclient.URLElicitationRequiredError
+			return errors.As(err, &ch) || errors.As(err, &url)
 		},
 		MarkCall: func(ctx context.Context, index int, step agentloop.Step, sent bool) (bool, error) {
 			return w.markCall(ctx, t.ID, index, step, sent)
@@ -272,6 +275,24 @@ func (w *TaskRunner) run(ctx context.Context, job *river.Job[task.RunArgs], t *s
 			return w.cfg.Tasks.ApprovalVerdict(ctx, t.ID, call)
 		},
 	}
+	if len(req.Servers) > 0 {
+		servers := make([]mcpclient.Server, len(req.Servers))
+		for i, s := range req.Servers {
+			servers[i] = mcpclient.Server{URL: s.URL, ConnectURL: secrets.ConnectURLs[s.URL], AllowedTools: s.AllowedTools, Headers: secrets.Headers[s.URL]}
+		}
+		urls := &urlAsks{}
+		handlers := serverHandlers{sample: run.Sample, elicit: w.elicitFunc(ctx, t, &req, urls)}
+		connect := func(ctx context.Context, server mcpclient.Server) (*mcpclient.Session, error) {
+			return w.connect(ctx, t.TenantID, t.UserID, server, handlers)
+		}
+		mcp, err := agentloop.ConnectMCP(ctx, connect, servers)
+		if err != nil {
+			return w.classify(ctx, job, t, &req, segmentStart, err)
+		}
+		defer mcp.Close()
+		run.Tools = &urlTools{Tools: mcp, urls: urls}
+	}
+
 	outcome, err := run.Execute(ctx)
 	if err != nil {
 		return w.classify(ctx, job, t, &req, segmentStart, err)
@@ -299,9 +320,12 @@ func (w *TaskRunner) classify(ctx context.Context, job *river.Job[task.RunArgs],
 			return rerr
 		}
 	}
+	var urlInput *mcpclient.URLElicitationRequiredError
 	switch {
 	case errors.Is(err, store.ErrConflict), errors.Is(err, task.ErrCanceled), errors.Is(err, store.ErrNotFound):
 		return err
+	case errors.As(err, &urlInput):
+		return w.pauseForInput(ctx, job, t, req, urlInput.Elicitations)
 	case len(challenges) > 0:
 		return w.pause(ctx, job, t, req, challenges, challengedAfter)
 	case errors.As(err, &held):
@@ -319,6 +343,13 @@ func (w *TaskRunner) classify(ctx context.Context, job *river.Job[task.RunArgs],
 	return err
 }
 
+// serverHandlers answer the requests a task's MCP servers send while a
+// tool runs.
+type serverHandlers struct {
+	sample mcpclient.SampleFunc
+	elicit mcpclient.ElicitFunc
+}
+
 type connectError struct{ err error }
 
 func (e *connectError) Error() string { return e.err.Error() }
@@ -327,9 +358,9 @@ func (e *connectError) Unwrap() error { return e.err }
 // connect opens a session with the user's token for the server
 // (agentloop.UserConnect, shared with the chat proxy). Failures other than
 // a login challenge are marked as the server's.
-func (w *TaskRunner) connect(ctx context.Context, tenant, user string, server mcpclient.Server) (*mcpclient.Session, error) {
+func (w *TaskRunner) connect(ctx context.Context, tenant, user string, server mcpclient.Server, h serverHandlers) (*mcpclient.Session, error) {
 	connect := agentloop.UserConnect(w.cfg.OAuth, mcpclient.Options{HTTPClient: w.cfg.HTTPClient, Logger: w.cfg.Logger, Limits: w.cfg.MCPLimits,
-		TracerProvider: w.cfg.TracerProvider}, tenant, user)
+		TracerProvider: w.cfg.TracerProvider, SampleFunc: h.sample, ElicitFunc: h.elicit}, tenant, user)
 	s, err := connect(ctx, server)
 	if err != nil && !agentloop.IsChallenge(err) {
 		return nil, &connectError{err: err}

@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/mcpidp/mcpidp/internal/llm"
@@ -178,9 +179,18 @@ type Run struct {
 	// it every such call is held back. Calls nobody decided end the run
 	// with an *ApprovalRequiredError once the turn's other calls ran.
 	Approve ApproveFunc
+	// SampleComplete, when set, calls the model for MCP servers' sampling
+	// requests (see Sample) instead of Complete: the chat proxy streams
+	// Complete's answer to its client, and a sampled answer is the server's.
+	SampleComplete CompleteFunc
 
 	images imageBudget // what the run's steps hold so far
 	sent   int         // MCP tool calls sent so far, for MaxToolCalls
+
+	// mu guards out, which Sample reads and appends to from the MCP
+	// session's goroutine while a tool call is in flight.
+	mu  sync.Mutex
+	out *Outcome
 }
 
 // Outcome is how a run ended.
@@ -206,33 +216,30 @@ func (r *Run) Execute(ctx context.Context) (*Outcome, error) {
 	if r.Complete == nil || r.Record == nil {
 		return nil, errors.New("agentloop: Complete and Record are required")
 	}
-	now := r.Now
-	if now == nil {
-		now = time.Now
-	}
-	maxSteps := r.MaxSteps
-	if maxSteps <= 0 {
-		maxSteps = 10
-	}
+	now := r.now()
+	maxSteps := r.maxSteps()
 	out := &Outcome{Steps: append([]Step(nil), r.Steps...)}
 	for _, st := range out.Steps {
 		out.Usage.Add(st.Usage)
 	}
 	r.sent = sentCalls(out.Steps)
-	record := func(st Step) error {
-		if err := r.Record(ctx, len(out.Steps), st); err != nil {
-			return err
-		}
-		out.Steps = append(out.Steps, st)
-		return nil
-	}
+	r.mu.Lock()
+	r.out = out
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.out = nil
+		r.mu.Unlock()
+	}()
+	record := func(st Step) error { return r.recordStep(ctx, st) }
 
 	for {
 		// Finish the tool calls of the last model turn that were not
 		// recorded yet (a crash or pause between them), then decide.
-		last, turn := lastModel(out.Steps), lastModelIndex(out.Steps)
+		steps := r.steps()
+		last, turn := lastModel(steps), lastModelIndex(steps)
 		if last != nil {
-			done := doneCalls(out.Steps)
+			done := doneCalls(steps)
 			var stop bool
 			var held []ApprovalCall
 			for _, call := range last.ToolCalls {
@@ -254,7 +261,7 @@ func (r *Run) Execute(ctx context.Context) (*Outcome, error) {
 					continue
 				}
 				if st == nil {
-					if st, err = r.runTool(ctx, now, len(out.Steps), call); err != nil {
+					if st, err = r.runTool(ctx, now, callSlot(r.steps()), call); err != nil {
 						return out, err
 					}
 				}
@@ -280,13 +287,13 @@ func (r *Run) Execute(ctx context.Context) (*Outcome, error) {
 				out.Reason, out.Content = ReasonFinal, last.Content
 				return out, nil
 			}
-			if countModel(out.Steps) >= maxSteps {
+			if countTurns(r.steps()) >= maxSteps {
 				out.Reason, out.Content = ReasonMaxSteps, last.Content
 				return out, nil
 			}
 		}
 
-		body, err := r.requestBody(out.Steps)
+		body, err := r.requestBody(r.steps())
 		if err != nil {
 			return out, err
 		}
@@ -302,7 +309,7 @@ func (r *Run) Execute(ctx context.Context) (*Outcome, error) {
 		st := Step{Type: StepModel, Content: msg.Content, ToolCalls: msg.ToolCalls, FinishReason: completion.Choices[0].FinishReason, Usage: completion.Usage}
 		for i := range st.ToolCalls {
 			if st.ToolCalls[i].ID == "" {
-				st.ToolCalls[i].ID = fmt.Sprintf("call_%d_%d", len(out.Steps), i)
+				st.ToolCalls[i].ID = fmt.Sprintf("call_%d_%d", len(r.steps()), i)
 			}
 			if st.ToolCalls[i].Type == "" {
 				st.ToolCalls[i].Type = "function"
@@ -311,8 +318,44 @@ func (r *Run) Execute(ctx context.Context) (*Outcome, error) {
 		if err := record(st); err != nil {
 			return out, err
 		}
-		out.Usage.Add(completion.Usage)
 	}
+}
+
+func (r *Run) now() func() time.Time {
+	if r.Now == nil {
+		return time.Now
+	}
+	return r.Now
+}
+
+func (r *Run) maxSteps() int {
+	if r.MaxSteps <= 0 {
+		return 10
+	}
+	return r.MaxSteps
+}
+
+// recordStep records st at the next index and adds its usage, one step at
+// a time: a sampling step may arrive while a tool call is in flight.
+func (r *Run) recordStep(ctx context.Context, st Step) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.out == nil {
+		return fmt.Errorf("%w: no run is executing", ErrSamplingRefused)
+	}
+	if err := r.Record(ctx, len(r.out.Steps), st); err != nil {
+		return err
+	}
+	r.out.Steps = append(r.out.Steps, st)
+	r.out.Usage.Add(st.Usage)
+	return nil
+}
+
+// steps returns a copy of the steps recorded so far.
+func (r *Run) steps() []Step {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Step(nil), r.out.Steps...)
 }
 
 func (r *Run) runTool(ctx context.Context, now func() time.Time, index int, call llm.ToolCall) (*Step, error) {
@@ -486,6 +529,18 @@ func Messages(initial []json.RawMessage, steps []Step) []json.RawMessage {
 	return images.flush(out)
 }
 
+// callSlot is the index a tool call about to be sent is marked at
+// (MarkCallFunc): the next index, less the sampling steps recorded since the
+// last model turn or tool result. Those can only have come while a call was
+// in flight, so a resumed run finds that call's mark again.
+func callSlot(steps []Step) int {
+	n := len(steps)
+	for n > 0 && steps[n-1].Type == StepSampling {
+		n--
+	}
+	return n
+}
+
 func lastModel(steps []Step) *Step {
 	for i := len(steps) - 1; i >= 0; i-- {
 		if steps[i].Type == StepModel {
@@ -514,10 +569,12 @@ func doneCalls(steps []Step) map[string]bool {
 	return done
 }
 
-func countModel(steps []Step) int {
+// countTurns counts the model calls that max_steps bounds: the run's
+// own turns and those MCP servers asked for (sampling).
+func countTurns(steps []Step) int {
 	n := 0
 	for _, st := range steps {
-		if st.Type == StepModel {
+		if st.Type == StepModel || st.Type == StepSampling {
 			n++
 		}
 	}

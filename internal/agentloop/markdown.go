@@ -22,6 +22,8 @@ func Markdown(steps []Step) string {
 			}
 		case StepTool:
 			b.WriteString(ToolMarkdown(st))
+		case StepSampling:
+			b.WriteString(SamplingMarkdown(st))
 		}
 	}
 	return strings.TrimRight(b.String(), "\n") + "\n"
@@ -59,6 +61,19 @@ func ToolMarkdown(st Step) string {
 	for i, img := range st.Images {
 		b.WriteString(imageMarkdown(i, img))
 	}
+	b.WriteString("</details>\n\n")
+	return b.String()
+}
+
+// SamplingMarkdown renders a sampling step: the server that asked, what it
+// asked (the createMessage request) and the model's answer.
+func SamplingMarkdown(st Step) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "<details><summary>🧠 sampling requested by %s</summary>\n\n", escapeHTML(Host(st.ServerURL)))
+	b.WriteString("Request:\n\n")
+	b.WriteString(fence(prettyJSON(st.Arguments), "json"))
+	b.WriteString("Answer:\n\n")
+	b.WriteString(fence(st.Content, ""))
 	b.WriteString("</details>\n\n")
 	return b.String()
 }

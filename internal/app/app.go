@@ -199,7 +199,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		Tasks: a.tasks, CompleteJobTx: a.completeJobTx,
 		JobTimeout: cfg.JobTimeout, Logger: a.logger,
 		ModelRetryFor: cfg.ModelRetryFor, ModelBackoffFunc: opts.ModelBackoffFunc,
-		MCPLimits: mcpLimits, TracerProvider: tp,
+		MCPLimits: mcpLimits, TracerProvider: tp, ElicitationHold: cfg.ElicitationHold, URLInputTimeout: cfg.AuthorizationTimeout,
 	})
 	if err != nil {
 		return err
@@ -221,6 +221,11 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		return err
 	}
 	river.AddWorker(workers, timeouter)
+	inputTimeouter, err := worker.NewInputTimeouter(a.tasks)
+	if err != nil {
+		return err
+	}
+	river.AddWorker(workers, inputTimeouter)
 	rechecker, err := worker.NewLoginRechecker(a.tasks)
 	if err != nil {
 		return err

@@ -38,6 +38,7 @@ type Config struct {
 	OAuthClients         string
 	AuthorizationTimeout time.Duration
 	ModelRetryFor        time.Duration // retrying a model failing with transient errors
+	ElicitationHold      time.Duration // how long a held tools/call waits for a form's answer
 	AdminKey             string
 	LogLevel             slog.Level
 	LogFormat            string
@@ -83,6 +84,7 @@ var envVars = []envVar{
 	{"MCPIDP_CLEANUP_INTERVAL", "1m", "how often expired tasks are deleted"},
 	{"MCPIDP_OAUTH_CLIENTS", "", `pre-registered OAuth clients, JSON: [{"issuer","client_id","client_secret","token_endpoint_auth_method","scopes"}]`},
 	{"MCPIDP_AUTHORIZATION_TIMEOUT", "24h", "how long a login link works (and a task waits for its login)"},
+	{"MCPIDP_ELICITATION_HOLD", "10m", "how long a task holds an MCP call open for its user's answer to a form (elicitation) before declining; bounded by MCPIDP_JOB_TIMEOUT"},
 	{"MCPIDP_MODEL_RETRY_FOR", "30m", "how long a task retries a model failing with 429, 5xx, timeouts or connection errors, from the first failure (then model_error)"},
 	{"MCPIDP_SHUTDOWN_TIMEOUT", "20s", "on SIGTERM/SIGINT: how long requests in flight (chat streams) and running task segments may finish; then they are cut and the segments resume in another process"},
 	{"MCPIDP_MAX_BODY_BYTES", "4194304", "largest request body accepted"},
@@ -128,6 +130,7 @@ func LoadConfig(getenv func(string) string) (*Config, error) {
 		AuthorizationTimeout: dur("MCPIDP_AUTHORIZATION_TIMEOUT", "24h"),
 		ModelRetryFor:        dur("MCPIDP_MODEL_RETRY_FOR", "30m"),
 		ShutdownTimeout:      dur("MCPIDP_SHUTDOWN_TIMEOUT", "20s"),
+		ElicitationHold:      dur("MCPIDP_ELICITATION_HOLD", "10m"),
 		LogFormat:            get("MCPIDP_LOG_FORMAT", "text"),
 		AdminKey:             get("MCPIDP_ADMIN_KEY", ""),
 		APIKeys:              map[string]string{},

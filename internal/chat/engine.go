@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/mcpidp/mcpidp/internal/agentloop"
+	"github.com/mcpidp/mcpidp/internal/chatreq"
 	"github.com/mcpidp/mcpidp/internal/llm"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
 	"github.com/mcpidp/mcpidp/internal/mcpclient"
@@ -125,9 +126,37 @@ func (e *Engine) ServeChat(ctx context.Context, w http.ResponseWriter, call Call
 		writeError(w, errNoKeyring)
 		return
 	}
+	if len(req.responses) > 0 && req.replay != nil {
+		writeError(w, chatreq.Invalid("mcp_elicitation_responses", "send mcp_approval_responses and mcp_elicitation_responses in separate requests"))
+		return
+	}
 	r := newResponder(w, req)
+	opts := llm.CallOptions{APIKey: call.UpstreamKey}
+	run := &agentloop.Run{
+		Body:        req.body,
+		Messages:    req.messages,
+		ClientTools: req.functionTools,
+		MaxSteps:    req.maxSteps,
+		StopWhen:    req.stopWhen,
+		Complete:    r.completeFunc(e.cfg.Model, opts),
+		// A server's sampling request is answered with the request's
+		// model and key, not streamed to the caller.
+		SampleComplete: func(ctx context.Context, body []byte) (*llm.Completion, error) {
+			return e.cfg.Model.Complete(ctx, body, opts)
+		},
+		Record: r.record,
+		ErrorIsFatal: func(err error) bool {
+			var asked *errElicitation
+			return agentloop.IsChallenge(err) || errors.As(err, &asked)
+		},
+		Approvals: req.approvals,
+	}
+	elicit := &elicitations{replay: req.replay}
+	if req.replay != nil {
+		run.Steps = []agentloop.Step{req.replay.replayStep()}
+	}
 	connect := agentloop.UserConnect(e.cfg.OAuth, mcpclient.Options{HTTPClient: e.cfg.HTTPClient, Logger: e.cfg.Logger, Limits: e.cfg.MCPLimits,
-		TracerProvider: e.cfg.TracerProvider}, call.Tenant, req.user)
+		TracerProvider: e.cfg.TracerProvider, SampleFunc: run.Sample, ElicitFunc: elicit.elicit}, call.Tenant, req.user)
 	tools, err := agentloop.ConnectMCP(ctx, connect, req.servers)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -142,18 +171,13 @@ func (e *Engine) ServeChat(ctx context.Context, w http.ResponseWriter, call Call
 	}
 	defer tools.Close()
 
-	opts := llm.CallOptions{APIKey: call.UpstreamKey}
-	run := &agentloop.Run{
-		Body:         req.body,
-		Messages:     req.messages,
-		ClientTools:  req.functionTools,
-		MaxSteps:     req.maxSteps,
-		StopWhen:     req.stopWhen,
-		Complete:     r.completeFunc(e.cfg.Model, opts),
-		Tools:        tools,
-		Record:       r.record,
-		ErrorIsFatal: agentloop.IsChallenge,
-		Approvals:    req.approvals,
+	run.Tools = elicit.tools(tools)
+	if req.replay != nil {
+		if _, _, ok := tools.Resolve(req.replay.Function); !ok {
+			e.fail(ctx, r, chatreq.Invalid("mcp_elicitation_responses[0].elicitation_request_id",
+				fmt.Sprintf("the call it answers, to %q, is not one of this request's MCP tools", req.replay.Function)))
+			return
+		}
 	}
 	if e.cfg.Keyring != nil {
 		ap := newApprovals(e.cfg.Keyring, call.Tenant, req.user, e.cfg.ApprovalTTL)
@@ -162,13 +186,20 @@ func (e *Engine) ServeChat(ctx context.Context, w http.ResponseWriter, call Call
 			writeError(w, err)
 			return
 		}
-		run.Steps = resumeStep(answers)
+		if len(answers) > 0 {
+			run.Steps = resumeStep(answers)
+		}
 		run.Approve = ap.approveFunc(answers)
 	}
 	out, err := run.Execute(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return // the client went away: nobody to answer
+		}
+		var asked *errElicitation
+		if errors.As(err, &asked) {
+			r.elicit(asked.req, out.Usage)
+			return
 		}
 		if chs := agentloop.Challenges(err); chs != nil {
 			var usage llm.Usage

@@ -30,7 +30,7 @@ type Limits = chatreq.Limits
 
 // consumedFields are the top-level fields mcpidp reads; every other field
 // goes to the upstream byte for byte.
-var consumedFields = []string{"user", "max_steps", "stop_when", "mcp_output", "mcp_approval_responses"}
+var consumedFields = []string{"user", "max_steps", "stop_when", "mcp_output", "mcp_approval_responses", "mcp_elicitation_responses"}
 
 // chatRequest is a parsed, validated chat completion request.
 type chatRequest struct {
@@ -44,9 +44,12 @@ type chatRequest struct {
 	textOnly      bool
 	// approvals are the servers' require_approval policies, responses
 	// the client's answers to earlier mcp_approval_requests.
-	approvals    map[string]agentloop.ApprovalPolicy
-	responses    []approvalResponse
-	stream       bool
+	approvals map[string]agentloop.ApprovalPolicy
+	responses []approvalResponse
+	stream    bool
+	// replay is the tool call the client answered an elicitation of
+	// ("mcp_elicitation_responses"), run again before the model is asked.
+	replay       *pendingCall
 	includeUsage bool
 	// body is the request without the consumed fields: what a request
 	// without MCP tools sends upstream as it is, and (without "messages"
@@ -122,6 +125,12 @@ func parseChat(body []byte, lim Limits, defaultUser string) (*chatRequest, error
 			return nil, chatreq.Invalid("mcp_output", `mcp_output must be "markdown" or "text"`)
 		}
 		req.textOnly = mode == OutputText
+	}
+
+	if raw, ok := obj["mcp_elicitation_responses"]; ok && !chatreq.IsNull(raw) {
+		if req.replay, err = parseElicitationResponses(raw); err != nil {
+			return nil, err
+		}
 	}
 
 	if req.body, err = llm.WithoutFields(body, consumedFields...); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -138,6 +139,12 @@ func (r *responder) record(ctx context.Context, _ int, st agentloop.Step) error 
 			r.separate()
 			r.emit(agentloop.ToolMarkdown(st))
 		}
+	case agentloop.StepSampling:
+		if !r.req.textOnly {
+			r.pendingSep = true
+			r.separate()
+			r.emit(agentloop.SamplingMarkdown(st))
+		}
 	}
 	return r.err
 }
@@ -264,6 +271,31 @@ func (r *responder) approvals(calls []agentloop.ApprovalCall, usage llm.Usage) {
 	r.end("stop", &usage)
 }
 
+// elicit ends the answer with what an MCP server asks the user for; the
+// client answers it by sending the request again with
+// mcp_elicitation_responses.
+func (r *responder) elicit(q ElicitationRequest, usage llm.Usage) {
+	r.identify("", "", 0)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s asks: %s", agentloop.Host(q.ServerURL), strings.TrimSpace(q.Message))
+	if q.Mode == "url" {
+		fmt.Fprintf(&b, "\n\nOpen %s, then send your message again.", q.URL)
+	} else {
+		b.WriteString("\n\nAnswer, then send your message again.")
+	}
+	r.pendingSep = true
+	r.separate()
+	msg := b.String()
+	reqs := []ElicitationRequest{q}
+	if !r.req.stream {
+		r.content.WriteString(msg)
+		r.writeCompletion(message{Role: "assistant", MCPElicitationRequests: reqs, MCPToolCalls: r.toolCalls}, "stop", &usage)
+		return
+	}
+	r.chunk(delta{Content: &msg, MCPElicitationRequests: reqs}, nil, nil)
+	r.end("stop", &usage)
+}
+
 // fail answers with an error: with its status while nothing was sent, as
 // an error event once a stream has begun.
 func (r *responder) fail(err error) {
@@ -375,6 +407,7 @@ type message struct {
 	ToolCalls                []llm.ToolCall         `json:"tool_calls,omitempty"`
 	MCPAuthorizationRequired []AuthorizationRequest `json:"mcp_authorization_required,omitempty"`
 	MCPApprovalRequests      []ApprovalRequest      `json:"mcp_approval_requests,omitempty"`
+	MCPElicitationRequests   []ElicitationRequest   `json:"mcp_elicitation_requests,omitempty"`
 	MCPToolCalls             []MCPToolCall          `json:"mcp_tool_calls,omitempty"`
 }
 
@@ -399,6 +432,7 @@ type delta struct {
 	ToolCalls                []toolCallDelta        `json:"tool_calls,omitempty"`
 	MCPAuthorizationRequired []AuthorizationRequest `json:"mcp_authorization_required,omitempty"`
 	MCPApprovalRequests      []ApprovalRequest      `json:"mcp_approval_requests,omitempty"`
+	MCPElicitationRequests   []ElicitationRequest   `json:"mcp_elicitation_requests,omitempty"`
 	MCPToolCalls             []MCPToolCall          `json:"mcp_tool_calls,omitempty"`
 }
 

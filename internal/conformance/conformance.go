@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/mcpidp/mcpidp/internal/agentloop"
+	"github.com/mcpidp/mcpidp/internal/elicitform"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
 	"github.com/mcpidp/mcpidp/internal/mcpclient"
 	"github.com/mcpidp/mcpidp/internal/secretbox"
@@ -111,6 +112,8 @@ func scenarioTool(scenario string) *toolCall {
 		return &toolCall{name: "add_numbers", arguments: `{"a":5,"b":3}`}
 	case "sse-retry":
 		return &toolCall{name: "test_reconnection", arguments: `{}`}
+	case "elicitation-sep1034-client-defaults":
+		return &toolCall{name: "test_client_elicitation_defaults", arguments: `{}`}
 	}
 	return &toolCall{name: "test-tool", arguments: `{}`}
 }
@@ -193,6 +196,7 @@ func Run(ctx context.Context, cfg Config) error {
 			ClientName:    "mcpidp-conformance",
 			ClientVersion: "1.0.0",
 			Logger:        logger,
+			ElicitFunc:    acceptForm(logger),
 		}, tenant, user),
 		// The browser stops at the first redirect: the one to our callback.
 		browser: &http.Client{
@@ -201,6 +205,28 @@ func Run(ctx context.Context, cfg Config) error {
 		},
 	}
 	return d.run(ctx, scenarioTool(cfg.Scenario))
+}
+
+// acceptForm answers a form elicitation the way a user who submits the form
+// untouched does through mcpidp (POST /v1/tasks/{id}/inputs/{input_id} with
+// action accept and no content): the schema's defaults, applied by the same
+// elicitform code.
+func acceptForm(logger *slog.Logger) mcpclient.ElicitFunc {
+	return func(ctx context.Context, req mcpclient.ElicitRequest) (*mcpclient.ElicitResult, error) {
+		if req.Mode != mcpclient.ElicitModeForm {
+			return &mcpclient.ElicitResult{Action: mcpclient.ElicitDecline}, nil
+		}
+		schema, err := elicitform.Parse(req.RequestedSchema)
+		if err != nil {
+			return nil, err
+		}
+		content, err := schema.Apply(nil)
+		if err != nil {
+			return nil, err
+		}
+		logger.InfoContext(ctx, "accepted elicitation", slog.String("content", string(content)))
+		return &mcpclient.ElicitResult{Action: mcpclient.ElicitAccept, Content: content}, nil
+	}
 }
 
 // driver is one user's MCP session with OAuth handled the way mcpidp

@@ -26,13 +26,15 @@ import (
 // whose scenarios are listed below.
 const suiteVersion = "0.1.16"
 
-// requiredScenarios must pass: the core client scenarios we support, and
+// requiredScenarios must pass: the core client scenarios we support
+// (elicitation defaults included), and
 // every auth scenario of the spec versions 2025-03-26, 2025-06-18 and
 // 2025-11-25.
 var requiredScenarios = []string{
 	"initialize",
 	"tools_call",
 	"sse-retry",
+	"elicitation-sep1034-client-defaults",
 	"auth/metadata-default",
 	"auth/metadata-var1",
 	"auth/metadata-var2",
@@ -104,7 +106,7 @@ func TestConformance(t *testing.T) {
 				draft = append(draft, name)
 			}
 		}
-		for _, name := range []string{"initialize", "tools_call", "sse-retry"} {
+		for _, name := range []string{"initialize", "tools_call", "sse-retry", "elicitation-sep1034-client-defaults"} {
 			require.Contains(t, listed, name)
 			required = append(required, name)
 		}

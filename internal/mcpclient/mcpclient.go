@@ -89,6 +89,13 @@ type Options struct {
 	// TracerProvider traces tools/list and tools/call (client spans with the server's host and the
 	// tool's name; never arguments, results, headers or tokens). Optional: no tracing when nil.
 	TracerProvider trace.TracerProvider
+	// ElicitFunc, when set, answers the server's elicitation/create requests, and the session
+	// declares the elicitation capability (form and URL modes). Streamable HTTP only: the legacy
+	// SSE transport declares neither capability.
+	ElicitFunc ElicitFunc
+	// SampleFunc, when set, answers the server's sampling/createMessage requests, and the session
+	// declares the sampling capability. Streamable HTTP only.
+	SampleFunc SampleFunc
 }
 
 func (o *Options) validate() error {
@@ -224,7 +231,13 @@ type Session struct {
 	toolsMu sync.Mutex
 	tools   []Tool // nil until listed
 
-	closeOnce sync.Once
+	// elicit and sample answer the server's requests; lifeCtx bounds those answers and ends with
+	// the session.
+	elicit     ElicitFunc
+	sample     SampleFunc
+	lifeCtx    context.Context
+	cancelLife context.CancelFunc
+	closeOnce  sync.Once
 }
 
 // Connect opens a session to srv: Streamable HTTP first; when the server answers the initialize
@@ -278,10 +291,12 @@ func Connect(ctx context.Context, opts Options, srv Server) (*Session, error) {
 	}
 
 	s := &Session{serverURL: srv.URL, dialURL: dialURL, logger: logger, info: mcp.Implementation{Name: opts.ClientName, Version: opts.ClientVersion},
-		unauthorized: opts.UnauthorizedFunc, limits: opts.Limits.withDefaults()}
+		unauthorized: opts.UnauthorizedFunc, limits: opts.Limits.withDefaults(), elicit: opts.ElicitFunc, sample: opts.SampleFunc}
 	if opts.TracerProvider != nil {
 		s.tracer = telemetry.Tracer(opts.TracerProvider)
 	}
+	// Server requests are answered on behalf of the session, not of the request that opened it.
+	s.lifeCtx, s.cancelLife = context.WithCancel(context.WithoutCancel(ctx))
 	if len(srv.AllowedTools) > 0 {
 		s.allowed = make(map[string]bool, len(srv.AllowedTools))
 		for _, name := range srv.AllowedTools {
@@ -292,6 +307,7 @@ func Connect(ctx context.Context, opts Options, srv Server) (*Session, error) {
 		return s.open(ctx, rec, httpClient)
 	})
 	if err != nil {
+		s.cancelLife()
 		return nil, err
 	}
 	s.link = l
@@ -327,17 +343,36 @@ func (s *Session) open(ctx context.Context, rec *challengeRecorder, httpClient *
 }
 
 func (s *Session) connectStreamable(ctx context.Context, httpClient *http.Client, info mcp.Implementation) (*link, error) {
-	tr, err := transport.NewStreamableHTTP(s.dialURL,
-		transport.WithHTTPBasicClient(httpClient),
-		transport.WithHTTPLogger(s.logger),
-	)
+	trOpts := []transport.StreamableHTTPCOption{transport.WithHTTPBasicClient(httpClient), transport.WithHTTPLogger(s.logger)}
+	startCtx := ctx
+	if s.elicit != nil || s.sample != nil {
+		// A server may send its requests on the standalone GET stream rather than on the
+		// stream answering the tools/call; that stream lives as long as the session.
+		trOpts = append(trOpts, transport.WithContinuousListening())
+		startCtx = s.lifeCtx
+	}
+	tr, err := transport.NewStreamableHTTP(s.dialURL, trOpts...)
 	if err != nil {
 		return nil, err
 	}
-	c := client.NewClient(tr, client.WithProtocolVersion(mcp.LATEST_LEGACY_PROTOCOL_VERSION))
+	opts := []client.ClientOption{client.WithProtocolVersion(mcp.LATEST_LEGACY_PROTOCOL_VERSION)}
+	if s.elicit != nil || s.sample != nil {
+		caps := (&Options{ElicitFunc: s.elicit, SampleFunc: s.sample}).capabilities()
+		opts = append(opts, client.WithClientCapabilities(caps))
+	}
+	c := client.NewClient(tr, opts...)
+	if err := c.Start(startCtx); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
 	if err := initialize(ctx, c, info); err != nil {
 		_ = c.Close()
 		return nil, err
+	}
+	if s.elicit != nil || s.sample != nil {
+		// Replaces the handler c.Start set (see serverRequests).
+		h := &serverRequests{s: s, elicit: s.elicit, sample: s.sample, tr: tr, httpClient: httpClient, version: c.ProtocolVersion}
+		tr.SetRequestHandler(h.handle)
 	}
 	s.logger.DebugContext(ctx, "mcpclient: connected", slog.String("server_url", s.serverURL),
 		slog.String("transport", TransportStreamableHTTP), slog.String("protocol_version", c.ProtocolVersion()))
@@ -384,10 +419,8 @@ func (s *Session) connectSSE(ctx context.Context, httpClient *http.Client, info 
 	return l, nil
 }
 
+// initialize runs the handshake on a started client.
 func initialize(ctx context.Context, c *client.Client, info mcp.Implementation) error {
-	if err := c.Start(ctx); err != nil {
-		return err
-	}
 	req := mcp.InitializeRequest{}
 	req.Params.ProtocolVersion = mcp.LATEST_LEGACY_PROTOCOL_VERSION
 	req.Params.ClientInfo = info
@@ -503,6 +536,7 @@ func (s *Session) CallTool(ctx context.Context, name string, arguments json.RawM
 func (s *Session) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
+		s.cancelLife()
 		s.linkMu.Lock()
 		l := s.link
 		s.closed = true
@@ -587,6 +621,9 @@ func (s *Session) send(ctx context.Context, rec *challengeRecorder, l *link, met
 		// is what it means.
 		if challenge := rec.get(); challenge != nil {
 			return nil, challenge
+		}
+		if resp.Error.Code == mcp.URL_ELICITATION_REQUIRED {
+			return nil, urlElicitationRequired(s.serverURL, resp.Error.Data)
 		}
 		return nil, fmt.Errorf("JSON-RPC error %d: %w", resp.Error.Code, resp.Error.AsError())
 	}

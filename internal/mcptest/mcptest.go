@@ -23,6 +23,8 @@ import (
 //     then returns "waited: <message>"
 //   - peek(message): like wait, but annotated readOnlyHint (safe to call
 //     again), and returns "peeked: <message>"
+//   - gate(): refuses with a URL elicitation (-32042) until OpenGate, then
+//     returns "gate passed"
 type Server struct {
 	// URL is the MCP endpoint.
 	URL  string
@@ -30,6 +32,9 @@ type Server struct {
 
 	// restart, set by NewRestartable, replaces the server's handler by a fresh one.
 	restart func()
+
+	// gateOpen, once set (OpenGate), lets the gate tool through.
+	gateOpen atomic.Bool
 
 	mu      sync.Mutex
 	calls   map[string][]string
@@ -107,6 +112,15 @@ func (s *Server) handler(transport Transport, stateful bool) http.Handler {
 			s.record("echo", msg)
 			return mcp.NewToolResultText("echo: " + msg), nil
 		})
+	m.AddTool(mcp.NewTool("gate", mcp.WithDescription("Asks the user to open a URL first (-32042), until OpenGate.")),
+		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			s.record("gate", "")
+			if !s.gateOpen.Load() {
+				return nil, mcp.URLElicitationRequiredError{Elicitations: []mcp.ElicitationParams{{Mode: mcp.ElicitationModeURL,
+					URL: "https://auth.example.com/connect?id=1", ElicitationID: "el-1", Message: "Connect your account first."}}}
+			}
+			return mcp.NewToolResultText("gate passed"), nil
+		})
 	m.AddTool(mcp.NewTool("add", mcp.WithDescription("Adds two numbers."), mcp.WithNumber("a", mcp.Required()), mcp.WithNumber("b", mcp.Required())),
 		func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 			a, b := req.GetFloat("a", 0), req.GetFloat("b", 0)
@@ -163,6 +177,10 @@ func (s *Server) Calls(tool string) []string {
 
 // Started delivers the message of each wait and peek call as it starts.
 func (s *Server) Started() <-chan string { return s.started }
+
+// OpenGate lets the gate tool through, as if the user had completed the URL
+// elicitation it asks for.
+func (s *Server) OpenGate() { s.gateOpen.Store(true) }
 
 // Release lets every current and future wait call finish.
 func (s *Server) Release() { s.once.Do(func() { close(s.release) }) }

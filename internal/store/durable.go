@@ -93,7 +93,7 @@ func (s *Store) UnmarkToolCall(ctx context.Context, q DBTX, taskID string, idx i
 // it is gone.
 func (s *Store) OrphanedTasks(ctx context.Context, q DBTX, limit int) ([]string, error) {
 	rows, err := q.QueryContext(ctx, `SELECT t.id FROM mcpidp_task t LEFT JOIN river_job j ON j.id = t.run_job_id
-		WHERE t.status = 'running' AND t.run_job_id IS NOT NULL AND (j.id IS NULL OR j.state IN ('discarded', 'cancelled'))
+		WHERE t.status IN ('running', 'awaiting_input') AND t.run_job_id IS NOT NULL AND (j.id IS NULL OR j.state IN ('discarded', 'cancelled'))
 		ORDER BY t.id LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("error finding orphaned tasks: %w", err)

@@ -22,9 +22,12 @@ const (
 	TaskAwaitingAuthorization TaskStatus = "awaiting_authorization"
 	// TaskAwaitingApproval: stopped before tool calls a person must approve.
 	TaskAwaitingApproval TaskStatus = "awaiting_approval"
-	TaskCompleted        TaskStatus = "completed"
-	TaskFailed           TaskStatus = "failed"
-	TaskCanceled         TaskStatus = "canceled"
+	// TaskAwaitingInput is a task whose MCP server asked its user for input
+	// (elicitation): form mode while the run's job holds the call open.
+	TaskAwaitingInput TaskStatus = "awaiting_input"
+	TaskCompleted     TaskStatus = "completed"
+	TaskFailed        TaskStatus = "failed"
+	TaskCanceled      TaskStatus = "canceled"
 )
 
 // Terminal reports whether no further change can happen to a task.
@@ -35,7 +38,7 @@ func (s TaskStatus) Terminal() bool {
 // Valid reports whether s is a known status.
 func (s TaskStatus) Valid() bool {
 	switch s {
-	case TaskQueued, TaskRunning, TaskAwaitingAuthorization, TaskAwaitingApproval, TaskCompleted, TaskFailed, TaskCanceled:
+	case TaskQueued, TaskRunning, TaskAwaitingAuthorization, TaskAwaitingApproval, TaskAwaitingInput, TaskCompleted, TaskFailed, TaskCanceled:
 		return true
 	}
 	return false
@@ -70,29 +73,32 @@ type Task struct {
 	AuthorizationRequired json.RawMessage
 	// PendingApprovals is the JSON list of tool calls awaiting a decision.
 	PendingApprovals json.RawMessage
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
-	CompletedAt      *time.Time
-	ExpiresAt        *time.Time
+	// PendingInputs is the JSON list of inputs the task waits for.
+	PendingInputs json.RawMessage
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	CompletedAt   *time.Time
+	ExpiresAt     *time.Time
 	// RetryingAt is when a running task whose model call failed with a
 	// transient error tries again; nil while it is not waiting to.
 	RetryingAt *time.Time
 }
 
 const taskColumns = `id, tenant_id, user_id, status, model, store, request, secrets, metadata, result_token,
-	idempotency_key, segment, output, usage, error, authorization_required, pending_approvals, created_at, updated_at, completed_at, expires_at, retrying_at`
+	idempotency_key, segment, output, usage, error, authorization_required, pending_approvals, created_at, updated_at, completed_at, expires_at, retrying_at, pending_inputs`
 
 func scanTask(row interface{ Scan(...any) error }) (*Task, error) {
 	var (
 		t                                Task
 		idem, output, usage, errJSON, ar sql.NullString
 		pa                               sql.NullString
+		pending                          sql.NullString
 		created, updated                 int64
 		completed, expires, retrying     sql.NullInt64
 		request, metadata                string
 	)
 	if err := row.Scan(&t.ID, &t.TenantID, &t.UserID, &t.Status, &t.Model, &t.Store, &request, &t.Secrets, &metadata,
-		&t.ResultToken, &idem, &t.Segment, &output, &usage, &errJSON, &ar, &pa, &created, &updated, &completed, &expires, &retrying); err != nil {
+		&t.ResultToken, &idem, &t.Segment, &output, &usage, &errJSON, &ar, &pa, &created, &updated, &completed, &expires, &retrying, &pending); err != nil {
 		return nil, err
 	}
 	t.Request = json.RawMessage(request)
@@ -103,6 +109,7 @@ func scanTask(row interface{ Scan(...any) error }) (*Task, error) {
 	t.Error = rawOrNil(errJSON)
 	t.AuthorizationRequired = rawOrNil(ar)
 	t.PendingApprovals = rawOrNil(pa)
+	t.PendingInputs = rawOrNil(pending)
 	t.CreatedAt = fromMicros(created)
 	t.UpdatedAt = fromMicros(updated)
 	t.CompletedAt = timePtr(completed)
@@ -156,10 +163,10 @@ func (s *Store) CreateTask(ctx context.Context, q DBTX, t *Task) error {
 		}
 	}
 	_, err := q.ExecContext(ctx, `INSERT INTO mcpidp_task (`+taskColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)`,
 		t.ID, t.TenantID, t.UserID, t.Status, t.Model, t.Store, string(t.Request), t.Secrets, string(t.Metadata), t.ResultToken,
 		nullString(t.IdempotencyKey), t.Segment, nullRaw(t.Output), nullRaw(t.Usage), nullRaw(t.Error), nullRaw(t.AuthorizationRequired),
-		nullRaw(t.PendingApprovals), micros(t.CreatedAt), micros(t.UpdatedAt), nullMicros(t.CompletedAt), nullMicros(t.ExpiresAt), nullMicros(t.RetryingAt))
+		nullRaw(t.PendingApprovals), micros(t.CreatedAt), micros(t.UpdatedAt), nullMicros(t.CompletedAt), nullMicros(t.ExpiresAt), nullMicros(t.RetryingAt), nullRaw(t.PendingInputs))
 	if isUniqueViolation(err) {
 		return fmt.Errorf("task with idempotency key %q: %w", t.IdempotencyKey, ErrConflict)
 	}
@@ -330,7 +337,7 @@ func (s *Store) FinishTask(ctx context.Context, q DBTX, id string, p FinishParam
 		segment = *p.Segment
 	}
 	n, err := execCount(ctx, q, `UPDATE mcpidp_task SET status = $2, output = COALESCE($3, output), usage = COALESCE($4, usage), error = $5,
-		authorization_required = NULL, pending_approvals = NULL, updated_at = $6, completed_at = $6,
+		authorization_required = NULL, pending_approvals = NULL, pending_inputs = NULL, updated_at = $6, completed_at = $6,
 		expires_at = CASE WHEN store THEN NULL ELSE CAST($7 AS BIGINT) END
 		WHERE id = $1 AND status NOT IN ('completed', 'failed', 'canceled')
 		AND ($8 = '' OR status = $8) AND ($9 < 0 OR segment = $9)`,

@@ -9,11 +9,12 @@ import (
 
 // ClaimTask makes job the runner of the task's segment: it moves a queued
 // task to running, or lets the same job take a running task back (River
-// re-runs a job whose worker died). Any other job is refused, so a segment
+// re-runs a job whose worker died), also one its worker left holding a call
+// open for an input (awaiting_input: that call is gone with the worker). Any other job is refused, so a segment
 // never runs twice at once.
 func (s *Store) ClaimTask(ctx context.Context, q DBTX, id string, segment int, jobID int64) (bool, error) {
-	n, err := execCount(ctx, q, `UPDATE mcpidp_task SET status = 'running', run_job_id = $3, updated_at = $4
-		WHERE id = $1 AND segment = $2 AND (status = 'queued' OR (status = 'running' AND run_job_id = $3))`,
+	n, err := execCount(ctx, q, `UPDATE mcpidp_task SET status = 'running', run_job_id = $3, pending_inputs = NULL, updated_at = $4
+		WHERE id = $1 AND segment = $2 AND (status = 'queued' OR (status IN ('running', 'awaiting_input') AND run_job_id = $3))`,
 		id, segment, jobID, micros(s.now()))
 	if err != nil {
 		return false, fmt.Errorf("error claiming task %s: %w", id, err)

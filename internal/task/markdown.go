@@ -37,6 +37,19 @@ func Markdown(o *Object) string {
 		}
 		b.WriteString("\n")
 	}
+	var inputs []PendingInput
+	_ = json.Unmarshal(o.PendingInputs, &inputs)
+	if o.Status == StatusAwaitingInput && len(inputs) > 0 {
+		b.WriteString("## Input requested\n\n")
+		for _, in := range inputs {
+			link := in.FormURL
+			if in.Mode == "url" {
+				link = in.URL
+			}
+			fmt.Fprintf(&b, "- %s asks: %s — [answer here](%s) (until %s)\n", agentloop.Host(in.ServerURL), strings.TrimSpace(in.Message), link, in.ExpiresAt.Format(time.RFC3339))
+		}
+		b.WriteString("\n")
+	}
 	b.WriteString("## Conversation\n\n")
 	for _, raw := range o.Initial {
 		var m struct {

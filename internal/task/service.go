@@ -63,6 +63,9 @@ func (c *ServiceConfig) validate() error {
 // change together with everything that must go with it.
 type Service struct {
 	cfg ServiceConfig
+	// answered wakes a held call in this process when its input is
+	// answered here (another process's answer is found by polling).
+	answered inputSignals
 }
 
 // NewService validates cfg and returns the service.
@@ -273,7 +276,7 @@ type FinishParams struct {
 }
 
 // Finish ends a task that has not ended, in one transaction with the rest
-// of its end: its waits are forgotten, its parked job is dropped, a
+// of its end: its waits are forgotten, its pending inputs expired, its parked job is dropped, a
 // store=false task gets its expiry, and the task's webhook event
 // (task.completed, task.failed or task.canceled) is queued. It reports
 // whether this call ended the task.
@@ -305,6 +308,10 @@ func (s *Service) Finish(ctx context.Context, p FinishParams) (bool, error) {
 			return err
 		}
 		if err := st.ClearWaits(ctx, tx, p.TaskID); err != nil {
+			return err
+		}
+		// An ended task takes no more answers.
+		if err := st.ExpireTaskInputs(ctx, tx, p.TaskID); err != nil {
 			return err
 		}
 		if err := dropParkedJobTx(ctx, tx, rc, st, p.TaskID); err != nil {

@@ -28,10 +28,13 @@ type Object struct {
 	// PendingApprovals are the tool calls waiting for a person's decision
 	// (always a list).
 	PendingApprovals []PendingApproval `json:"pending_approvals"`
-	Steps            []agentloop.Step  `json:"steps,omitempty"`
-	Output           *Output           `json:"output"`
-	Usage            json.RawMessage   `json:"usage"`
-	Error            *Error            `json:"error"`
+	// PendingInputs are the inputs an MCP server waits for (elicitation),
+	// []PendingInput; [] when none.
+	PendingInputs json.RawMessage  `json:"pending_inputs"`
+	Steps         []agentloop.Step `json:"steps,omitempty"`
+	Output        *Output          `json:"output"`
+	Usage         json.RawMessage  `json:"usage"`
+	Error         *Error           `json:"error"`
 
 	// Initial is the conversation the task started from, for markdown.
 	Initial []json.RawMessage `json:"-"`
@@ -60,6 +63,7 @@ func Build(t *store.Task, steps []store.Step, publicURL string) *Object {
 			JSON:     publicURL + "/r/" + t.ResultToken + ".json",
 		},
 		AuthorizationRequired: t.AuthorizationRequired,
+		PendingInputs:         t.PendingInputs,
 		Usage:                 t.Usage,
 	}
 	var req Request
@@ -78,6 +82,9 @@ func Build(t *store.Task, steps []store.Step, publicURL string) *Object {
 		for i := range o.PendingApprovals {
 			o.PendingApprovals[i].ApproveURL = publicURL + ApprovalPathPrefix + ApprovalToken(t.ResultToken, o.PendingApprovals[i].ID)
 		}
+	}
+	if o.PendingInputs == nil {
+		o.PendingInputs = json.RawMessage(`[]`)
 	}
 	if o.Usage == nil {
 		o.Usage = json.RawMessage(`{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}`)

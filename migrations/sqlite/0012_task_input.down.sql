@@ -1,0 +1,2 @@
+ALTER TABLE mcpidp_task DROP COLUMN pending_inputs;
+DROP TABLE mcpidp_task_input;
