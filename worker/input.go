@@ -100,3 +100,9 @@ func (t *urlTools) SafeToRepeat(function string) bool {
 	rc, ok := t.Tools.(agentloop.RepeatChecker)
 	return ok && rc.SafeToRepeat(function)
 }
+
+// ReadOnly passes the inner tools' readOnlyHint on (require_approval "auto").
+func (t *urlTools) ReadOnly(function string) bool {
+	ro, ok := t.Tools.(agentloop.ReadOnlyChecker)
+	return ok && ro.ReadOnly(function)
+}

@@ -349,9 +349,12 @@ func TestResponsesBackgroundOpenAIGo(t *testing.T) {
 		env.Model.Handle(func(llmtest.Request) llmtest.Response { return llmtest.Response{Block: true} })
 		slow := responseParams("alice", "Think long")
 		slow.Background = openai.Bool(true)
+		before := len(env.Model.Requests())
 		resp2, err := client.Responses.New(ctx, slow)
 		require.NoError(t, err)
-		env.Model.WaitRequests(t, 3, 30*time.Second)
+		// Cancel while its model call is in flight, not before it starts:
+		// a call starting after the cancel would take the next scripted answer.
+		env.Model.WaitRequests(t, before+1, 30*time.Second)
 		cancelled, err := client.Responses.Cancel(ctx, resp2.ID)
 		require.NoError(t, err)
 		require.Equal(t, responses.ResponseStatusCancelled, cancelled.Status)
