@@ -41,7 +41,12 @@ type Config struct {
 	EnvKeys map[string]string
 	// ResultPollInterval is how often ?wait= re-reads a task; default 200ms.
 	ResultPollInterval time.Duration
-	Limits             Limits
+	// KeyCacheTTL is how long a valid API key is trusted without asking
+	// the database again: a key deleted from the database keeps working
+	// for at most this long. Zero means DefaultKeyCacheTTL; negative
+	// turns the cache off.
+	KeyCacheTTL time.Duration
+	Limits      Limits
 	// AdminKey guards Admin; empty disables it.
 	AdminKey string
 	// Admin serves the River UI under AdminPrefix. Optional.
@@ -57,6 +62,7 @@ type API struct {
 	cfg     Config
 	envKeys map[string]string // key hash → tenant
 	metrics *metrics
+	keys    *keyCache
 	// logins serves the login paths (/oauth/…).
 	logins http.Handler
 }
@@ -83,12 +89,16 @@ func New(cfg Config) (*API, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.KeyCacheTTL == 0 {
+		cfg.KeyCacheTTL = DefaultKeyCacheTTL
+	}
 	cfg.Limits.ApplyDefaults()
 	logins, err := loginpage.NewHandler(loginpage.HandlerConfig{OAuth: cfg.OAuth, Logger: cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
-	a := &API{cfg: cfg, envKeys: map[string]string{}, metrics: newMetrics(cfg.Store, cfg.Logger), logins: logins}
+	a := &API{cfg: cfg, envKeys: map[string]string{}, metrics: newMetrics(cfg.Store, cfg.Logger), logins: logins,
+		keys: newKeyCache(cfg.KeyCacheTTL, time.Now)}
 	for key, tenant := range cfg.EnvKeys {
 		a.envKeys[store.HashKey(key)] = tenant
 	}
@@ -106,9 +116,16 @@ func (a *API) Authenticate(ctx context.Context, authorization string) (string, e
 	if tenant, ok := a.envKeys[hash]; ok {
 		return tenant, nil
 	}
+	if tenant, ok := a.keys.get(hash); ok {
+		return tenant, nil
+	}
 	tenant, err := a.cfg.Store.TenantForKeyHash(ctx, a.cfg.Store.DB(), hash)
 	if errors.Is(err, store.ErrNotFound) {
 		return "", &Error{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key", Message: "invalid API key"}
 	}
-	return tenant, err
+	if err != nil {
+		return "", err
+	}
+	a.keys.put(hash, tenant)
+	return tenant, nil
 }

@@ -263,6 +263,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		Store: a.store, OAuth: a.oauth, Tasks: a.tasks, PublicURL: cfg.PublicURL, EnvKeys: cfg.APIKeys, Chat: chatEngine,
 		AdminKey: cfg.AdminKey, Admin: adminHandler(admin),
 		Limits: api.Limits{MaxBodyBytes: cfg.MaxBodyBytes}, Ready: a.ready, Logger: a.logger,
+		KeyCacheTTL: keyCacheTTL(cfg.APIKeyCacheTTL),
 	})
 	return err
 }
@@ -414,6 +415,14 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		err = nil
 	}
 	return err
+}
+
+// keyCacheTTL maps MCPIDP_API_KEY_CACHE_TTL's 0 (off) to api's negative.
+func keyCacheTTL(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // adminHandler keeps a nil *riverui.Handler from becoming a non-nil
