@@ -119,7 +119,7 @@ func (a *API) Authenticate(ctx context.Context, authorization string) (string, e
 	if tenant, ok := a.keys.get(hash); ok {
 		return tenant, nil
 	}
-	tenant, err := a.cfg.Store.TenantForKeyHash(ctx, a.cfg.Store.DB(), hash)
+	tenant, err := a.cfg.Store.TenantForKeyHash(ctx, a.cfg.Store.Prepared(), hash)
 	if errors.Is(err, store.ErrNotFound) {
 		return "", &Error{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key", Message: "invalid API key"}
 	}

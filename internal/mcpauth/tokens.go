@@ -76,7 +76,7 @@ func (e *Engine) accessToken(ctx context.Context, tenant, user, serverURL string
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	c, err := e.store.GetOAuthConnection(ctx, e.store.DB(), tenant, user, serverURL)
+	c, err := e.store.GetOAuthConnection(ctx, e.store.Prepared(), tenant, user, serverURL)
 	if errors.Is(err, store.ErrNotFound) {
 		return "", time.Time{}, &NeedsLoginError{ServerURL: serverURL, Reason: "no connection"}
 	}
