@@ -46,7 +46,12 @@ type Config struct {
 	EnvKeys map[string]string
 	// ResultPollInterval is how often ?wait= re-reads a task; default 200ms.
 	ResultPollInterval time.Duration
-	Limits             Limits
+	// KeyCacheTTL is how long a valid API key is trusted without asking
+	// the database again: a key deleted from the database keeps working
+	// for at most this long. Zero means DefaultKeyCacheTTL; negative
+	// turns the cache off.
+	KeyCacheTTL time.Duration
+	Limits      Limits
 	// AdminKey guards Admin; empty disables it.
 	AdminKey string
 	// Admin serves the River UI under AdminPrefix. Optional.
@@ -62,6 +67,7 @@ type API struct {
 	cfg     Config
 	envKeys map[string]string // key hash → tenant
 	metrics *metrics
+	keys    *keyCache
 	// logins serves the login paths (/oauth/…).
 	logins http.Handler
 	// pages renders the HTML result page (/r/{token}).
@@ -90,6 +96,9 @@ func New(cfg Config) (*API, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.KeyCacheTTL == 0 {
+		cfg.KeyCacheTTL = DefaultKeyCacheTTL
+	}
 	cfg.Limits.ApplyDefaults()
 	logins, err := loginpage.NewHandler(loginpage.HandlerConfig{OAuth: cfg.OAuth, Logger: cfg.Logger})
 	if err != nil {
@@ -99,7 +108,8 @@ func New(cfg Config) (*API, error) {
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
-	a := &API{cfg: cfg, envKeys: map[string]string{}, metrics: newMetrics(cfg.Store, cfg.Logger), logins: logins, pages: pages}
+	a := &API{cfg: cfg, envKeys: map[string]string{}, metrics: newMetrics(cfg.Store, cfg.Logger), logins: logins, pages: pages,
+		keys: newKeyCache(cfg.KeyCacheTTL, time.Now)}
 	for key, tenant := range cfg.EnvKeys {
 		a.envKeys[store.HashKey(key)] = tenant
 	}
@@ -117,9 +127,16 @@ func (a *API) Authenticate(ctx context.Context, authorization string) (string, e
 	if tenant, ok := a.envKeys[hash]; ok {
 		return tenant, nil
 	}
-	tenant, err := a.cfg.Store.TenantForKeyHash(ctx, a.cfg.Store.DB(), hash)
+	if tenant, ok := a.keys.get(hash); ok {
+		return tenant, nil
+	}
+	tenant, err := a.cfg.Store.TenantForKeyHash(ctx, a.cfg.Store.Prepared(), hash)
 	if errors.Is(err, store.ErrNotFound) {
 		return "", &Error{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key", Message: "invalid API key"}
 	}
-	return tenant, err
+	if err != nil {
+		return "", err
+	}
+	a.keys.put(hash, tenant)
+	return tenant, nil
 }

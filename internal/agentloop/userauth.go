@@ -19,7 +19,9 @@ import (
 // rejected), or a login stored a token since the request left without one.
 // Otherwise the challenge is returned as *mcpclient.AuthChallengeError, with
 // RenewErr set when the refresh itself failed. Tasks and the chat proxy
-// both connect through it.
+// both connect through it. One ConnectFunc serves one run: its sessions
+// share what they learned of the user's tokens for mcpauth.RunTokenTTL
+// (see mcpauth.RunAuth).
 //
 // A server given its own Authorization header (a static key in the
 // request's "headers") is connected with that header alone: the engine
@@ -27,8 +29,9 @@ import (
 func UserConnect(oauth *mcpauth.Engine, opts mcpclient.Options, tenant, user string) ConnectFunc {
 	opts.AuthorizeFunc, opts.UnauthorizedFunc = nil, nil
 	withToken := opts
-	withToken.AuthorizeFunc = oauth.Authorizer(tenant, user)
-	withToken.UnauthorizedFunc = oauth.Unauthorized(tenant, user)
+	run := oauth.RunAuth(tenant, user) // one memory of the tokens for all of the run's sessions
+	withToken.AuthorizeFunc = run.Authorize
+	withToken.UnauthorizedFunc = run.Unauthorized
 	return func(ctx context.Context, server mcpclient.Server) (*mcpclient.Session, error) {
 		for name := range server.Headers {
 			if http.CanonicalHeaderKey(name) == "Authorization" {

@@ -321,6 +321,7 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		Responses: responsesEngine,
 		AdminKey:  cfg.AdminKey, Admin: adminHandler(admin),
 		Limits: api.Limits{MaxBodyBytes: cfg.MaxBodyBytes}, Ready: a.ready, Logger: a.logger,
+		KeyCacheTTL: keyCacheTTL(cfg.APIKeyCacheTTL),
 	})
 	return err
 }
@@ -515,6 +516,14 @@ func (a *App) shutdown(ctx context.Context, srv *http.Server) {
 	}
 	wg.Wait()
 	a.logger.InfoContext(ctx, "stopped")
+}
+
+// keyCacheTTL maps MCPIDP_API_KEY_CACHE_TTL's 0 (off) to api's negative.
+func keyCacheTTL(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // adminHandler keeps a nil *riverui.Handler from becoming a non-nil

@@ -39,6 +39,7 @@ type Config struct {
 	AuthorizationTimeout time.Duration
 	ModelRetryFor        time.Duration // retrying a model failing with transient errors
 	ElicitationHold      time.Duration // how long a held tools/call waits for a form's answer
+	APIKeyCacheTTL       time.Duration // how long a valid API key is trusted without a query; 0 = off
 	AdminKey             string
 	LogLevel             slog.Level
 	LogFormat            string
@@ -87,6 +88,7 @@ var envVars = []envVar{
 	{"MCPIDP_ELICITATION_HOLD", "10m", "how long a task holds an MCP call open for its user's answer to a form (elicitation) before declining; bounded by MCPIDP_JOB_TIMEOUT"},
 	{"MCPIDP_MODEL_RETRY_FOR", "30m", "how long a task retries a model failing with 429, 5xx, timeouts or connection errors, from the first failure (then model_error)"},
 	{"MCPIDP_SHUTDOWN_TIMEOUT", "20s", "on SIGTERM/SIGINT: how long requests in flight (chat streams) and running task segments may finish; then they are cut and the segments resume in another process"},
+	{"MCPIDP_API_KEY_CACHE_TTL", "5s", "how long a valid API key is trusted without asking the database again (a deleted key works at most this long); 0 turns it off"},
 	{"MCPIDP_MAX_BODY_BYTES", "4194304", "largest request body accepted"},
 	{"MCPIDP_MAX_TOOL_RESULT_BYTES", "1048576", "bytes of a tool result kept; long values past it are cut with a \"…[truncated\" marker"},
 	{"MCPIDP_MAX_TOOLS_LIST_BYTES", "1048576", "largest tool list of one MCP server (all pages); a larger one is an error"},
@@ -148,6 +150,9 @@ func LoadConfig(getenv func(string) string) (*Config, error) {
 		errs = append(errs, fmt.Errorf("MCPIDP_UPSTREAM_RESPONSES must be on or off, got %q", c.UpstreamResponses))
 	}
 	var err error
+	if c.APIKeyCacheTTL, err = time.ParseDuration(get("MCPIDP_API_KEY_CACHE_TTL", "5s")); err != nil || c.APIKeyCacheTTL < 0 || c.APIKeyCacheTTL > time.Hour {
+		errs = append(errs, fmt.Errorf("MCPIDP_API_KEY_CACHE_TTL must be a duration from 0s (off) to 1h, got %q", get("MCPIDP_API_KEY_CACHE_TTL", "5s")))
+	}
 	if c.AllowPrivateNetworks, err = strconv.ParseBool(get("MCPIDP_ALLOW_PRIVATE_NETWORKS", "false")); err != nil {
 		errs = append(errs, fmt.Errorf("MCPIDP_ALLOW_PRIVATE_NETWORKS must be true or false"))
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -56,6 +57,8 @@ type EngineConfig struct {
 // use.
 type Engine struct {
 	cfg EngineConfig
+	// bufs are Forward's copy buffers, reused across requests.
+	bufs sync.Pool
 }
 
 // NewEngine validates cfg and returns an Engine.
@@ -78,7 +81,9 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	// MCP server URLs may carry keys in their query, and the HTTP client's
 	// errors that get logged repeat them.
 	cfg.Logger = slog.New(redact.NewHandler(cfg.Logger.Handler()))
-	return &Engine{cfg: cfg}, nil
+	e := &Engine{cfg: cfg}
+	e.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
+	return e, nil
 }
 
 // Call is one chat completion request.
@@ -290,15 +295,24 @@ func (e *Engine) Forward(ctx context.Context, w http.ResponseWriter, method, pat
 		}
 	}
 	w.WriteHeader(resp.StatusCode)
-	rc := http.NewResponseController(w)
-	buf := make([]byte, 32<<10)
+	// A JSON answer is copied whole and net/http frames it as it sees fit;
+	// anything else (a stream) goes out piece by piece as it arrives.
+	var rc *http.ResponseController
+	if ct, _, _ := strings.Cut(resp.Header.Get("Content-Type"), ";"); !strings.EqualFold(strings.TrimSpace(ct), "application/json") {
+		rc = http.NewResponseController(w)
+	}
+	bp := e.bufs.Get().(*[]byte)
+	defer e.bufs.Put(bp)
+	buf := *bp
 	for {
 		n, err := resp.Body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return
 			}
-			_ = rc.Flush()
+			if rc != nil {
+				_ = rc.Flush()
+			}
 		}
 		if err != nil {
 			return

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/mcpidp/mcpidp/internal/agentloop"
@@ -133,8 +134,13 @@ func parseChat(body []byte, lim Limits, defaultUser string) (*chatRequest, error
 		}
 	}
 
-	if req.body, err = llm.WithoutFields(body, consumedFields...); err != nil {
-		return nil, chatreq.InvalidJSON(err.Error())
+	// Most requests carry none of mcpidp's fields: then the body goes on
+	// as it came, without being cut apart again.
+	req.body = body
+	if slices.ContainsFunc(consumedFields, func(f string) bool { _, ok := obj[f]; return ok }) {
+		if req.body, err = llm.WithoutFields(body, consumedFields...); err != nil {
+			return nil, chatreq.InvalidJSON(err.Error())
+		}
 	}
 	return req, nil
 }

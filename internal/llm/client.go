@@ -34,6 +34,9 @@ import (
 // the text assembled from a stream) when Config.MaxResponseBytes is zero.
 const DefaultMaxResponseBytes = 4 << 20
 
+// DefaultMaxIdleConns is how many idle connections to the upstream the default HTTP client keeps.
+const DefaultMaxIdleConns = 256
+
 // ErrResponseTooLarge is wrapped by the error of a call whose answer exceeds the response limit:
 // reading more of it is refused rather than held in memory, and asking again would not help.
 var ErrResponseTooLarge = errors.New("the model's answer is too large")
@@ -128,6 +131,10 @@ func defaultHTTPClient() *http.Client {
 	transport.TLSHandshakeTimeout = 10 * time.Second
 	// Reasoning models may think for minutes before the first byte of a non-streaming answer.
 	transport.ResponseHeaderTimeout = 10 * time.Minute
+	// All calls go to one host: keep enough idle connections to it for a
+	// busy server (the default keeps 2, and every call past them dials a
+	// new connection and throws it away).
+	transport.MaxIdleConns, transport.MaxIdleConnsPerHost = DefaultMaxIdleConns, DefaultMaxIdleConns
 	return &http.Client{Transport: transport}
 }
 

@@ -63,38 +63,51 @@ const touchInterval = time.Minute
 // ErrLoginRequired); a refresh refused with invalid_grant marks the
 // connection refresh_failed first.
 func (e *Engine) AccessToken(ctx context.Context, tenant, user, serverURL string) (string, error) {
+	token, _, err := e.accessToken(ctx, tenant, user, serverURL, 0)
+	return token, err
+}
+
+// accessToken is AccessToken that also says until when the token may be
+// used without asking again: at most maxReuse from now, and never past the
+// point where AccessToken would refresh it. A token that was just refreshed
+// gets now (not to be kept): the next call reads it back with its expiry.
+func (e *Engine) accessToken(ctx context.Context, tenant, user, serverURL string, maxReuse time.Duration) (string, time.Time, error) {
 	serverURL, err := CanonicalServerURL(serverURL)
 	if err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
-	c, err := e.store.GetOAuthConnection(ctx, e.store.DB(), tenant, user, serverURL)
+	c, err := e.store.GetOAuthConnection(ctx, e.store.Prepared(), tenant, user, serverURL)
 	if errors.Is(err, store.ErrNotFound) {
-		return "", &NeedsLoginError{ServerURL: serverURL, Reason: "no connection"}
+		return "", time.Time{}, &NeedsLoginError{ServerURL: serverURL, Reason: "no connection"}
 	}
 	if err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
 	if c.Status != store.OAuthConnectionActive {
-		return "", &NeedsLoginError{ServerURL: serverURL, Reason: string(c.Status)}
+		return "", time.Time{}, &NeedsLoginError{ServerURL: serverURL, Reason: string(c.Status)}
 	}
 	now := e.now()
 	if usable(c, now, RefreshLeeway) {
 		token, err := e.openToken(c, "access-token", c.AccessToken)
 		if err != nil {
-			return "", err
+			return "", time.Time{}, err
 		}
 		if c.LastUsedAt == nil || now.Sub(*c.LastUsedAt) > touchInterval {
 			if err := e.store.TouchOAuthConnection(ctx, e.store.DB(), tenant, c.ID); err != nil {
 				e.logger.WarnContext(ctx, "mcpauth: error recording connection use", slogError(err))
 			}
 		}
-		return token, nil
+		reuseUntil := now.Add(maxReuse)
+		if until, ok := goodUntil(c, RefreshLeeway); ok && until.Before(reuseUntil) {
+			reuseUntil = until
+		}
+		return token, reuseUntil, nil
 	}
 	if c.RefreshToken == "" {
-		return "", &NeedsLoginError{ServerURL: serverURL, Reason: StatusExpired}
+		return "", time.Time{}, &NeedsLoginError{ServerURL: serverURL, Reason: StatusExpired}
 	}
 	token, _, err := e.refresh(ctx, tenant, c.ID, RefreshLeeway)
-	return token, err
+	return token, now, err
 }
 
 // TokenRejected tells the engine that the MCP server answered 401 to a
@@ -174,15 +187,22 @@ func usable(c *store.OAuthConnection, now time.Time, leeway time.Duration) bool 
 	if c.AccessToken == "" {
 		return false
 	}
+	until, expires := goodUntil(c, leeway)
+	return !expires || until.After(now)
+}
+
+// goodUntil is when the connection's access token stops being usable with
+// leeway, or false when it does not expire.
+func goodUntil(c *store.OAuthConnection, leeway time.Duration) (time.Time, bool) {
 	if c.ExpiresAt == nil {
-		return true
+		return time.Time{}, false
 	}
 	// A token that lives shorter than the leeway would be refreshed on
 	// every call: refresh it in the second half of its life instead.
 	if life := c.ExpiresAt.Sub(c.UpdatedAt); life > 0 && life/2 < leeway {
 		leeway = life / 2
 	}
-	return c.ExpiresAt.After(now.Add(leeway))
+	return c.ExpiresAt.Add(-leeway), true
 }
 
 // RefreshExpiring refreshes every active connection whose access token

@@ -128,9 +128,10 @@ func (db *DB) Close() error {
 
 // Store runs mcpidp's queries. It is safe for concurrent use.
 type Store struct {
-	db      *sql.DB
-	dialect Dialect
-	now     func() time.Time
+	db       *sql.DB
+	dialect  Dialect
+	now      func() time.Time
+	prepared *stmtCache // SQLite only; see Prepared
 }
 
 // Config configures a Store.
@@ -151,7 +152,11 @@ func New(cfg Config) (*Store, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{db: cfg.DB.SQL, dialect: cfg.DB.Dialect, now: now}, nil
+	st := &Store{db: cfg.DB.SQL, dialect: cfg.DB.Dialect, now: now}
+	if st.dialect == DialectSQLite {
+		st.prepared = newStmtCache(st.db)
+	}
+	return st, nil
 }
 
 // DB returns the database handle, usable as a DBTX outside a transaction.
