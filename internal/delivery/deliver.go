@@ -220,6 +220,9 @@ type Deliverer struct {
 	// which Work enforces, so losing this hint can never make an attempt
 	// early.
 	retryDelay sync.Map // int64 → time.Duration
+	// retryPolicy times the retry of a job that did not fail at the
+	// receiver (see NextRetry).
+	retryPolicy river.DefaultClientRetryPolicy
 	// unsignedWarned holds tenants already warned about missing secrets.
 	unsignedWarned sync.Map // string → struct{}
 
@@ -275,13 +278,16 @@ func (d *Deliverer) Timeout(*river.Job[DeliveryArgs]) time.Duration {
 	return d.cfg.Timeout + 30*time.Second
 }
 
-// NextRetry implements river.Worker: the wait Work decided, else the
-// backoff.
+// NextRetry implements river.Worker: the wait Work decided after a failed
+// attempt. Without one the job did not fail at the receiver: it was rescued
+// after a crash, or Work failed before sending (the database); River's own
+// short backoff applies then, as the receiver's backoff is kept in the
+// delivery's next_attempt_at, which Work enforces anyway.
 func (d *Deliverer) NextRetry(job *river.Job[DeliveryArgs]) time.Time {
 	if v, ok := d.retryDelay.LoadAndDelete(job.ID); ok {
 		return time.Now().Add(v.(time.Duration))
 	}
-	return time.Now().Add(d.cfg.BackoffFunc(job.Attempt))
+	return d.retryPolicy.NextRetry(job.JobRow)
 }
 
 // Work implements river.Worker: one attempt of a delivery.

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 )
 
@@ -65,4 +67,21 @@ func TestTruncateUTF8(t *testing.T) {
 	got := truncateUTF8(long, 1023)
 	require.Len(t, got, 1022)
 	require.Equal(t, string(long[:1022]), got)
+}
+
+// A job that did not fail at the receiver (rescued after a crash) is tried
+// again soon: the receiver's backoff lives in the delivery row, not here.
+// One that failed at the receiver waits what Work decided.
+func TestNextRetryAfterCrashIsShort(t *testing.T) {
+	t.Parallel()
+	d := &Deliverer{cfg: DelivererConfig{BackoffFunc: DefaultBackoff}}
+	job := &river.Job[DeliveryArgs]{JobRow: &rivertype.JobRow{ID: 7, Attempt: 1}}
+
+	rescued := time.Until(d.NextRetry(job))
+	require.Less(t, rescued, 3*time.Second, "a rescued first attempt waits River's short backoff, not the receiver's")
+
+	d.retryDelay.Store(job.ID, 15*time.Second)
+	failed := time.Until(d.NextRetry(job))
+	require.Greater(t, failed, 14*time.Second)
+	require.LessOrEqual(t, failed, 15*time.Second)
 }
