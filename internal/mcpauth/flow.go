@@ -466,6 +466,7 @@ func (e *Engine) Callback(ctx context.Context, query url.Values, cookies []*http
 	case err != nil:
 		return nil, err
 	}
+	e.bumpUserGen(res.Tenant, res.User)
 	return res, nil
 }
 

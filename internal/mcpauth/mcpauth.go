@@ -175,6 +175,30 @@ type Engine struct {
 	// the callback only, and only over https when the public URL is.
 	callbackPath  string
 	secureCookies bool
+	// userGens counts, per tenant's user, the logins completed and the
+	// connections revoked in this process, so that a run's memory of
+	// the user's tokens (RunAuth) is dropped at once when they change.
+	userGensMu sync.Mutex
+	userGens   map[string]uint64
+}
+
+func userGenKey(tenant, user string) string { return tenant + "\x00" + user }
+
+// userGen is the user's generation (see Engine.userGens).
+func (e *Engine) userGen(tenant, user string) uint64 {
+	e.userGensMu.Lock()
+	defer e.userGensMu.Unlock()
+	return e.userGens[userGenKey(tenant, user)]
+}
+
+// bumpUserGen marks the user's tokens as changed: runs read them again.
+func (e *Engine) bumpUserGen(tenant, user string) {
+	e.userGensMu.Lock()
+	defer e.userGensMu.Unlock()
+	if e.userGens == nil {
+		e.userGens = map[string]uint64{}
+	}
+	e.userGens[userGenKey(tenant, user)]++
 }
 
 // New returns an Engine for cfg.

@@ -13,7 +13,8 @@ import (
 // the database on each of its MCP requests. A token is never reused past
 // the point where AccessToken would refresh it; a token revoked or replaced
 // meanwhile is noticed when the server refuses it (the 401 path asks
-// again), or after at most this long.
+// again), at once when the login or revocation happened in this process,
+// or after at most this long.
 const RunTokenTTL = 30 * time.Second
 
 // RunAuth is the credentials of one run for the tenant's user: Authorize
@@ -37,6 +38,7 @@ type RunAuth struct {
 type runToken struct {
 	token string // "" when the user has no usable token
 	until time.Time
+	gen   uint64 // the user's generation it was read at (Engine.userGen)
 }
 
 // RunAuth returns the credentials of one run for the tenant's user.
@@ -48,19 +50,22 @@ func (e *Engine) RunAuth(tenant, user string) *RunAuth {
 // removes the header when the user has no usable token (as Authorizer).
 func (r *RunAuth) Authorize(ctx context.Context, serverURL string, req *http.Request) error {
 	now := r.e.now()
+	// Read before the token, so that a login completing during the
+	// lookup makes the next request look again.
+	userGen := r.e.userGen(r.tenant, r.user)
 	r.mu.Lock()
 	t, ok := r.tokens[serverURL]
 	gen := r.gens[serverURL]
 	r.mu.Unlock()
-	if !ok || !now.Before(t.until) {
+	if !ok || !now.Before(t.until) || t.gen != userGen {
 		token, until, err := r.e.accessToken(ctx, r.tenant, r.user, serverURL, RunTokenTTL)
 		switch {
 		case errors.Is(err, ErrLoginRequired):
-			t = runToken{until: now.Add(RunTokenTTL)}
+			t = runToken{until: now.Add(RunTokenTTL), gen: userGen}
 		case err != nil:
 			return err
 		default:
-			t = runToken{token: token, until: until}
+			t = runToken{token: token, until: until, gen: userGen}
 		}
 		r.mu.Lock()
 		if r.gens[serverURL] == gen {

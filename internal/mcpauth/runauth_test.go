@@ -44,16 +44,26 @@ func TestRunAuthReusesWithinBounds(t *testing.T) {
 		run := e.RunAuth("acme", "alice")
 		require.Equal(t, "Bearer "+token, authorized(t, run, srv.URL()))
 
-		// Revoked behind the run's back: the run keeps the token it read
-		// for at most RunTokenTTL, then learns there is none.
-		require.NoError(t, e.Revoke(ctx, "acme", res.ConnectionID))
+		// Revoked behind the run's back, by another process: the run keeps
+		// the token it read for at most RunTokenTTL, then learns there is none.
+		other := newEngine(t, bundle, nil)
+		require.NoError(t, other.Revoke(ctx, "acme", res.ConnectionID))
 		require.Equal(t, "Bearer "+token, authorized(t, run, srv.URL()))
 		bundle.clock.Add(mcpauth.RunTokenTTL)
 		require.Empty(t, authorized(t, run, srv.URL()))
 		require.Empty(t, authorized(t, e.RunAuth("acme", "alice"), srv.URL()), "a new run asks the database")
 
-		// A login since then: a refusal makes the run ask again at once.
-		login(t, e, srv, "acme", "alice")
+		// A login in this process is seen at once, by every run of the user
+		// (a step-up login retried in the same run), and so is a revocation.
+		res = login(t, e, srv, "acme", "alice")
+		here, err := e.AccessToken(ctx, "acme", "alice", srv.URL())
+		require.NoError(t, err)
+		require.Equal(t, "Bearer "+here, authorized(t, run, srv.URL()))
+		require.NoError(t, e.Revoke(ctx, "acme", res.ConnectionID))
+		require.Empty(t, authorized(t, run, srv.URL()))
+
+		// A login in another process: a refusal makes the run ask again at once.
+		login(t, other, srv, "acme", "alice")
 		require.Empty(t, authorized(t, run, srv.URL()), "still remembered as none")
 		retry, err := run.Unauthorized(ctx, srv.URL(), "")
 		require.NoError(t, err)

@@ -371,7 +371,9 @@ func (e *Engine) Revoke(ctx context.Context, tenant, connectionID string) error 
 				slog.String("connection_id", c.ID), slogIssuer(c.Issuer), slogError(err))
 		}
 	}
-	return e.store.DeleteOAuthConnection(ctx, e.store.DB(), tenant, connectionID)
+	err = e.store.DeleteOAuthConnection(ctx, e.store.DB(), tenant, connectionID)
+	e.bumpUserGen(tenant, c.UserID)
+	return err
 }
 
 func (e *Engine) revokeAtServer(ctx context.Context, c *store.OAuthConnection) error {
