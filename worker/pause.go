@@ -72,8 +72,8 @@ func (a *ApprovalTimeouter) Work(ctx context.Context, job *river.Job[task.Approv
 }
 
 // pauseForInput hands URL elicitations to task.Service.PauseForInput, which
-// parks the task until the user is done at the URLs, completing this job in
-// the same transaction. The inputs expire with login links
+// parks the task (task.Park) until the user is done at the URLs, completing
+// this job in the same transaction. The inputs expire with login links
 // (AuthorizationTimeout).
 func (w *TaskRunner) pauseForInput(ctx context.Context, job *river.Job[task.RunArgs], t *store.Task, req *task.Request, asks []mcpclient.ElicitRequest) error {
 	var complete func(ctx context.Context, tx *sql.Tx) error
@@ -98,9 +98,17 @@ func NewInputTimeouter(tasks *task.Service) (*InputTimeouter, error) {
 	return &InputTimeouter{tasks: tasks}, nil
 }
 
-// Work implements river.Worker: task.Service.TimeoutInput.
+// Work implements river.Worker: task.Service.TimeoutInput, snoozing
+// while the store's clock says the inputs have not expired yet.
 func (i *InputTimeouter) Work(ctx context.Context, job *river.Job[task.InputTimeoutArgs]) error {
-	return i.tasks.TimeoutInput(ctx, job.Args)
+	wait, err := i.tasks.TimeoutInput(ctx, task.TimeoutParams{TaskID: job.Args.TaskID, Segment: job.Args.Segment})
+	if err != nil {
+		return err
+	}
+	if wait > 0 {
+		return river.JobSnooze(wait)
+	}
+	return nil
 }
 
 // AuthTimeouter is the worker for task.AuthTimeoutArgs.

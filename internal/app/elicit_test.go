@@ -494,7 +494,7 @@ func TestTaskURLElicitationPausesDurably(t *testing.T) {
 			require.NoError(t, err)
 			var id int64
 			for _, j := range res.Jobs {
-				if strings.Contains(string(j.EncodedArgs), inputs[0].ID) {
+				if strings.Contains(string(j.EncodedArgs), tk.ID) {
 					id = j.ID
 				}
 			}

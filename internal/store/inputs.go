@@ -56,19 +56,25 @@ func (s *Store) CreateInput(ctx context.Context, q DBTX, in *Input) error {
 
 // GetInput returns the task's input id, ErrNotFound when there is none.
 func (s *Store) GetInput(ctx context.Context, q DBTX, taskID, id string) (*Input, error) {
-	row := q.QueryRowContext(ctx, `SELECT `+inputColumns+` FROM mcpidp_task_input WHERE id = $1 AND task_id = $2`, id, taskID)
+	in, err := scanInput(q.QueryRowContext(ctx, `SELECT `+inputColumns+` FROM mcpidp_task_input WHERE id = $1 AND task_id = $2`, id, taskID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("input %s of task %s: %w", id, taskID, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("error loading input %s: %w", id, err)
+	}
+	return in, nil
+}
+
+func scanInput(row interface{ Scan(...any) error }) (*Input, error) {
 	var (
 		in                     Input
 		schema, url, act, cont sql.NullString
 		created, expires       int64
 		answered               sql.NullInt64
 	)
-	err := row.Scan(&in.ID, &in.TaskID, &in.ServerURL, &in.Mode, &in.Message, &schema, &url, &in.Status, &act, &cont, &created, &expires, &answered)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("input %s of task %s: %w", id, taskID, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("error loading input %s: %w", id, err)
+	if err := row.Scan(&in.ID, &in.TaskID, &in.ServerURL, &in.Mode, &in.Message, &schema, &url, &in.Status, &act, &cont, &created, &expires, &answered); err != nil {
+		return nil, err
 	}
 	in.RequestedSchema = rawOrNil(schema)
 	in.URL = url.String
@@ -123,43 +129,22 @@ func (s *Store) SetTaskInputs(ctx context.Context, q DBTX, taskID string, from, 
 	return n == 1, nil
 }
 
-// PauseTaskForInput moves a running task to awaiting_input with nothing
-// running (segment+1, no run job): it waits for a URL elicitation, like a
-// login. It reports false when the task was no longer running that segment.
-func (s *Store) PauseTaskForInput(ctx context.Context, q DBTX, taskID string, segment int, pending json.RawMessage) (bool, error) {
-	n, err := execCount(ctx, q, `UPDATE mcpidp_task SET status = 'awaiting_input', segment = segment + 1, pending_inputs = $3,
-		run_job_id = NULL, continuation_job_id = NULL, updated_at = $4
-		WHERE id = $1 AND segment = $2 AND status = 'running'`, taskID, segment, nullRaw(pending), micros(s.now()))
+// PendingTaskInputs lists a task's inputs that still wait for an answer.
+func (s *Store) PendingTaskInputs(ctx context.Context, q DBTX, taskID string) ([]Input, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+inputColumns+` FROM mcpidp_task_input WHERE task_id = $1 AND status = 'pending' ORDER BY id`, taskID)
 	if err != nil {
-		return false, fmt.Errorf("error pausing task %s for input: %w", taskID, err)
+		return nil, fmt.Errorf("error listing inputs of task %s: %w", taskID, err)
 	}
-	return n == 1, nil
-}
-
-// ResumeTaskFromInput moves a task paused for input (awaiting_input with no
-// run job) back to queued, and returns its segment and parked continuation
-// job (0 if none). The guard makes a second resume a no-op.
-func (s *Store) ResumeTaskFromInput(ctx context.Context, q DBTX, taskID string) (ok bool, segment int, parked int64, err error) {
-	var cont sql.NullInt64
-	err = q.QueryRowContext(ctx, `UPDATE mcpidp_task SET status = 'queued', pending_inputs = NULL, updated_at = $2
-		WHERE id = $1 AND status = 'awaiting_input' AND run_job_id IS NULL RETURNING segment, continuation_job_id`,
-		taskID, micros(s.now())).Scan(&segment, &cont)
-	if isNoRows(err) {
-		return false, 0, 0, nil
+	defer rows.Close()
+	var out []Input
+	for rows.Next() {
+		in, err := scanInput(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *in)
 	}
-	if err != nil {
-		return false, 0, 0, fmt.Errorf("error resuming task %s: %w", taskID, err)
-	}
-	return true, segment, cont.Int64, nil
-}
-
-// PendingInputCount counts a task's inputs that still wait for an answer.
-func (s *Store) PendingInputCount(ctx context.Context, q DBTX, taskID string) (int, error) {
-	var n int
-	if err := q.QueryRowContext(ctx, `SELECT COUNT(*) FROM mcpidp_task_input WHERE task_id = $1 AND status = 'pending'`, taskID).Scan(&n); err != nil {
-		return 0, fmt.Errorf("error counting inputs of task %s: %w", taskID, err)
-	}
-	return n, nil
+	return out, rows.Err()
 }
 
 // URLInputAccepted reports whether the task's user said they completed the

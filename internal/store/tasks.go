@@ -23,7 +23,9 @@ const (
 	// TaskAwaitingApproval: stopped before tool calls a person must approve.
 	TaskAwaitingApproval TaskStatus = "awaiting_approval"
 	// TaskAwaitingInput is a task whose MCP server asked its user for input
-	// (elicitation): form mode while the run's job holds the call open.
+	// (elicitation): a form while the run's job holds the call open
+	// (run_job_id set: not parked), or URLs while the task is parked
+	// (ParkTask: no job runs it).
 	TaskAwaitingInput TaskStatus = "awaiting_input"
 	TaskCompleted     TaskStatus = "completed"
 	TaskFailed        TaskStatus = "failed"
@@ -44,11 +46,16 @@ func (s TaskStatus) Valid() bool {
 	return false
 }
 
-// pausedStatuses are the statuses of a task parked until a person acts
-// (ParkTask); ResumeTask takes a task out of any of them.
-var pausedStatuses = []TaskStatus{TaskAwaitingAuthorization, TaskAwaitingApproval}
+// pausedStatuses are the statuses a task can be parked in until a person
+// acts (ParkTask); ResumeTask takes a parked task out of any of them. A
+// task is parked only when no job runs it: awaiting_input also names a
+// form that a running job holds a call open for (run_job_id set), which
+// ResumeTask leaves alone.
+var pausedStatuses = []TaskStatus{TaskAwaitingAuthorization, TaskAwaitingApproval, TaskAwaitingInput}
 
-// Paused reports whether s is the status of a parked task.
+// Paused reports whether s is a status a task can be parked in. For
+// awaiting_input that is not enough to call the task parked: only a task no
+// job runs is (see pausedStatuses).
 func (s TaskStatus) Paused() bool { return slices.Contains(pausedStatuses, s) }
 
 // Task is one row of mcpidp_task. JSON columns are kept raw: their shapes

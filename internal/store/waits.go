@@ -47,29 +47,32 @@ type PauseParams struct {
 }
 
 // ParkParams describes a task parked until a person acts: a login, an
-// approval, or any other kind of wait.
+// approval, a URL to visit, or any other kind of wait.
 type ParkParams struct {
 	TaskID  string
 	Segment int // the segment that is pausing; the task moves to Segment+1
 	// Status is the paused status (one of pausedStatuses).
 	Status TaskStatus
-	// AuthorizationRequired and PendingApprovals are the JSON lists shown
-	// on the task object while it waits; nil leaves the column empty.
+	// AuthorizationRequired, PendingApprovals and PendingInputs are the
+	// JSON lists shown on the task object while it waits; nil leaves the
+	// column empty.
 	AuthorizationRequired json.RawMessage
 	PendingApprovals      json.RawMessage
+	PendingInputs         json.RawMessage
 }
 
 // ParkTask moves a running task to a paused status in the next segment,
-// with no job running it. It reports false when the task was no longer
+// with no job running it (run_job_id NULL: what makes it parked, and
+// resumable by ResumeTask). It reports false when the task was no longer
 // running that segment (canceled or deleted meanwhile).
 func (s *Store) ParkTask(ctx context.Context, q DBTX, p ParkParams) (bool, error) {
 	if !p.Status.Paused() {
 		return false, fmt.Errorf("park task: %s is not a paused status", p.Status)
 	}
 	n, err := execCount(ctx, q, `UPDATE mcpidp_task SET status = $3, segment = segment + 1,
-		authorization_required = $4, pending_approvals = $5, run_job_id = NULL, continuation_job_id = NULL, updated_at = $6
+		authorization_required = $4, pending_approvals = $5, pending_inputs = $6, run_job_id = NULL, continuation_job_id = NULL, updated_at = $7
 		WHERE id = $1 AND segment = $2 AND status = 'running'`, p.TaskID, p.Segment, string(p.Status),
-		nullRaw(p.AuthorizationRequired), nullRaw(p.PendingApprovals), micros(s.now()))
+		nullRaw(p.AuthorizationRequired), nullRaw(p.PendingApprovals), nullRaw(p.PendingInputs), micros(s.now()))
 	if err != nil {
 		return false, fmt.Errorf("error pausing task %s: %w", p.TaskID, err)
 	}
@@ -187,14 +190,17 @@ func (s *Store) ClearWaits(ctx context.Context, q DBTX, taskID string) error {
 	return nil
 }
 
-// ResumeTask moves a parked task (any paused status) of the given segment
-// back to queued and returns its parked continuation job id (0 if none).
-// The guard makes a duplicate or late resume, or one for a canceled task, a
+// ResumeTask moves a parked task (any paused status, no job running it)
+// of the given segment back to queued, clearing the lists it showed while
+// it waited, and returns its parked continuation job id (0 if none). The
+// guard makes a duplicate or late resume, one for a canceled task, or one
+// for a form a running job holds (awaiting_input with run_job_id set) a
 // no-op.
 func (s *Store) ResumeTask(ctx context.Context, q DBTX, taskID string, segment int) (bool, int64, error) {
 	var cont *int64
-	err := q.QueryRowContext(ctx, `UPDATE mcpidp_task SET status = 'queued', authorization_required = NULL, pending_approvals = NULL, updated_at = $3
-		WHERE id = $1 AND segment = $2 AND status IN (`+pausedList+`) RETURNING continuation_job_id`,
+	err := q.QueryRowContext(ctx, `UPDATE mcpidp_task SET status = 'queued', authorization_required = NULL, pending_approvals = NULL,
+		pending_inputs = NULL, updated_at = $3
+		WHERE id = $1 AND segment = $2 AND status IN (`+pausedList+`) AND run_job_id IS NULL RETURNING continuation_job_id`,
 		taskID, segment, micros(s.now())).Scan(&cont)
 	if err != nil {
 		if isNoRows(err) {

@@ -5,11 +5,10 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
-	"github.com/riverqueue/river"
-
-	"github.com/mcpidp/mcpidp/internal/delivery"
 	"github.com/mcpidp/mcpidp/internal/mcpclient"
 	"github.com/mcpidp/mcpidp/internal/store"
 )
@@ -21,11 +20,11 @@ const (
 	CodeInputTimeout  = "input_timeout"
 )
 
-// InputTimeoutArgs fails a task still waiting for a URL elicitation when
-// the input expires. Inserted, scheduled, with the pause.
+// InputTimeoutArgs fails a task still parked for URL inputs, in the given
+// segment, once they expire. Inserted, scheduled, with the pause.
 type InputTimeoutArgs struct {
 	TaskID  string `json:"task_id"`
-	InputID string `json:"input_id"`
+	Segment int    `json:"segment"`
 }
 
 // Kind implements river.JobArgs.
@@ -44,13 +43,13 @@ type PauseInputParams struct {
 	CompleteJobTxFunc func(ctx context.Context, tx *sql.Tx) error
 }
 
-// PauseForInput parks the task until the user has completed every URL, as
-// Pause does for logins: in one transaction the inputs, awaiting_input
-// (segment+1, nothing running), the pending continuation job, the scheduled
-// input timeout, the input.required callbacks, the task.input_required
-// webhook and the running job's completion. The answer (accept, through
-// POST /v1/tasks/{id}/inputs/{input_id}) resumes it once; the call that was
-// refused is then sent again.
+// PauseForInput parks the task (Park) in awaiting_input until the user has
+// completed every URL: in one transaction the inputs, the task's
+// pending_inputs, the continuation job, the input timeout, the
+// input.required callbacks, the task.input_required webhook and the running
+// job's completion. The answer (accept, through
+// POST /v1/tasks/{id}/inputs/{input_id}) resumes it once nothing else is
+// pending; the call that was refused is then sent again.
 func (s *Service) PauseForInput(ctx context.Context, p PauseInputParams) error {
 	t := p.Task
 	if t.Segment+1 >= MaxSegments {
@@ -76,101 +75,91 @@ func (s *Service) PauseForInput(ctx context.Context, p PauseInputParams) error {
 			inputs[i], pending[i] = in, s.pendingInput(t, in)
 		}
 		list, _ := json.Marshal(pending)
-		ok, err := st.PauseTaskForInput(ctx, tx, t.ID, t.Segment, list)
-		if err != nil {
+		park := Park{Task: t, Request: p.Request, Status: StatusAwaitingInput, PendingInputs: list,
+			TimeoutJob: InputTimeoutArgs{TaskID: t.ID, Segment: next}, TimeoutAt: p.ExpiresAt,
+			Event: EventInputRequired, CallbackType: CallbackInputRequired, CompleteJobTxFunc: p.CompleteJobTxFunc}
+		if err := s.ParkTx(ctx, tx, rc, park); err != nil {
 			return err
 		}
-		if !ok {
-			return ErrCanceled
+		urls := Build(t, nil, s.cfg.PublicURL).ResultURLs
+		for i, in := range inputs {
+			data, _ := json.Marshal(map[string]any{
+				"task_id": t.ID, "user": t.UserID, "input_id": in.ID, "server_url": in.ServerURL, "mode": in.Mode,
+				"message": in.Message, "requested_schema": nil, "url": in.URL, "form_url": pending[i].FormURL,
+				"expires_at": in.ExpiresAt, "result_urls": urls,
+			})
+			park.Callbacks = append(park.Callbacks, data)
 		}
-		cont, err := rc.InsertTx(ctx, tx, RunArgs{TaskID: t.ID, Segment: next}, &river.InsertOpts{Pending: true})
-		if err != nil {
-			return fmt.Errorf("error staging continuation job: %w", err)
-		}
-		if err := st.SetContinuationJob(ctx, tx, t.ID, cont.Job.ID); err != nil {
-			return err
-		}
-		for _, in := range inputs {
-			if _, err := rc.InsertTx(ctx, tx, InputTimeoutArgs{TaskID: t.ID, InputID: in.ID}, &river.InsertOpts{ScheduledAt: in.ExpiresAt}); err != nil {
-				return fmt.Errorf("error scheduling input timeout: %w", err)
-			}
-		}
-		if p.Request.AuthorizationRequestCallback != "" {
-			urls := Build(t, nil, s.cfg.PublicURL).ResultURLs
-			for i, in := range inputs {
-				data, _ := json.Marshal(map[string]any{
-					"task_id": t.ID, "user": t.UserID, "input_id": in.ID, "server_url": in.ServerURL, "mode": in.Mode,
-					"message": in.Message, "requested_schema": nil, "url": in.URL, "form_url": pending[i].FormURL,
-					"expires_at": in.ExpiresAt, "result_urls": urls,
-				})
-				if _, err := delivery.Enqueue(ctx, tx, rc, st, delivery.Event{TenantID: t.TenantID, TaskID: t.ID,
-					Type: CallbackInputRequired, URL: p.Request.AuthorizationRequestCallback, Data: data}); err != nil {
-					return err
-				}
-			}
-		}
-		if err := s.announceTx(ctx, tx, rc, t.ID, EventInputRequired); err != nil {
-			return err
-		}
-		if p.CompleteJobTxFunc != nil {
-			return p.CompleteJobTxFunc(ctx, tx)
-		}
-		return nil
+		return s.NotifyParkedTx(ctx, tx, rc, park)
 	})
 }
 
 // answerURLTx takes the answer to a URL input of a paused task, in tx: an
-// accept resumes the task once nothing else is pending (queued, a fresh
-// job for its segment, the parked one deleted). It reports whether the
-// user declined, which the caller turns into the task's failure.
+// accept resumes the task (ResumeParkedTx) once nothing else is pending. It
+// reports whether the user declined, which the caller turns into the task's
+// failure.
 func (s *Service) answerURLTx(ctx context.Context, tx *sql.Tx, t *store.Task, action string) (declined bool, err error) {
 	if action != mcpclient.ElicitAccept {
 		return true, nil
 	}
 	st := s.cfg.Store
-	if _, err := st.GetTaskForUpdate(ctx, tx, t.ID); err != nil {
+	// Locked before counting: of two answers to the last two inputs, the
+	// second sees the first and resumes.
+	locked, err := st.GetTaskForUpdate(ctx, tx, t.ID)
+	if err != nil {
 		return false, err
 	}
-	n, err := st.PendingInputCount(ctx, tx, t.ID)
-	if err != nil || n > 0 {
+	pending, err := st.PendingTaskInputs(ctx, tx, t.ID)
+	if err != nil || len(pending) > 0 {
 		return false, err
 	}
 	rc, err := s.river(ctx)
 	if err != nil {
 		return false, err
 	}
-	ok, segment, parked, err := st.ResumeTaskFromInput(ctx, tx, t.ID)
-	if err != nil || !ok {
-		return false, err
-	}
-	if err := deleteParkedJobTx(ctx, tx, rc, parked); err != nil {
-		return false, err
-	}
-	res, err := rc.InsertTx(ctx, tx, RunArgs{TaskID: t.ID, Segment: segment}, nil)
-	if err != nil {
-		return false, fmt.Errorf("error queueing resumed task: %w", err)
-	}
-	return false, st.SetContinuationJob(ctx, tx, t.ID, res.Job.ID)
+	_, err = s.ResumeParkedTx(ctx, tx, rc, locked)
+	return false, err
 }
 
-// TimeoutInput fails a task whose URL input expired unanswered.
-func (s *Service) TimeoutInput(ctx context.Context, args InputTimeoutArgs) error {
+// TimeoutInput fails a task still parked, in the given segment, for URL
+// inputs of which one has expired unanswered (Finish with input_timeout,
+// which also expires the inputs, so a late answer gets a 409), by the
+// store's clock; when that clock says "not yet" it returns how long to
+// wait. A task whose URLs were all answered was resumed (or failed, on a
+// decline) by the answer: nothing to do.
+func (s *Service) TimeoutInput(ctx context.Context, p TimeoutParams) (time.Duration, error) {
 	st := s.cfg.Store
-	in, err := st.GetInput(ctx, st.DB(), args.TaskID, args.InputID)
+	t, err := st.GetTaskByID(ctx, st.DB(), p.TaskID)
 	if err != nil {
-		return nil // the task is gone
+		return 0, ignoreNotFound(err)
 	}
-	if in.Status != store.InputPending {
-		return nil
+	if t.Status != StatusAwaitingInput || t.Segment != p.Segment {
+		return 0, nil
 	}
-	if wait := in.ExpiresAt.Sub(st.Now()); wait > 0 {
-		return river.JobSnooze(wait)
+	inputs, err := st.PendingTaskInputs(ctx, st.DB(), t.ID)
+	if err != nil {
+		return 0, err
 	}
-	expired, err := st.ExpireInput(ctx, st.DB(), in.TaskID, in.ID)
-	if err != nil || !expired {
-		return err
+	// A form a later run holds a call open for is not this pause's: the
+	// hold ends it.
+	inputs = slices.DeleteFunc(inputs, func(in store.Input) bool { return in.Mode != mcpclient.ElicitModeURL })
+	if len(inputs) == 0 {
+		return 0, nil
 	}
-	_, err = s.Finish(ctx, FinishParams{TaskID: in.TaskID, Status: StatusFailed, OnlyFrom: StatusAwaitingInput,
-		Error: &Error{Code: CodeInputTimeout, Message: fmt.Sprintf("nobody completed %s (asked by %s) before it expired", in.URL, in.ServerURL)}})
-	return err
+	now := st.Now()
+	var expired []string
+	soonest := inputs[0].ExpiresAt
+	for _, in := range inputs {
+		if !now.Before(in.ExpiresAt) {
+			expired = append(expired, fmt.Sprintf("%s (asked by %s)", in.URL, in.ServerURL))
+		} else if in.ExpiresAt.Before(soonest) {
+			soonest = in.ExpiresAt
+		}
+	}
+	if len(expired) == 0 {
+		return soonest.Sub(now), nil
+	}
+	_, err = s.Finish(ctx, FinishParams{TaskID: t.ID, Status: StatusFailed, OnlyFrom: StatusAwaitingInput, Segment: &t.Segment,
+		Error: &Error{Code: CodeInputTimeout, Message: "nobody completed " + strings.Join(expired, ", ") + " before it expired"}})
+	return 0, err
 }

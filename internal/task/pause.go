@@ -152,12 +152,18 @@ func (s *Service) Pause(ctx context.Context, p PauseParams) error {
 }
 
 // Park is what every kind of pause shares: a running task stops until a
-// person acts (logs in, approves a tool call, answers a question), holding
-// nothing while it waits. A kind of pause calls ParkTx and then, in the same
-// transaction, records what it waits on in its own tables and calls
-// NotifyParkedTx; its resume calls ResumeParkedTx once nothing is left to
-// wait for; its timeout job fails the task (Finish with OnlyFrom Status and
-// the segment) when nobody acted in time.
+// person acts (logs in, approves a tool call, completes what a URL asks),
+// holding nothing while it waits. A kind of pause records what it waits on
+// in its own table, calls ParkTx and then NotifyParkedTx, all in one
+// transaction; its resume calls ResumeParkedTx once nothing is left to wait
+// for; its timeout job fails the task (Finish with OnlyFrom Status and the
+// segment) when nobody acted in time. The kinds: logins (Pause,
+// awaiting_authorization), tool approvals (PauseForApproval,
+// awaiting_approval) and URL inputs (PauseForInput, awaiting_input).
+//
+// A form an MCP server asks for during a call is not parked: the run's job
+// holds the call open (AskInput, WaitInput) in awaiting_input, and the
+// store's resume guard (no job running the task) keeps the two apart.
 type Park struct {
 	// Task is the task as its run loaded it (its segment is the one
 	// running); Request its stored request.
@@ -165,9 +171,9 @@ type Park struct {
 	Request *Request
 	// Status is the paused status (store's pausedStatuses).
 	Status Status
-	// AuthorizationRequired and PendingApprovals are the lists the task
-	// object shows while it waits.
-	AuthorizationRequired, PendingApprovals json.RawMessage
+	// AuthorizationRequired, PendingApprovals and PendingInputs are the
+	// lists the task object shows while it waits (each kind sets its own).
+	AuthorizationRequired, PendingApprovals, PendingInputs json.RawMessage
 	// TimeoutJob is the kind's timeout job, scheduled at TimeoutAt.
 	TimeoutJob river.JobArgs
 	TimeoutAt  time.Time
@@ -197,7 +203,7 @@ func (s *Service) ParkTx(ctx context.Context, tx *sql.Tx, rc *river.Client[*sql.
 	st := s.cfg.Store
 	t := p.Task
 	ok, err := st.ParkTask(ctx, tx, store.ParkParams{TaskID: t.ID, Segment: t.Segment, Status: p.Status,
-		AuthorizationRequired: p.AuthorizationRequired, PendingApprovals: p.PendingApprovals})
+		AuthorizationRequired: p.AuthorizationRequired, PendingApprovals: p.PendingApprovals, PendingInputs: p.PendingInputs})
 	if err != nil {
 		return err
 	}
@@ -238,9 +244,10 @@ func (s *Service) NotifyParkedTx(ctx context.Context, tx *sql.Tx, rc *river.Clie
 }
 
 // ResumeParkedTx resumes a parked task (locked by the caller with
-// GetTaskForUpdate) once nothing is left to wait for: back to queued and a
-// fresh job for its segment. It reports false when the task was no longer
-// parked in that segment, which is what makes a resume happen once.
+// GetTaskForUpdate) once nothing is left to wait for: back to queued, the
+// parked job deleted and a fresh job for its segment. It reports false
+// when the task was no longer parked in that segment (or a job holds it:
+// a held form), which is what makes a resume happen once.
 func (s *Service) ResumeParkedTx(ctx context.Context, tx *sql.Tx, rc *river.Client[*sql.Tx], t *store.Task) (bool, error) {
 	return s.resumeTx(ctx, tx, rc, t)
 }
