@@ -100,3 +100,10 @@ func (t *urlTools) SafeToRepeat(function string) bool {
 	rc, ok := t.Tools.(agentloop.RepeatChecker)
 	return ok && rc.SafeToRepeat(function)
 }
+
+// ReadOnly passes the inner tools' readOnlyHint on, which require_approval
+// "auto" reads: without it every tool would look like a writer.
+func (t *urlTools) ReadOnly(function string) bool {
+	ro, ok := t.Tools.(agentloop.ReadOnlyChecker)
+	return ok && ro.ReadOnly(function)
+}

@@ -238,6 +238,13 @@ func (t *elicitingTools) SafeToRepeat(function string) bool {
 	return ok && rc.SafeToRepeat(function)
 }
 
+// ReadOnly passes the inner tools' readOnlyHint on, which require_approval
+// "auto" reads: without it every tool would look like a writer.
+func (t *elicitingTools) ReadOnly(function string) bool {
+	ro, ok := t.Tools.(agentloop.ReadOnlyChecker)
+	return ok && ro.ReadOnly(function)
+}
+
 // replayStep is the model turn a replayed call continues: the call the
 // client answered for.
 func (p *pendingCall) replayStep() agentloop.Step {
