@@ -7,10 +7,12 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/mcpidp/mcpidp/internal/chat"
+	"github.com/mcpidp/mcpidp/internal/mcptest"
 	"github.com/mcpidp/mcpidp/internal/testenv"
 )
 
@@ -141,5 +143,32 @@ func TestChatApprovalThenElicitation(t *testing.T) {
 		forged := ask(map[string]any{"mcp_elicitation_responses": []map[string]any{{"elicitation_request_id": "elicit_" + base64.RawURLEncoding.EncodeToString(raw),
 			"action": "decline"}}})
 		require.Len(t, forged.MCPApprovalRequests, 1)
+	})
+}
+
+// A URL input's page goes by the deployment's clock, as the API does: once
+// the input has expired it offers no "I'm done" button.
+func TestInputPageClosesAtExpiry(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, databaseURL string) {
+		env := startEnv(t, databaseURL)
+		srv := mcptest.New(t, mcptest.StreamableHTTP)
+		env.Model.Handle(callToolOnce(t, "gate", `{}`))
+		tk := waitStatus(t, env.submit(t, keyAcme, map[string]any{"user": "alice", "model": "m", "input": "go",
+			"tools": []map[string]any{{"type": "mcp", "url": srv.URL}}}), "awaiting_input")
+		_, inputs := inputsOf(t, tk)
+		require.Len(t, inputs, 1)
+		in := inputs[0]
+		code, page := getPage(t, in.FormURL)
+		require.Equal(t, http.StatusOK, code, page)
+		require.Contains(t, page, "I'm done")
+
+		env.Clock.Add(in.ExpiresAt.Sub(env.Clock.Now()) + time.Second)
+		code, raw, _ := call(t, "POST", env.URL+"/v1/tasks/"+tk.ID+"/inputs/"+in.ID, keyAcme, `{"action":"accept"}`)
+		require.Equal(t, http.StatusConflict, code, "expired: %s", raw)
+		code, page = getPage(t, in.FormURL)
+		require.Equal(t, http.StatusOK, code, page)
+		require.NotContains(t, page, "I'm done", "the page of an expired input offers nothing to press")
+		require.Contains(t, page, "has expired")
 	})
 }
