@@ -1,13 +1,21 @@
 package app_test
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
 
 	"github.com/stretchr/testify/require"
 
@@ -170,5 +178,77 @@ func TestInputPageClosesAtExpiry(t *testing.T) {
 		require.Equal(t, http.StatusOK, code, page)
 		require.NotContains(t, page, "I'm done", "the page of an expired input offers nothing to press")
 		require.Contains(t, page, "has expired")
+	})
+}
+
+// startTwoFormsServer starts an MCP server whose ask_twice tool sends two
+// forms at once (mcp-go sends each server request on its own), and
+// answers with what each got.
+func startTwoFormsServer(t *testing.T) string {
+	t.Helper()
+	m := server.NewMCPServer("forms", "1.0.0", server.WithElicitation())
+	schema := map[string]any{"type": "object", "properties": map[string]any{"name": map[string]any{"type": "string"}}, "required": []string{"name"}}
+	m.AddTool(mcp.NewTool("ask_twice", mcp.WithDescription("Asks two questions at once.")),
+		func(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			answers := make([]string, 2)
+			var wg sync.WaitGroup
+			for i := range answers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					res, err := m.RequestElicitation(ctx, mcp.ElicitationRequest{Params: mcp.ElicitationParams{
+						Message: fmt.Sprintf("Question %d", i+1), RequestedSchema: schema}})
+					if err != nil {
+						answers[i] = "error: " + err.Error()
+						return
+					}
+					answers[i] = fmt.Sprintf("%s %v", res.Action, res.Content)
+				}()
+			}
+			wg.Wait()
+			return mcp.NewToolResultText(strings.Join(answers, " | ")), nil
+		})
+	ts := httptest.NewServer(server.NewStreamableHTTPServer(m, server.WithStateful(true)))
+	t.Cleanup(ts.Close)
+	return ts.URL + "/mcp"
+}
+
+// A server that sends two forms at once during one call gets both answered:
+// the task asks its user one after the other.
+func TestTaskTwoFormsAtOnce(t *testing.T) {
+	t.Parallel()
+	forms := startTwoFormsServer(t)
+	backends(t, func(t *testing.T, databaseURL string) {
+		env := startEnv(t, databaseURL)
+		env.Model.Handle(callToolOnce(t, "ask_twice", `{}`))
+		tk := env.submit(t, keyAcme, map[string]any{"user": "u", "model": "m", "input": "go",
+			"tools": []map[string]any{{"type": "mcp", "url": forms}}})
+		var names []string
+		for range 2 {
+			// Each form waits in turn: one pending input at a time.
+			var in pendingInput
+			for deadline := time.Now().Add(30 * time.Second); in.ID == "" || slices.Contains(names, "Ada "+in.Message); {
+				require.True(t, time.Now().Before(deadline), "no form waits")
+				status, inputs := inputsOf(t, tk)
+				require.NotContains(t, []string{"completed", "failed", "canceled"}, status, "the task ended before its forms were answered")
+				in = pendingInput{}
+				if status == "awaiting_input" {
+					require.Len(t, inputs, 1)
+					in = inputs[0]
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			name := "Ada " + in.Message
+			names = append(names, name)
+			code, raw, _ := call(t, "POST", env.URL+"/v1/tasks/"+tk.ID+"/inputs/"+in.ID, keyAcme,
+				map[string]any{"action": "accept", "content": map[string]any{"name": name}})
+			require.Equal(t, http.StatusOK, code, string(raw))
+		}
+		done := waitDone(t, tk)
+		require.Equal(t, "completed", done.Status, "error: %+v", done.Error)
+		require.NotContains(t, done.Steps[1].Output, "error")
+		for _, name := range names {
+			require.Contains(t, done.Steps[1].Output, "accept map[name:"+name+"]")
+		}
 	})
 }
