@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -128,7 +127,7 @@ func (a *API) handleInputForm(c *gin.Context) {
 			a.writeError(c, err)
 			return
 		}
-	} else if page.Done == "" && (in.Status != store.InputPending || !time.Now().Before(in.ExpiresAt)) {
+	} else if page.Done == "" && (in.Status != store.InputPending || !a.cfg.Store.Now().Before(in.ExpiresAt)) {
 		page.Done = (&task.InputClosedError{ID: in.ID, Status: closedStatus(in)}).Error()
 	}
 	var b bytes.Buffer

@@ -21,8 +21,12 @@ import (
 // the task pauses durably until the user is done at the URL and sends the
 // call again then.
 //
+// A task waits for one form at a time: forms a server sends at once (each
+// server request has its own goroutine) are asked one after the other.
+//
 // runCtx is the segment's: its deadline (MCPIDP_JOB_TIMEOUT) bounds the hold.
 func (w *TaskRunner) elicitFunc(runCtx context.Context, t *store.Task, req *task.Request, urls *urlAsks) mcpclient.ElicitFunc {
+	turn := make(chan struct{}, 1) // held while a form waits for its answer
 	return func(ctx context.Context, ask mcpclient.ElicitRequest) (*mcpclient.ElicitResult, error) {
 		if ask.Mode != mcpclient.ElicitModeForm {
 			// The call sent again after the pause asks for the URL the user
@@ -44,6 +48,12 @@ func (w *TaskRunner) elicitFunc(runCtx context.Context, t *store.Task, req *task
 		defer cancel()
 		stop := context.AfterFunc(runCtx, cancel) // the segment ended: nobody holds the call
 		defer stop()
+		select {
+		case turn <- struct{}{}:
+			defer func() { <-turn }()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 		hold := w.cfg.ElicitationHold
 		if deadline, ok := runCtx.Deadline(); ok {
 			// Leave the segment a tenth of what is left to go on after the answer.
@@ -101,7 +111,8 @@ func (t *urlTools) SafeToRepeat(function string) bool {
 	return ok && rc.SafeToRepeat(function)
 }
 
-// ReadOnly passes the inner tools' readOnlyHint on (require_approval "auto").
+// ReadOnly passes the inner tools' readOnlyHint on, which require_approval
+// "auto" reads: without it every tool would look like a writer.
 func (t *urlTools) ReadOnly(function string) bool {
 	ro, ok := t.Tools.(agentloop.ReadOnlyChecker)
 	return ok && ro.ReadOnly(function)

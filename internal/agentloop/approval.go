@@ -108,7 +108,9 @@ type ReadOnlyChecker interface {
 // when the call waits for a person, or the step to record when the person
 // denied it. Both nil: run the call.
 func (r *Run) holdBack(ctx context.Context, turn int, call ToolCallRef) (*ApprovalCall, *Step, error) {
-	if len(r.Approvals) == 0 || r.Tools == nil {
+	if len(r.Approvals) == 0 || r.Tools == nil || r.toolCallsSpent() {
+		// Past MaxToolCalls the call is not sent whatever a person says:
+		// runTool records it as refused without asking anyone.
 		return nil, nil, nil
 	}
 	serverURL, tool, ok := r.Tools.Resolve(call.Function)

@@ -97,3 +97,38 @@ func TestHeldCallsWaitForDecision(t *testing.T) {
 	require.Equal(t, "error: the user denied this call: too risky", recorded[0].Output)
 	require.Equal(t, "error: the user denied this call", DeniedOutput(" "))
 }
+
+// A call made after MaxToolCalls was reached is not sent whatever a person
+// decides, so nobody is asked to approve it: it is recorded as refused.
+func TestHeldCallPastToolCallLimitIsNotAsked(t *testing.T) {
+	t.Parallel()
+	steps := []Step{
+		{Type: StepModel, ToolCalls: []llm.ToolCall{{ID: "call_1", Type: "function", Function: llm.FunctionCall{Name: "read", Arguments: `{}`}}}},
+		{Type: StepTool, ToolCallID: "call_1", Function: "read", ServerURL: "https://mcp.example.com/mcp", Tool: "read", Output: "read done"},
+		{Type: StepModel, ToolCalls: []llm.ToolCall{{ID: "call_2", Type: "function", Function: llm.FunctionCall{Name: "write", Arguments: `{}`}}}},
+	}
+	tools := &fakeTools{}
+	var recorded []Step
+	r := &Run{
+		Steps:        steps,
+		Tools:        tools,
+		MaxToolCalls: 1,
+		Approvals:    map[string]ApprovalPolicy{"https://mcp.example.com/mcp": {Mode: ApprovalAlways}},
+		Approve: func(context.Context, *ApprovalCall) (Verdict, error) {
+			t.Error("a call that cannot be sent was put to a person")
+			return Verdict{}, nil
+		},
+		Complete: func(context.Context, []byte) (*llm.Completion, error) {
+			return &llm.Completion{Choices: []llm.Choice{{Message: llm.Message{Role: "assistant", Content: "done"}}}}, nil
+		},
+		Record: func(_ context.Context, _ int, st Step) error {
+			recorded = append(recorded, st)
+			return nil
+		},
+	}
+	out, err := r.Execute(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, ReasonFinal, out.Reason)
+	require.Empty(t, tools.calls)
+	require.Equal(t, ToolCallLimitOutput, recorded[0].Output)
+}

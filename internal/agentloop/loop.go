@@ -188,9 +188,11 @@ type Run struct {
 	sent   int         // MCP tool calls sent so far, for MaxToolCalls
 
 	// mu guards out, which Sample reads and appends to from the MCP
-	// session's goroutine while a tool call is in flight.
-	mu  sync.Mutex
-	out *Outcome
+	// session's goroutines while a tool call is in flight, and sampling,
+	// the sampling requests between that check and their step's record.
+	mu       sync.Mutex
+	out      *Outcome
+	sampling int
 }
 
 // Outcome is how a run ended.

@@ -36,11 +36,19 @@ func (r *Run) Sample(ctx context.Context, req mcpclient.SampleRequest) (json.Raw
 		r.mu.Unlock()
 		return nil, fmt.Errorf("%w: no run is executing", ErrSamplingRefused)
 	}
-	if countTurns(out.Steps) >= r.maxSteps() {
+	// A server may send several requests at once: each one in flight holds
+	// its step until it is recorded.
+	if countTurns(out.Steps)+r.sampling >= r.maxSteps() {
 		r.mu.Unlock()
 		return nil, fmt.Errorf("%w: the run has used all of its %d steps (max_steps)", ErrSamplingRefused, r.maxSteps())
 	}
+	r.sampling++
 	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.sampling--
+		r.mu.Unlock()
+	}()
 
 	body, err := r.samplingBody(req.Params)
 	if err != nil {

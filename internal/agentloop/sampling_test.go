@@ -3,6 +3,7 @@ package agentloop
 import (
 	"context"
 	"encoding/json"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -93,4 +94,66 @@ func TestSamplingStepsCountTowardMaxSteps(t *testing.T) {
 	require.Len(t, Messages(nil, out.Steps), 2, "sampling steps are not part of the conversation")
 	require.Equal(t, 1, callSlot(out.Steps[:3]))
 	require.Equal(t, 4, callSlot(out.Steps))
+}
+
+// concurrentSampler's tool has the server send a second sampling request
+// while its first is still with the model, as MCP clients handle server
+// requests concurrently.
+type concurrentSampler struct {
+	run      *Run
+	entered  chan struct{}
+	release  chan struct{}
+	firstErr error
+	second   error
+}
+
+func (s *concurrentSampler) FunctionTools() []json.RawMessage { return nil }
+
+func (s *concurrentSampler) Resolve(function string) (string, string, bool) {
+	return "https://mcp.example.com/mcp", function, true
+}
+
+func (s *concurrentSampler) Call(ctx context.Context, _ string, _ json.RawMessage) (*ToolResult, error) {
+	req := mcpclient.SampleRequest{ServerURL: "https://mcp.example.com/mcp",
+		Params: json.RawMessage(`{"messages":[{"role":"user","content":{"type":"text","text":"hi"}}]}`)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, s.firstErr = s.run.Sample(ctx, req)
+	}()
+	<-s.entered
+	_, s.second = s.run.Sample(ctx, req)
+	close(s.release)
+	<-done
+	return &ToolResult{Text: "tool done"}, nil
+}
+
+// Two sampling requests in flight at once cannot both take the run's last
+// step under max_steps.
+func TestConcurrentSamplingKeepsMaxSteps(t *testing.T) {
+	t.Parallel()
+	tools := &concurrentSampler{entered: make(chan struct{}), release: make(chan struct{})}
+	var calls atomic.Int32
+	r := &Run{
+		MaxSteps: 2,
+		Complete: func(context.Context, []byte) (*llm.Completion, error) {
+			switch calls.Add(1) {
+			case 1:
+				return &llm.Completion{Choices: []llm.Choice{{Message: llm.Message{ToolCalls: []llm.ToolCall{{ID: "c1", Function: llm.FunctionCall{Name: "t", Arguments: "{}"}}}}}}}, nil
+			case 2:
+				close(tools.entered)
+				<-tools.release
+			}
+			return &llm.Completion{Choices: []llm.Choice{{Message: llm.Message{Content: "sampled"}}}}, nil
+		},
+		Record: func(context.Context, int, Step) error { return nil },
+		Tools:  tools,
+	}
+	tools.run = r
+	out, err := r.Execute(context.Background())
+	require.NoError(t, err)
+	require.NoError(t, tools.firstErr)
+	require.ErrorIs(t, tools.second, ErrSamplingRefused)
+	require.Equal(t, 2, countTurns(out.Steps), "one model turn and one sampling: max_steps 2")
+	require.Equal(t, ReasonMaxSteps, out.Reason)
 }

@@ -392,3 +392,47 @@ func TestApprovalIsPerCallAcrossTurns(t *testing.T) {
 		require.Equal(t, []string{"1 2"}, mcp.Calls("add"))
 	})
 }
+
+// A task under "auto" runs a tool that declares readOnlyHint without
+// asking and holds back one that does not; a denial's reason reaches the
+// model.
+func TestTaskApprovalAutoRunsReadOnlyTools(t *testing.T) {
+	t.Parallel()
+	backends(t, func(t *testing.T, databaseURL string) {
+		env := startEnv(t, databaseURL)
+		mcp := mcptest.New(t, mcptest.StreamableHTTP)
+		mcp.Release() // peek answers at once
+		var told string
+		env.Model.Handle(func(req llmtest.Request) llmtest.Response {
+			var outputs []string
+			for _, m := range req.Messages {
+				if m.Role == "tool" {
+					outputs = append(outputs, m.Content)
+				}
+			}
+			if len(outputs) == 0 {
+				return llmtest.Response{ToolCalls: []llmtest.ToolCall{
+					{ID: "call_peek", Name: req.OfferedTool(t, "peek"), Arguments: `{"message":"look"}`},
+					{ID: "call_echo", Name: req.OfferedTool(t, "echo"), Arguments: `{"message":"write"}`},
+				}}
+			}
+			told = strings.Join(outputs, " | ")
+			return llmtest.Response{Content: "done"}
+		})
+		tk := waitStatus(t, env.submit(t, keyAcme, map[string]any{"user": "u", "model": "m", "input": "x",
+			"tools": []map[string]any{{"type": "mcp", "url": mcp.URL, "require_approval": "auto"}}}), "awaiting_approval")
+		got := getApprovalTask(t, env, tk.ID)
+		require.Len(t, got.PendingApprovals, 1, "only the writer waits")
+		require.Equal(t, "echo", got.PendingApprovals[0].Name)
+		require.Equal(t, []string{"look"}, mcp.Calls("peek"), "the read-only tool ran without asking")
+
+		status, raw := decide(t, env, tk.ID, got.PendingApprovals[0].ID, map[string]any{"approve": false, "reason": "not on a Friday"})
+		require.Equal(t, http.StatusOK, status, raw)
+		done := waitDone(t, tk)
+		require.Equal(t, "completed", done.Status, "error: %+v", done.Error)
+		require.Empty(t, mcp.Calls("echo"))
+		require.Equal(t, []string{"look"}, mcp.Calls("peek"), "the read-only call ran once")
+		require.Contains(t, told, "peeked: look")
+		require.Contains(t, told, "the user denied this call: not on a Friday")
+	})
+}

@@ -62,6 +62,7 @@ type heldCall struct {
 
 // answered is an approval response whose id opened.
 type answered struct {
+	id      string // the approval request id
 	call    heldCall
 	approve bool
 	reason  string
@@ -147,7 +148,7 @@ func (a *approvals) open(responses []approvalResponse, tools agentloop.Tools, po
 			// Without its policy the call would run whatever the answer.
 			return nil, chatreq.Invalid(param, fmt.Sprintf("%s: send the same require_approval for %s as in the request that asked", param, c.ServerURL))
 		}
-		out = append(out, answered{call: c, approve: *r.Approve, reason: r.Reason})
+		out = append(out, answered{id: r.ID, call: c, approve: *r.Approve, reason: r.Reason})
 	}
 	return out, nil
 }

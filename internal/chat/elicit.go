@@ -38,7 +38,10 @@ import (
 //
 // The id is not secret and not signed: it holds only what the client sent
 // (its conversation's tool call) and its own answers, and a replayed call
-// must still be one of the request's MCP tools.
+// must still be one of the request's MCP tools. A call that ran on an
+// approval (mcp_approval_responses) carries that approval's sealed id, so
+// that its replay runs on the same approval instead of asking again; the
+// replay opens it as a resend's approval response is opened.
 
 // ElicitationRequest is one entry of a message's "mcp_elicitation_requests".
 type ElicitationRequest struct {
@@ -63,6 +66,8 @@ type pendingCall struct {
 	Mode      string                   `json:"m"`
 	Schema    json.RawMessage          `json:"s,omitempty"`
 	Answers   []mcpclient.ElicitResult `json:"p,omitempty"`
+	// Approval is the approval request id the call was approved with.
+	Approval string `json:"ap,omitempty"`
 }
 
 func (p *pendingCall) id() string {
@@ -154,6 +159,8 @@ func decodeElicitID(id string) (*pendingCall, error) {
 // elicitation request.
 type elicitations struct {
 	replay *pendingCall // the call the client answered for, nil when none
+	// approved are the request's approvals that let a held-back call run.
+	approved []answered
 
 	mu      sync.Mutex
 	current *pendingCall // the call in flight, with the answers it may use
@@ -182,7 +189,7 @@ func (e *elicitations) elicit(_ context.Context, ask mcpclient.ElicitRequest) (*
 	}
 	if e.asked == nil {
 		p := &pendingCall{Function: e.current.Function, Arguments: e.current.Arguments, Mode: ask.Mode, Schema: ask.RequestedSchema,
-			Answers: append([]mcpclient.ElicitResult(nil), e.current.Answers...)}
+			Answers: append([]mcpclient.ElicitResult(nil), e.current.Answers...), Approval: e.current.Approval}
 		e.asked = &ElicitationRequest{ID: p.id(), ServerURL: ask.ServerURL, Message: ask.Message, RequestedSchema: ask.RequestedSchema, Mode: ask.Mode, URL: ask.URL}
 	}
 	// Nobody can answer within this request: the call's result is dropped.
@@ -203,7 +210,7 @@ type elicitingTools struct {
 func (t *elicitingTools) Call(ctx context.Context, function string, arguments json.RawMessage) (*agentloop.ToolResult, error) {
 	e := t.e
 	e.mu.Lock()
-	e.current, e.seen, e.asked = &pendingCall{Function: function, Arguments: arguments}, 0, nil
+	e.current, e.seen, e.asked = &pendingCall{Function: function, Arguments: arguments, Approval: e.approvalOf(function, arguments)}, 0, nil
 	if e.replay != nil && e.replay.sameCall(function, arguments) {
 		e.current.Answers = e.replay.Answers
 		e.replay = nil // answered once
@@ -226,10 +233,20 @@ func (t *elicitingTools) Call(ctx context.Context, function string, arguments js
 		// The server refused the call until the user has been to a URL
 		// (-32042): ask for it the same way; the resend replays the call.
 		ask := refused.Elicitations[0]
-		p := &pendingCall{Function: function, Arguments: arguments, Mode: mcpclient.ElicitModeURL}
+		p := &pendingCall{Function: function, Arguments: arguments, Mode: mcpclient.ElicitModeURL, Approval: e.approvalOf(function, arguments)}
 		return nil, &errElicitation{req: ElicitationRequest{ID: p.id(), ServerURL: ask.ServerURL, Message: ask.Message, Mode: ask.Mode, URL: ask.URL}}
 	}
 	return res, err
+}
+
+// approvalOf is the id of the approval a call runs on, "" when none.
+func (e *elicitations) approvalOf(function string, arguments json.RawMessage) string {
+	for _, a := range e.approved {
+		if a.approve && a.call.Function == function && bytes.Equal(bytes.TrimSpace(a.call.Arguments), bytes.TrimSpace(arguments)) {
+			return a.id
+		}
+	}
+	return ""
 }
 
 // SafeToRepeat passes the inner tools' hints on.
@@ -238,7 +255,8 @@ func (t *elicitingTools) SafeToRepeat(function string) bool {
 	return ok && rc.SafeToRepeat(function)
 }
 
-// ReadOnly passes the inner tools' readOnlyHint on (require_approval "auto").
+// ReadOnly passes the inner tools' readOnlyHint on, which require_approval
+// "auto" reads: without it every tool would look like a writer.
 func (t *elicitingTools) ReadOnly(function string) bool {
 	ro, ok := t.Tools.(agentloop.ReadOnlyChecker)
 	return ok && ro.ReadOnly(function)
@@ -249,4 +267,23 @@ func (t *elicitingTools) ReadOnly(function string) bool {
 func (p *pendingCall) replayStep() agentloop.Step {
 	return agentloop.Step{Type: agentloop.StepModel, ToolCalls: []llm.ToolCall{{ID: p.callID(), Type: "function",
 		Function: llm.FunctionCall{Name: p.Function, Arguments: string(p.Arguments)}}}}
+}
+
+// replayApproval opens the approval a replayed call carries: one this
+// deployment issued to this user for that very call.
+func replayApproval(ap *approvals, p *pendingCall, tools agentloop.Tools, policies map[string]agentloop.ApprovalPolicy) ([]answered, error) {
+	const param = "mcp_elicitation_responses[0].elicitation_request_id"
+	yes := true
+	ans, err := ap.open([]approvalResponse{{ID: p.Approval, Approve: &yes}}, tools, policies)
+	var ce *Error
+	if errors.As(err, &ce) {
+		return nil, chatreq.Invalid(param, "the approval of the call it answers was not issued to this user for this request's tools, or has expired; send the request without it to be asked again")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !p.sameCall(ans[0].call.Function, ans[0].call.Arguments) {
+		return nil, chatreq.Invalid(param, "the approval it carries is for another call")
+	}
+	return ans, nil
 }

@@ -191,10 +191,18 @@ func (e *Engine) ServeChat(ctx context.Context, w http.ResponseWriter, call Call
 			writeError(w, err)
 			return
 		}
+		if req.replay != nil && req.replay.Approval != "" && len(req.approvals) > 0 {
+			// The replayed call ran on an approval: it runs on it again.
+			if answers, err = replayApproval(ap, req.replay, tools, req.approvals); err != nil {
+				writeError(w, err)
+				return
+			}
+		}
 		if len(answers) > 0 {
 			run.Steps = resumeStep(answers)
 		}
 		run.Approve = ap.approveFunc(answers)
+		elicit.approved = answers
 	}
 	out, err := run.Execute(ctx)
 	if err != nil {

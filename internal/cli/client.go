@@ -76,6 +76,13 @@ type Task struct {
 		ServerURL  string `json:"server_url"`
 		ApproveURL string `json:"approve_url"`
 	} `json:"pending_approvals"`
+	// PendingInputs are what MCP servers ask the user (elicitation);
+	// FormURL is mcpidp's page where it is answered.
+	PendingInputs []struct {
+		ServerURL string `json:"server_url"`
+		Message   string `json:"message"`
+		FormURL   string `json:"form_url"`
+	} `json:"pending_inputs"`
 	Steps  []Step `json:"steps"`
 	Output *struct {
 		Content string `json:"content"`

@@ -50,7 +50,7 @@ func (w *Watcher) Wait(ctx context.Context, id string) (*Task, error) {
 type progress struct {
 	status string
 	steps  int
-	shown  map[string]bool // login and approval links
+	shown  map[string]bool // login, approval and input links
 }
 
 // report writes what changed in t since the last report: the new status,
@@ -65,6 +65,8 @@ func (p *progress) report(out io.Writer, t *Task) {
 		fmt.Fprintln(out, "  logged in: the task resumes")
 	case changed && p.status == "awaiting_approval":
 		fmt.Fprintln(out, "  decided: the task resumes")
+	case changed && p.status == "awaiting_input":
+		fmt.Fprintln(out, "  answered: the task resumes")
 	}
 	if changed && !t.Ended() {
 		fmt.Fprintf(out, "task %s: %s\n", t.ID, t.Status)
@@ -84,6 +86,12 @@ func (p *progress) report(out io.Writer, t *Task) {
 		if a.ApproveURL != "" && !p.shown[a.ApproveURL] {
 			p.shown[a.ApproveURL] = true
 			fmt.Fprintf(out, "  approve the call of %s on %s to continue:\n    %s\n", a.Name, a.ServerURL, a.ApproveURL)
+		}
+	}
+	for _, in := range t.PendingInputs {
+		if in.FormURL != "" && !p.shown[in.FormURL] {
+			p.shown[in.FormURL] = true
+			fmt.Fprintf(out, "  %s asks: %s Answer to continue:\n    %s\n", in.ServerURL, oneLine(in.Message, 160), in.FormURL)
 		}
 	}
 	if changed && t.Ended() {
@@ -110,6 +118,8 @@ func describeStep(s Step) string {
 			verb = "failed"
 		}
 		return fmt.Sprintf("tool %s %s in %d ms: %s", s.Tool, verb, s.DurationMS, oneLine(s.Output, 160))
+	case "sampling":
+		return fmt.Sprintf("sampling for %s in %d ms: %s", s.ServerURL, s.DurationMS, oneLine(s.Content, 160))
 	}
 	raw, _ := json.Marshal(s)
 	return s.Type + " " + oneLine(string(raw), 160)

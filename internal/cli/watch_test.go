@@ -38,3 +38,28 @@ task task_1: awaiting_approval
 task task_1: completed
 `, out.String())
 }
+
+// A task waiting for a server's form shows the form's link once, and says
+// when the answer lets it go on; a sampling step is one readable line.
+func TestProgressReportInputs(t *testing.T) {
+	t.Parallel()
+	var p progress
+	var out strings.Builder
+	for _, raw := range []string{
+		`{"id":"task_1","status":"awaiting_input","pending_approvals":[],
+		  "pending_inputs":[{"id":"in_1","server_url":"https://mcp.example.com/mcp","mode":"form","message":"Which city?","requested_schema":{"type":"object"},"url":"","form_url":"https://idp.example.com/r/tok/inputs/in_1","expires_at":"2026-01-01T00:00:00Z"}]}`,
+		`{"id":"task_1","status":"awaiting_input","pending_inputs":[{"id":"in_1","server_url":"https://mcp.example.com/mcp","message":"Which city?","form_url":"https://idp.example.com/r/tok/inputs/in_1"}]}`,
+		`{"id":"task_1","status":"running","pending_inputs":[],"steps":[{"type":"sampling","server_url":"https://mcp.example.com/mcp","content":"Paris\nis nice","duration_ms":5}]}`,
+	} {
+		var tk Task
+		require.NoError(t, json.Unmarshal([]byte(raw), &tk))
+		p.report(&out, &tk)
+	}
+	require.Equal(t, `task task_1: awaiting_input
+  https://mcp.example.com/mcp asks: Which city? Answer to continue:
+    https://idp.example.com/r/tok/inputs/in_1
+  answered: the task resumes
+task task_1: running
+  sampling for https://mcp.example.com/mcp in 5 ms: Paris is nice
+`, out.String())
+}

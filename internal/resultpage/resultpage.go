@@ -341,6 +341,12 @@ func (r *Renderer) view(o *task.Object, src any) (*data, error) {
 			d.Steps = append(d.Steps, step{Key: key, HTML: r.markdown(st.Content)})
 		case st.Type == agentloop.StepTool:
 			d.Steps = append(d.Steps, step{Key: key, Tool: toolView(st)})
+		case st.Type == agentloop.StepSampling:
+			// A model call a server asked for: its request, and the
+			// model's answer as text (it went to the server, not the user).
+			tv := toolView(agentloop.Step{ServerURL: st.ServerURL, Arguments: st.Arguments, Output: st.Content, DurationMS: st.DurationMS})
+			tv.Name = "sampling"
+			d.Steps = append(d.Steps, step{Key: key, Tool: tv})
 		}
 	}
 	return d, nil

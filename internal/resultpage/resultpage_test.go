@@ -243,3 +243,18 @@ func TestNewRejectsBadPublicURL(t *testing.T) {
 		require.ErrorContains(t, err, "invalid public URL", u)
 	}
 }
+
+// A model call an MCP server asked for (sampling) shows as a step: which
+// server asked, what it sent and what the model answered, as text.
+func TestRenderSamplingStep(t *testing.T) {
+	t.Parallel()
+	o := sampleTask(task.StatusRunning)
+	o.Steps = append(o.Steps, agentloop.Step{Type: agentloop.StepSampling, ServerURL: "https://weather.example.com/mcp",
+		Arguments: json.RawMessage(`{"messages":[{"role":"user","content":{"type":"text","text":"Summarize"}}]}`),
+		Content:   "A short <b>summary</b>", DurationMS: 250})
+	_, body := render(t, o, nil)
+	require.Contains(t, body, `<details class="tool" data-key="step-2">`)
+	require.Contains(t, body, `<span class="tool-name">sampling</span><span class="small">weather.example.com</span><span class="small">250ms</span>`)
+	require.Contains(t, body, "&#34;Summarize&#34;")
+	require.Contains(t, body, `<pre data-output><code>A short &lt;b&gt;summary&lt;/b&gt;`)
+}

@@ -42,11 +42,13 @@ func Markdown(o *Object) string {
 	if o.Status == StatusAwaitingInput && len(inputs) > 0 {
 		b.WriteString("## Input requested\n\n")
 		for _, in := range inputs {
-			link := in.FormURL
+			// A URL input resumes the task once the user says they are done,
+			// which mcpidp's page for it asks.
+			action := fmt.Sprintf("[answer here](%s)", in.FormURL)
 			if in.Mode == "url" {
-				link = in.URL
+				action = fmt.Sprintf("open <%s>, then [say you are done](%s)", in.URL, in.FormURL)
 			}
-			fmt.Fprintf(&b, "- %s asks: %s — [answer here](%s) (until %s)\n", agentloop.Host(in.ServerURL), strings.TrimSpace(in.Message), link, in.ExpiresAt.Format(time.RFC3339))
+			fmt.Fprintf(&b, "- %s asks: %s — %s (until %s)\n", agentloop.Host(in.ServerURL), strings.TrimSpace(in.Message), action, in.ExpiresAt.Format(time.RFC3339))
 		}
 		b.WriteString("\n")
 	}
