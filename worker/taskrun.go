@@ -370,6 +370,8 @@ func (w *TaskRunner) connect(ctx context.Context, tenant, user string, server mc
 
 // record commits one step, but only while the task is still running: a
 // cancel that lands between two steps stops the run before the next one.
+// A sampling step may also come while the run holds a call open for its
+// user's form (awaiting_input), which it leaves as it is.
 func (w *TaskRunner) record(ctx context.Context, taskID string, index int, step agentloop.Step) error {
 	data, err := json.Marshal(step)
 	if err != nil {
@@ -378,6 +380,9 @@ func (w *TaskRunner) record(ctx context.Context, taskID string, index int, step 
 	st := w.cfg.Store
 	return st.InTx(ctx, func(tx *sql.Tx) error {
 		ok, err := st.TransitionTask(ctx, tx, taskID, []store.TaskStatus{store.TaskRunning}, store.TaskRunning)
+		if err == nil && !ok && step.Type == agentloop.StepSampling {
+			ok, err = st.TransitionTask(ctx, tx, taskID, []store.TaskStatus{store.TaskAwaitingInput}, store.TaskAwaitingInput)
+		}
 		if err != nil {
 			return err
 		}

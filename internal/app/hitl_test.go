@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mcpidp/mcpidp/internal/chat"
+	"github.com/mcpidp/mcpidp/internal/llm/llmtest"
 	"github.com/mcpidp/mcpidp/internal/mcptest"
 	"github.com/mcpidp/mcpidp/internal/testenv"
 )
@@ -250,5 +251,98 @@ func TestTaskTwoFormsAtOnce(t *testing.T) {
 		for _, name := range names {
 			require.Contains(t, done.Steps[1].Output, "accept map[name:"+name+"]")
 		}
+	})
+}
+
+// startFormAndSampleServer serves a tool that asks its user a form and,
+// while the form waits, asks the client's model (sampling).
+func startFormAndSampleServer(t *testing.T) string {
+	t.Helper()
+	m := server.NewMCPServer("form-and-sample", "1.0.0", server.WithElicitation())
+	m.EnableSampling()
+	schema := map[string]any{"type": "object", "properties": map[string]any{"name": map[string]any{"type": "string"}}, "required": []string{"name"}}
+	m.AddTool(mcp.NewTool("ask_and_sample", mcp.WithDescription("Asks a form and samples while it waits.")),
+		func(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			var form, sampled string
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				res, err := m.RequestElicitation(ctx, mcp.ElicitationRequest{Params: mcp.ElicitationParams{Message: "Your name?", RequestedSchema: schema}})
+				if err != nil {
+					form = "error: " + err.Error()
+					return
+				}
+				form = fmt.Sprintf("%s %v", res.Action, res.Content)
+			})
+			wg.Go(func() {
+				time.Sleep(300 * time.Millisecond) // the form waits by now
+				res, err := m.RequestSampling(ctx, mcp.CreateMessageRequest{CreateMessageParams: mcp.CreateMessageParams{
+					Messages:  []mcp.SamplingMessage{{Role: mcp.RoleUser, Content: mcp.NewTextContent("sample me")}},
+					MaxTokens: 20}})
+				if err != nil {
+					sampled = "error: " + err.Error()
+					return
+				}
+				if tc, ok := res.Content.(mcp.TextContent); ok {
+					sampled = tc.Text
+				}
+			})
+			wg.Wait()
+			return mcp.NewToolResultText(form + " | " + sampled), nil
+		})
+	ts := httptest.NewServer(server.NewStreamableHTTPServer(m, server.WithStateful(true)))
+	t.Cleanup(ts.Close)
+	return ts.URL + "/mcp"
+}
+
+// A server's sampling request that arrives while the task waits for its
+// user's form (awaiting_input, the call held open) is answered and recorded.
+func TestTaskSamplesWhileAFormWaits(t *testing.T) {
+	t.Parallel()
+	srv := startFormAndSampleServer(t)
+	backends(t, func(t *testing.T, databaseURL string) {
+		env := startEnv(t, databaseURL)
+		tool := callToolOnce(t, "ask_and_sample", `{}`)
+		env.Model.Handle(func(req llmtest.Request) llmtest.Response {
+			if last := req.Messages[len(req.Messages)-1]; last.Role == "user" && last.Content == "sample me" {
+				return llmtest.Response{Content: "sampled while waiting"}
+			}
+			return tool(req)
+		})
+		tk := env.submit(t, keyAcme, map[string]any{"user": "u", "model": "m", "input": "go",
+			"tools": []map[string]any{{"type": "mcp", "url": srv}}})
+		var in pendingInput
+		require.Eventually(t, func() bool {
+			status, inputs := inputsOf(t, tk)
+			if status == "awaiting_input" && len(inputs) == 1 {
+				in = inputs[0]
+				return true
+			}
+			return false
+		}, 30*time.Second, 20*time.Millisecond)
+		// The sampled answer is recorded while the form still waits.
+		require.Eventually(t, func() bool {
+			code, raw, _ := call(t, "GET", tk.ResultURLs.JSON, "", nil)
+			require.Equal(t, http.StatusOK, code, string(raw))
+			var got task
+			require.NoError(t, json.Unmarshal(raw, &got))
+			for _, st := range got.Steps {
+				if st.Type == "sampling" {
+					return true
+				}
+			}
+			return false
+		}, 30*time.Second, 20*time.Millisecond, "no sampling step while the form waits")
+		code, raw, _ := call(t, "POST", env.URL+"/v1/tasks/"+tk.ID+"/inputs/"+in.ID, keyAcme,
+			map[string]any{"action": "accept", "content": map[string]any{"name": "Ada"}})
+		require.Equal(t, http.StatusOK, code, string(raw))
+		done := waitDone(t, tk)
+		require.Equal(t, "completed", done.Status, "error: %+v", done.Error)
+		var out string
+		for _, st := range done.Steps {
+			if st.Type == "tool" {
+				out = st.Output
+			}
+		}
+		require.Equal(t, "accept map[name:Ada] | sampled while waiting", out)
 	})
 }
