@@ -15,6 +15,10 @@ import (
 // tools take the caller's token).
 const TypeAuthorizationRequest = "mcp_authorization_request"
 
+// TypeInputRequest is the item of a background response waiting for its
+// user's input (elicitation); mcpidp's own, like TypeAuthorizationRequest.
+const TypeInputRequest = "mcp_input_request"
+
 // MessageItem is an assistant "message" output item.
 type MessageItem struct {
 	ID      string       `json:"id"`
@@ -103,6 +107,22 @@ type ApprovalRequestItem struct {
 	// ApproveURL is a background response's confirm page for a person
 	// (the task's approve_url); answered in the request, it is empty.
 	ApproveURL string `json:"approve_url,omitempty"`
+}
+
+// InputRequestItem is an "mcp_input_request" output item (mcpidp's own): a
+// background response's MCP server asks its user for input (elicitation),
+// answered at FormURL by a person, or through the task's inputs API.
+type InputRequestItem struct {
+	ID              string          `json:"id"`
+	Type            string          `json:"type"`
+	ServerLabel     string          `json:"server_label"`
+	ServerURL       string          `json:"server_url"`
+	Mode            string          `json:"mode"`
+	Message         string          `json:"message"`
+	RequestedSchema json.RawMessage `json:"requested_schema,omitempty"`
+	URL             string          `json:"url,omitempty"`
+	FormURL         string          `json:"form_url"`
+	ExpiresAt       int64           `json:"expires_at,omitempty"`
 }
 
 // AuthorizationRequestItem is an "mcp_authorization_request" output item:

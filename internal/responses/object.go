@@ -219,6 +219,18 @@ func fromTask(o *Object, s *stored, t *task.Object) {
 			o.Output = append(o.Output, ApprovalRequestItem{ID: a.ID, Type: "mcp_approval_request", ServerLabel: b.labels[a.ServerURL],
 				Name: a.Name, Arguments: string(a.Arguments), ApproveURL: a.ApproveURL})
 		}
+	case task.StatusAwaitingInput:
+		o.Status = StatusInProgress
+		var inputs []task.PendingInput
+		_ = json.Unmarshal(t.PendingInputs, &inputs)
+		for _, in := range inputs {
+			it := InputRequestItem{ID: in.ID, Type: TypeInputRequest, ServerLabel: b.labels[in.ServerURL], ServerURL: in.ServerURL,
+				Mode: in.Mode, Message: in.Message, RequestedSchema: in.RequestedSchema, URL: in.URL, FormURL: in.FormURL}
+			if !in.ExpiresAt.IsZero() {
+				it.ExpiresAt = in.ExpiresAt.Unix()
+			}
+			o.Output = append(o.Output, it)
+		}
 	case task.StatusCompleted:
 		o.Status = StatusCompleted
 		if t.Output != nil && t.Output.StopReason == agentloop.ReasonMaxSteps {
