@@ -68,7 +68,7 @@ func (r *Run) Sample(ctx context.Context, req mcpclient.SampleRequest) (json.Raw
 		return nil, fmt.Errorf("%w: the model returned no choices", ErrModel)
 	}
 	choice := completion.Choices[0]
-	st := Step{Type: StepSampling, ServerURL: req.ServerURL, Arguments: req.Params, Content: choice.Message.Content,
+	st := Step{Type: StepSampling, ServerURL: req.ServerURL, Arguments: withoutBinaryData(req.Params), Content: choice.Message.Content,
 		FinishReason: choice.FinishReason, Usage: completion.Usage, DurationMS: now().Sub(start).Milliseconds()}
 	if err := r.recordStep(ctx, st); err != nil {
 		return nil, err
@@ -178,4 +178,49 @@ func stopReason(finish string) string {
 		return "maxTokens"
 	}
 	return finish
+}
+
+// withoutBinaryData is a sampling request's params as a step keeps them:
+// the base64 "data" of its messages' images and audio is replaced by its
+// size, so a task object does not carry the server's media. Params that do
+// not parse are kept as they are.
+func withoutBinaryData(params json.RawMessage) json.RawMessage {
+	var p map[string]any
+	if json.Unmarshal(params, &p) != nil {
+		return params
+	}
+	msgs, _ := p["messages"].([]any)
+	changed := false
+	strip := func(c any) {
+		part, ok := c.(map[string]any)
+		if !ok {
+			return
+		}
+		if data, ok := part["data"].(string); ok && data != "" {
+			part["data"] = fmt.Sprintf("[%d base64 characters omitted]", len(data))
+			changed = true
+		}
+	}
+	for _, m := range msgs {
+		msg, ok := m.(map[string]any)
+		if !ok {
+			continue
+		}
+		switch c := msg["content"].(type) {
+		case []any:
+			for _, part := range c {
+				strip(part)
+			}
+		default:
+			strip(c)
+		}
+	}
+	if !changed {
+		return params
+	}
+	out, err := json.Marshal(p)
+	if err != nil {
+		return params
+	}
+	return out
 }

@@ -157,3 +157,22 @@ func TestConcurrentSamplingKeepsMaxSteps(t *testing.T) {
 	require.Equal(t, 2, countTurns(out.Steps), "one model turn and one sampling: max_steps 2")
 	require.Equal(t, ReasonMaxSteps, out.Reason)
 }
+
+// A sampling step keeps the server's request without its media: an image's
+// base64 data becomes its size; text and a request that does not parse stay.
+func TestSamplingStepOmitsBinaryData(t *testing.T) {
+	t.Parallel()
+	params := json.RawMessage(`{"maxTokens":20,"messages":[` +
+		`{"role":"user","content":{"type":"text","text":"describe"}},` +
+		`{"role":"user","content":{"type":"image","mimeType":"image/png","data":"iVBORw0KGgo="}},` +
+		`{"role":"user","content":[{"type":"audio","mimeType":"audio/wav","data":"UklGRg=="},{"type":"text","text":"and this"}]}]}`)
+	got := withoutBinaryData(params)
+	require.JSONEq(t, `{"maxTokens":20,"messages":[`+
+		`{"role":"user","content":{"type":"text","text":"describe"}},`+
+		`{"role":"user","content":{"type":"image","mimeType":"image/png","data":"[12 base64 characters omitted]"}},`+
+		`{"role":"user","content":[{"type":"audio","mimeType":"audio/wav","data":"[8 base64 characters omitted]"},{"type":"text","text":"and this"}]}]}`, string(got))
+
+	text := json.RawMessage(`{"messages":[{"role":"user","content":{"type":"text","text":"hi"}}]}`)
+	require.Equal(t, string(text), string(withoutBinaryData(text)), "nothing to omit: kept byte for byte")
+	require.Equal(t, "not json", string(withoutBinaryData(json.RawMessage("not json"))))
+}
