@@ -16,8 +16,9 @@ import (
 // Concurrent task submissions are committed in groups: a submission that
 // arrives while createFlushers transactions are already under way waits
 // for the next one, which inserts every waiting task in one statement and
-// their first jobs in one River InsertManyTx, then commits once (so the
-// database flushes its log once for all of them). A caller is answered
+// their first jobs in one River InsertManyFastTx (nothing read back),
+// then commits once (so the database flushes its log once for all of
+// them). A caller is answered
 // only after the transaction holding its task committed, as with one
 // transaction per task.
 const (
@@ -134,7 +135,7 @@ func (b *createBatcher) insert(ctx context.Context, rc *river.Client[*sql.Tx], g
 		if err := st.CreateTasks(ctx, tx, tasks); err != nil {
 			return err
 		}
-		if _, err := rc.InsertManyTx(ctx, tx, jobs); err != nil {
+		if _, err := rc.InsertManyFastTx(ctx, tx, jobs); err != nil {
 			return fmt.Errorf("error queueing tasks: %w", err)
 		}
 		return nil
