@@ -19,6 +19,11 @@ func (a *API) checkText() gin.HandlerFunc {
 				return
 			}
 		}
+		if c.Request.URL.RawQuery == "" {
+			// Most requests have no query: do not parse (and allocate) one.
+			c.Next()
+			return
+		}
 		for name, values := range c.Request.URL.Query() {
 			if err := chatreq.CheckText("query parameter", name); err != nil {
 				a.writeError(c, err)

@@ -99,6 +99,112 @@ type member struct {
 
 // splitObject cuts a JSON object into its top-level members without re-encoding anything.
 func splitObject(body []byte) ([]member, error) {
+	if members, ok := scanObject(body); ok {
+		return members, nil
+	}
+	return decodeObject(body)
+}
+
+// scanObject is splitObject for a body that is a valid JSON object: one
+// validating pass (json.Valid), then a scan for the members' boundaries
+// that need not check anything again. ok is false for anything else,
+// which decodeObject then reads, to say what is wrong with it.
+func scanObject(body []byte) (members []member, ok bool) {
+	if !json.Valid(body) {
+		return nil, false
+	}
+	i := skipSpace(body, 0)
+	if body[i] != '{' {
+		return nil, false
+	}
+	i = skipSpace(body, i+1)
+	for body[i] != '}' {
+		keyStart := i
+		i = stringEnd(body, i)
+		key := body[keyStart:i]
+		var name string
+		if plainString(key) {
+			name = string(key[1 : len(key)-1])
+		} else if json.Unmarshal(key, &name) != nil {
+			return nil, false
+		}
+		i = skipSpace(body, i)
+		i = skipSpace(body, i+1) // the colon
+		valueStart := i
+		i = valueEnd(body, i)
+		members = append(members, member{name: name, key: key, value: body[valueStart:i]})
+		i = skipSpace(body, i)
+		if body[i] == ',' {
+			i = skipSpace(body, i+1)
+		}
+	}
+	return members, true
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index after the string starting at b[i] (a quote)
+// of valid JSON.
+func stringEnd(b []byte, i int) int {
+	for i++; ; i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+}
+
+// valueEnd returns the index after the value starting at b[i] of valid
+// JSON.
+func valueEnd(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for ; ; i++ {
+			switch b[i] {
+			case '"':
+				i = stringEnd(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+		}
+	default: // a number, true, false or null
+		for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
+			i++
+		}
+		return i
+	}
+}
+
+// plainString reports whether the quoted JSON string s means its bytes
+// as they are: no escapes, nothing but ASCII (encoding/json replaces
+// invalid UTF-8, so anything else is decoded by it).
+func plainString(s []byte) bool {
+	for _, c := range s[1 : len(s)-1] {
+		if c == '\\' || c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// decodeObject is splitObject token by token, with an error for what is
+// not one JSON object.
+func decodeObject(body []byte) ([]member, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	tok, err := dec.Token()
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -147,6 +148,58 @@ func nullString(s string) sql.NullString {
 // second task with the same tenant and idempotency key gives ErrConflict.
 func (s *Store) CreateTask(ctx context.Context, q DBTX, t *Task) error {
 	now := s.now()
+	s.fillNewTask(t, now)
+	if t.IdempotencyKey != "" {
+		// An expired task no longer answers for its key: let it go, so the
+		// key does not point at a task nobody can see.
+		if _, err := q.ExecContext(ctx, `UPDATE mcpidp_task SET idempotency_key = NULL
+			WHERE tenant_id = $1 AND idempotency_key = $2 AND expires_at IS NOT NULL AND expires_at <= $3`,
+			t.TenantID, t.IdempotencyKey, micros(now)); err != nil {
+			return fmt.Errorf("error releasing expired idempotency key: %w", err)
+		}
+	}
+	_, err := q.ExecContext(ctx, `INSERT INTO mcpidp_task (`+taskColumns+`) VALUES `+taskValues(1), taskArgs(nil, t)...)
+	if isUniqueViolation(err) {
+		return fmt.Errorf("task with idempotency key %q: %w", t.IdempotencyKey, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("error inserting task: %w", err)
+	}
+	return nil
+}
+
+// MaxCreateTasks is the most tasks CreateTasks inserts in one statement
+// (23 parameters each, well under both databases' limits).
+const MaxCreateTasks = 256
+
+// CreateTasks inserts tasks without idempotency keys in one statement,
+// filling IDs, result tokens and times as CreateTask does. It is for
+// submissions grouped into one transaction; a task with an idempotency
+// key must go through CreateTask, which releases an expired key first.
+func (s *Store) CreateTasks(ctx context.Context, q DBTX, ts []*Task) error {
+	if len(ts) == 0 {
+		return nil
+	}
+	if len(ts) > MaxCreateTasks {
+		return fmt.Errorf("error inserting tasks: %d tasks in one statement, at most %d", len(ts), MaxCreateTasks)
+	}
+	now := s.now()
+	args := make([]any, 0, len(ts)*taskColumnCount)
+	for _, t := range ts {
+		if t.IdempotencyKey != "" {
+			return fmt.Errorf("error inserting tasks: task %s has an idempotency key (use CreateTask)", t.ID)
+		}
+		s.fillNewTask(t, now)
+		args = taskArgs(args, t)
+	}
+	if _, err := q.ExecContext(ctx, `INSERT INTO mcpidp_task (`+taskColumns+`) VALUES `+taskValues(len(ts)), args...); err != nil {
+		return fmt.Errorf("error inserting tasks: %w", err)
+	}
+	return nil
+}
+
+// fillNewTask sets what a new task gets when its creator left it empty.
+func (s *Store) fillNewTask(t *Task, now time.Time) {
 	if t.ID == "" {
 		t.ID = NewID("task_", now)
 	}
@@ -160,27 +213,39 @@ func (s *Store) CreateTask(ctx context.Context, q DBTX, t *Task) error {
 		t.Metadata = json.RawMessage(`{}`)
 	}
 	t.CreatedAt, t.UpdatedAt = now.UTC().Truncate(time.Microsecond), now.UTC().Truncate(time.Microsecond)
-	if t.IdempotencyKey != "" {
-		// An expired task no longer answers for its key: let it go, so the
-		// key does not point at a task nobody can see.
-		if _, err := q.ExecContext(ctx, `UPDATE mcpidp_task SET idempotency_key = NULL
-			WHERE tenant_id = $1 AND idempotency_key = $2 AND expires_at IS NOT NULL AND expires_at <= $3`,
-			t.TenantID, t.IdempotencyKey, micros(now)); err != nil {
-			return fmt.Errorf("error releasing expired idempotency key: %w", err)
+}
+
+// taskColumnCount is the number of columns in taskColumns.
+const taskColumnCount = 23
+
+// taskValues is the VALUES list for n rows of taskColumns: ($1, …, $23),
+// ($24, …).
+func taskValues(n int) string {
+	var b strings.Builder
+	b.Grow(n * taskColumnCount * 5)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
 		}
+		b.WriteByte('(')
+		for j := range taskColumnCount {
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(i*taskColumnCount + j + 1))
+		}
+		b.WriteByte(')')
 	}
-	_, err := q.ExecContext(ctx, `INSERT INTO mcpidp_task (`+taskColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)`,
+	return b.String()
+}
+
+// taskArgs appends t's values in taskColumns order.
+func taskArgs(args []any, t *Task) []any {
+	return append(args,
 		t.ID, t.TenantID, t.UserID, t.Status, t.Model, t.Store, string(t.Request), t.Secrets, string(t.Metadata), t.ResultToken,
 		nullString(t.IdempotencyKey), t.Segment, nullRaw(t.Output), nullRaw(t.Usage), nullRaw(t.Error), nullRaw(t.AuthorizationRequired),
 		nullRaw(t.PendingApprovals), micros(t.CreatedAt), micros(t.UpdatedAt), nullMicros(t.CompletedAt), nullMicros(t.ExpiresAt), nullMicros(t.RetryingAt), nullRaw(t.PendingInputs))
-	if isUniqueViolation(err) {
-		return fmt.Errorf("task with idempotency key %q: %w", t.IdempotencyKey, ErrConflict)
-	}
-	if err != nil {
-		return fmt.Errorf("error inserting task: %w", err)
-	}
-	return nil
 }
 
 func isUniqueViolation(err error) bool {

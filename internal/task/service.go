@@ -66,6 +66,8 @@ type Service struct {
 	// answered wakes a held call in this process when its input is
 	// answered here (another process's answer is found by polling).
 	answered inputSignals
+	// batch commits concurrent submissions in groups.
+	batch *createBatcher
 }
 
 // NewService validates cfg and returns the service.
@@ -80,7 +82,9 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if cfg.ApprovalTTL <= 0 {
 		cfg.ApprovalTTL = DefaultApprovalTTL
 	}
-	return &Service{cfg: cfg}, nil
+	s := &Service{cfg: cfg}
+	s.batch = &createBatcher{s: s}
+	return s, nil
 }
 
 // river is the client to insert jobs with: the running job's when there is
@@ -93,6 +97,13 @@ func (s *Service) river(ctx context.Context) (*river.Client[*sql.Tx], error) {
 		return rc, nil
 	}
 	return nil, errors.New("task service: no River client")
+}
+
+// inJob tells whether ctx is a River job's, whose client must insert the
+// jobs it makes (Create's grouped path uses the service's client).
+func inJob(ctx context.Context) bool {
+	_, err := river.ClientFromContextSafely[*sql.Tx](ctx)
+	return err == nil
 }
 
 // CreateParams is a validated task to create.
@@ -151,6 +162,14 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (*Object, bool, er
 	}
 	if t.Secrets, err = SealSecrets(s.cfg.Keyring, t.ID, &p.Secrets); err != nil {
 		return nil, false, err
+	}
+	if p.IdempotencyKey == "" && p.CreateTxFunc == nil && !inJob(ctx) {
+		// Nothing of its own to do in the transaction: commit it with the
+		// other submissions of the moment.
+		if err := s.batch.create(ctx, t); err != nil {
+			return nil, false, err
+		}
+		return Build(t, []store.Step{}, s.cfg.PublicURL), true, nil
 	}
 	err = st.InTx(ctx, func(tx *sql.Tx) error {
 		if err := st.CreateTask(ctx, tx, t); err != nil {

@@ -198,6 +198,79 @@ func TestCreate(t *testing.T) {
 	})
 }
 
+// Submissions without idempotency keys that arrive together are committed
+// in groups; each caller's answer is still about its own task: every
+// accepted task has its row and exactly one run job, and a submission
+// that cannot be written (here a repeated id) fails alone, without taking
+// the rest of its group with it.
+func TestCreateConcurrentSubmissions(t *testing.T) {
+	t.Parallel()
+	storetest.Backends(t, func(t *testing.T, databaseURL string) {
+		svc, b := setup(t, databaseURL)
+		ctx := context.Background()
+		// Hold the database while the submissions queue up, so they wait
+		// for the same group transactions.
+		hold, err := b.db.SQL.Conn(ctx)
+		require.NoError(t, err)
+		holdTx, err := hold.BeginTx(ctx, nil)
+		require.NoError(t, err)
+		// SQLite: the one connection, in a write transaction. PostgreSQL: a
+		// lock that keeps inserts out.
+		if b.db.Dialect == store.DialectPostgres {
+			_, err = holdTx.ExecContext(ctx, `LOCK TABLE mcpidp_task IN EXCLUSIVE MODE`)
+		} else {
+			_, err = holdTx.ExecContext(ctx, `UPDATE mcpidp_tenant SET webhook_url = webhook_url WHERE id = 'acme'`)
+		}
+		require.NoError(t, err)
+
+		const n = 40
+		type result struct {
+			o       *task.Object
+			created bool
+			err     error
+		}
+		results := make(chan result, n)
+		for i := range n {
+			p := createParams("")
+			if i%20 == 7 {
+				p.ID = "task_repeated"
+			}
+			go func() {
+				o, created, err := svc.Create(ctx, p)
+				results <- result{o, created, err}
+			}()
+		}
+		time.Sleep(100 * time.Millisecond)
+		require.NoError(t, holdTx.Commit())
+		require.NoError(t, hold.Close())
+
+		var accepted []*task.Object
+		failed := 0
+		for range n {
+			r := <-results
+			if r.err != nil {
+				failed++
+				continue
+			}
+			require.True(t, r.created)
+			accepted = append(accepted, r.o)
+		}
+		require.Equal(t, 1, failed, "only the second task_repeated fails")
+		require.Len(t, accepted, n-1)
+		for _, o := range accepted {
+			row := b.task(t, o.ID)
+			require.Equal(t, store.TaskQueued, row.Status)
+			require.Len(t, b.jobs(t, o.ID, "task_run"), 1, o.ID)
+			secrets, err := task.OpenSecrets(b.keyring, row)
+			require.NoError(t, err)
+			require.Equal(t, "sk-upstream", secrets.UpstreamAuthorization)
+		}
+		res, err := b.river.JobList(ctx, river.NewJobListParams().Kinds("task_run").First(1000))
+		require.NoError(t, err)
+		require.Len(t, res.Jobs, n-1, "no job without its task")
+	})
+}
+
 // A task whose job cannot be queued is not written either: the row and
 // the job commit together.
 func TestCreateWritesRowAndJobInOneTransaction(t *testing.T) {

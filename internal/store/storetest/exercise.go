@@ -99,6 +99,42 @@ func Exercise(t *testing.T, databaseURL func(t testing.TB) string) {
 		require.Equal(t, task.ID, byToken.ID)
 	})
 
+	t.Run("CreateTasksInOneStatement", func(t *testing.T) {
+		t.Parallel()
+		s, _ := setup(t)
+		var ts []*store.Task
+		for i := range 3 {
+			task := newTask("acme", "alice")
+			if i == 1 {
+				task.TenantID, task.Metadata, task.Store = "globex", json.RawMessage(`{"n":1}`), true
+			}
+			ts = append(ts, task)
+		}
+		require.NoError(t, s.CreateTasks(ctx, s.DB(), ts))
+		for _, task := range ts {
+			got, err := s.GetTask(ctx, s.DB(), task.TenantID, task.ID)
+			require.NoError(t, err)
+			require.Equal(t, store.TaskQueued, got.Status)
+			require.Equal(t, task.Store, got.Store)
+			require.Equal(t, task.ResultToken, got.ResultToken)
+			require.JSONEq(t, string(task.Metadata), string(got.Metadata))
+			require.Equal(t, task.CreatedAt, got.CreatedAt)
+		}
+		require.Len(t, map[string]bool{ts[0].ID: true, ts[1].ID: true, ts[2].ID: true}, 3)
+
+		// All or nothing: a repeated id fails the statement and writes none.
+		again, fresh := newTask("acme", "bob"), newTask("acme", "bob")
+		again.ID = ts[0].ID
+		require.Error(t, s.CreateTasks(ctx, s.DB(), []*store.Task{fresh, again}))
+		_, err := s.GetTask(ctx, s.DB(), "acme", fresh.ID)
+		require.ErrorIs(t, err, store.ErrNotFound)
+
+		// A key needs CreateTask, which frees an expired task's key first.
+		keyed := newTask("acme", "alice")
+		keyed.IdempotencyKey = "k"
+		require.Error(t, s.CreateTasks(ctx, s.DB(), []*store.Task{keyed}))
+	})
+
 	t.Run("IdempotencyKeyPerTenant", func(t *testing.T) {
 		t.Parallel()
 		s, _ := setup(t)

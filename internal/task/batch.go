@@ -1,0 +1,143 @@
+package task
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/mcpidp/mcpidp/internal/store"
+)
+
+// Concurrent task submissions are committed in groups: a submission that
+// arrives while createFlushers transactions are already under way waits
+// for the next one, which inserts every waiting task in one statement and
+// their first jobs in one River InsertManyFastTx (nothing read back),
+// then commits once (so the database flushes its log once for all of
+// them). A caller is answered
+// only after the transaction holding its task committed, as with one
+// transaction per task.
+const (
+	// createFlushers is how many group transactions may run at once: one
+	// is being committed while the next one is being written.
+	createFlushers = 2
+	// createBatchTimeout bounds one group transaction. It does not use a
+	// caller's context: one caller going away must not fail the others.
+	createBatchTimeout = 30 * time.Second
+)
+
+// createBatcher groups submissions; see createFlushers.
+type createBatcher struct {
+	s *Service
+
+	mu       sync.Mutex
+	pending  []*pendingCreate
+	flushing int
+}
+
+// pendingCreate is a task waiting for its group transaction.
+type pendingCreate struct {
+	ctx  context.Context
+	t    *store.Task
+	done chan error
+}
+
+// create commits t and its first run job, with whatever other submissions
+// are waiting, and returns when they are committed (nil) or not (an error).
+func (b *createBatcher) create(ctx context.Context, t *store.Task) error {
+	p := &pendingCreate{ctx: ctx, t: t, done: make(chan error, 1)}
+	b.mu.Lock()
+	b.pending = append(b.pending, p)
+	start := b.flushing < createFlushers
+	if start {
+		b.flushing++
+	}
+	b.mu.Unlock()
+	if start {
+		go b.flushLoop()
+	}
+	// Wait for the answer even if ctx ends: the transaction may be
+	// committing, and the answer must say what happened.
+	return <-p.done
+}
+
+// flushLoop commits groups until none is waiting.
+func (b *createBatcher) flushLoop() {
+	for {
+		b.mu.Lock()
+		n := min(len(b.pending), store.MaxCreateTasks)
+		if n == 0 {
+			b.flushing--
+			b.mu.Unlock()
+			return
+		}
+		group := b.pending[:n:n]
+		if n == len(b.pending) {
+			b.pending = nil
+		} else {
+			b.pending = append([]*pendingCreate(nil), b.pending[n:]...)
+		}
+		b.mu.Unlock()
+		b.flush(group)
+	}
+}
+
+// flush commits one group. If its transaction fails, each task is tried
+// again alone, so one bad submission does not fail the others.
+func (b *createBatcher) flush(group []*pendingCreate) {
+	live := group[:0:0]
+	for _, p := range group {
+		if err := p.ctx.Err(); err != nil {
+			p.done <- err
+			continue
+		}
+		live = append(live, p)
+	}
+	if len(live) == 0 {
+		return
+	}
+	rc := b.s.cfg.RiverFunc()
+	if rc == nil {
+		for _, p := range live {
+			p.done <- errors.New("task service: no River client")
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), createBatchTimeout)
+	defer cancel()
+	err := b.insert(ctx, rc, live)
+	if err == nil || len(live) == 1 {
+		for _, p := range live {
+			p.done <- err
+		}
+		return
+	}
+	b.s.cfg.Logger.Warn("grouped task submission failed, submitting each alone", "tasks", len(live), "error", err)
+	for _, p := range live {
+		p.done <- b.insert(ctx, rc, []*pendingCreate{p})
+	}
+}
+
+// insert writes the group's tasks and jobs in one transaction.
+func (b *createBatcher) insert(ctx context.Context, rc *river.Client[*sql.Tx], group []*pendingCreate) error {
+	st := b.s.cfg.Store
+	tasks := make([]*store.Task, len(group))
+	jobs := make([]river.InsertManyParams, len(group))
+	for i, p := range group {
+		tasks[i] = p.t
+		jobs[i] = river.InsertManyParams{Args: RunArgs{TaskID: p.t.ID}}
+	}
+	return st.InTx(ctx, func(tx *sql.Tx) error {
+		if err := st.CreateTasks(ctx, tx, tasks); err != nil {
+			return err
+		}
+		if _, err := rc.InsertManyFastTx(ctx, tx, jobs); err != nil {
+			return fmt.Errorf("error queueing tasks: %w", err)
+		}
+		return nil
+	})
+}
