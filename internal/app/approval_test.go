@@ -305,17 +305,10 @@ func TestApprovalSurvivesKill(t *testing.T) {
 		mcp := mcptest.New(t, mcptest.StreamableHTTP)
 		port := testenv.FreePort(t)
 		base := fmt.Sprintf("http://127.0.0.1:%d", port)
-		env := []string{
-			"MCPIDP_DATABASE_URL=" + databaseURL,
-			"MCPIDP_LISTEN=127.0.0.1:" + strconv.Itoa(port),
-			"MCPIDP_PUBLIC_URL=" + base,
-			"MCPIDP_API_KEYS=acme:" + keyAcme,
-			"MCPIDP_UPSTREAM_BASE_URL=" + model.URL(),
-			"MCPIDP_ALLOW_PRIVATE_NETWORKS=true",
-			"MCPIDP_ENCRYPTION_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+		env := processEnv(databaseURL, port, model.URL(),
 			"MCPIDP_JOB_TIMEOUT=3s",
 			"MCPIDP_RESCUE_STUCK_JOBS_AFTER=4s",
-		}
+		)
 		first := testenv.StartProcess(t, bin, []string{"serve"}, env, testenv.PortReady(port))
 		e := &testEnv{URL: base}
 		tk := waitStatus(t, e.submit(t, keyAcme, map[string]any{"user": "u", "model": "m", "input": "go",

@@ -167,21 +167,14 @@ func TestChaosKillsNeverRepeatSideEffects(t *testing.T) {
 
 		port := testenv.FreePort(t)
 		base := fmt.Sprintf("http://127.0.0.1:%d", port)
-		env := []string{
-			"MCPIDP_DATABASE_URL=" + databaseURL,
-			"MCPIDP_LISTEN=127.0.0.1:" + strconv.Itoa(port),
-			"MCPIDP_PUBLIC_URL=" + base,
-			"MCPIDP_API_KEYS=acme:" + keyAcme,
-			"MCPIDP_WEBHOOK_SECRET=" + testWebhookSecret,
-			"MCPIDP_UPSTREAM_BASE_URL=" + model.URL(),
-			"MCPIDP_ALLOW_PRIVATE_NETWORKS=true",
-			"MCPIDP_ENCRYPTION_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+		env := processEnv(databaseURL, port, model.URL(),
+			"MCPIDP_WEBHOOK_SECRET="+testWebhookSecret,
 			// Few workers, so that the tasks take a while and the kills
 			// land at every stage of them.
 			"MCPIDP_WORKERS=3",
 			"MCPIDP_JOB_TIMEOUT=5s",
 			"MCPIDP_RESCUE_STUCK_JOBS_AFTER=6s",
-		}
+		)
 		start := time.Now()
 		proc := testenv.StartProcess(t, bin, []string{"serve"}, env, testenv.PortReady(port))
 		e := &testEnv{URL: base}

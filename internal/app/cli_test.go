@@ -30,16 +30,9 @@ func TestSplitAPIAndWorkerProcesses(t *testing.T) {
 	mcp, _ := mcptest.NewProtected(t, mcpauthtest.Config{})
 	port := testenv.FreePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	env := []string{
-		"MCPIDP_DATABASE_URL=" + databaseURL,
-		"MCPIDP_LISTEN=127.0.0.1:" + strconv.Itoa(port),
-		"MCPIDP_PUBLIC_URL=" + base,
-		"MCPIDP_API_KEYS=acme:" + keyAcme,
-		"MCPIDP_UPSTREAM_BASE_URL=" + model.URL(),
-		"MCPIDP_ALLOW_PRIVATE_NETWORKS=true",
-		"MCPIDP_ENCRYPTION_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-		"MCPIDP_WEBHOOK_SECRET=" + testWebhookSecret,
-	}
+	env := processEnv(databaseURL, port, model.URL(),
+		"MCPIDP_WEBHOOK_SECRET="+testWebhookSecret,
+	)
 	hooks := newHookReceiver(t, "")
 
 	// api and worker do not migrate; `migrate` does.

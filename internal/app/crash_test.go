@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -73,18 +72,11 @@ func TestWorkerKilledMidTaskResumesWithoutRepeatingSteps(t *testing.T) {
 		})
 		port := testenv.FreePort(t)
 		base := fmt.Sprintf("http://127.0.0.1:%d", port)
-		env := []string{
-			"MCPIDP_DATABASE_URL=" + databaseURL,
-			"MCPIDP_LISTEN=127.0.0.1:" + strconv.Itoa(port),
-			"MCPIDP_PUBLIC_URL=" + base,
-			"MCPIDP_API_KEYS=acme:" + keyAcme,
-			"MCPIDP_UPSTREAM_BASE_URL=" + model.URL(),
-			"MCPIDP_ALLOW_PRIVATE_NETWORKS=true",
-			"MCPIDP_ENCRYPTION_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+		env := processEnv(databaseURL, port, model.URL(),
 			// A dead worker's segment is rescued after this long.
 			"MCPIDP_JOB_TIMEOUT=3s",
 			"MCPIDP_RESCUE_STUCK_JOBS_AFTER=4s",
-		}
+		)
 		first := testenv.StartProcess(t, bin, []string{"serve"}, env, testenv.PortReady(port))
 		e := &testEnv{URL: base}
 		tk := e.submit(t, keyAcme, map[string]any{"user": "u", "model": "m", "input": "go",
@@ -149,17 +141,10 @@ func TestInFlightReadOnlyToolIsSentAgainAfterCrash(t *testing.T) {
 		})
 		port := testenv.FreePort(t)
 		base := fmt.Sprintf("http://127.0.0.1:%d", port)
-		env := []string{
-			"MCPIDP_DATABASE_URL=" + databaseURL,
-			"MCPIDP_LISTEN=127.0.0.1:" + strconv.Itoa(port),
-			"MCPIDP_PUBLIC_URL=" + base,
-			"MCPIDP_API_KEYS=acme:" + keyAcme,
-			"MCPIDP_UPSTREAM_BASE_URL=" + model.URL(),
-			"MCPIDP_ALLOW_PRIVATE_NETWORKS=true",
-			"MCPIDP_ENCRYPTION_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+		env := processEnv(databaseURL, port, model.URL(),
 			"MCPIDP_JOB_TIMEOUT=3s",
 			"MCPIDP_RESCUE_STUCK_JOBS_AFTER=4s",
-		}
+		)
 		first := testenv.StartProcess(t, bin, []string{"serve"}, env, testenv.PortReady(port))
 		e := &testEnv{URL: base}
 		tk := e.submit(t, keyAcme, map[string]any{"user": "u", "model": "m", "input": "go",
@@ -197,18 +182,11 @@ func TestPausedTaskSurvivesRestarts(t *testing.T) {
 		recv := newHookReceiver(t, "")
 		port := testenv.FreePort(t)
 		base := fmt.Sprintf("http://127.0.0.1:%d", port)
-		env := []string{
-			"MCPIDP_DATABASE_URL=" + databaseURL,
-			"MCPIDP_LISTEN=127.0.0.1:" + strconv.Itoa(port),
-			"MCPIDP_PUBLIC_URL=" + base,
-			"MCPIDP_API_KEYS=acme:" + keyAcme,
-			"MCPIDP_WEBHOOK_SECRET=" + testWebhookSecret,
-			"MCPIDP_UPSTREAM_BASE_URL=" + model.URL(),
-			"MCPIDP_ALLOW_PRIVATE_NETWORKS=true",
-			"MCPIDP_ENCRYPTION_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+		env := processEnv(databaseURL, port, model.URL(),
+			"MCPIDP_WEBHOOK_SECRET="+testWebhookSecret,
 			"MCPIDP_JOB_TIMEOUT=3s",
 			"MCPIDP_RESCUE_STUCK_JOBS_AFTER=4s",
-		}
+		)
 		kill := func(cmd *exec.Cmd) {
 			require.NoError(t, syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL))
 			require.Eventually(t, func() bool { return !testenv.PortReady(port)() }, 10*time.Second, 20*time.Millisecond)

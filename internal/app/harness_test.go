@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -228,4 +229,20 @@ func toolCallsThenAnswer(calls []llmtest.ToolCall) func(req llmtest.Request) llm
 
 func backends(t *testing.T, fn func(t *testing.T, databaseURL string)) {
 	storetest.Backends(t, fn)
+}
+
+// processEnv is the environment of a `mcpidp serve` process a test starts
+// (testenv.StartProcess): its database, loopback port and model, the acme
+// key, a fixed encryption key and private networks allowed; extra entries
+// ("NAME=value") come last.
+func processEnv(databaseURL string, port int, modelURL string, extra ...string) []string {
+	return append([]string{
+		"MCPIDP_DATABASE_URL=" + databaseURL,
+		"MCPIDP_LISTEN=127.0.0.1:" + strconv.Itoa(port),
+		"MCPIDP_PUBLIC_URL=http://127.0.0.1:" + strconv.Itoa(port),
+		"MCPIDP_API_KEYS=acme:" + keyAcme,
+		"MCPIDP_UPSTREAM_BASE_URL=" + modelURL,
+		"MCPIDP_ALLOW_PRIVATE_NETWORKS=true",
+		"MCPIDP_ENCRYPTION_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+	}, extra...)
 }

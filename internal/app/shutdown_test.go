@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -45,21 +44,14 @@ func TestGracefulShutdown(t *testing.T) {
 		})
 		port := testenv.FreePort(t)
 		base := fmt.Sprintf("http://127.0.0.1:%d", port)
-		env := []string{
-			"MCPIDP_DATABASE_URL=" + databaseURL,
-			"MCPIDP_LISTEN=127.0.0.1:" + strconv.Itoa(port),
-			"MCPIDP_PUBLIC_URL=" + base,
-			"MCPIDP_API_KEYS=acme:" + keyAcme,
-			"MCPIDP_UPSTREAM_BASE_URL=" + model.URL(),
+		env := processEnv(databaseURL, port, model.URL(),
 			"MCPIDP_UPSTREAM_API_KEY=k",
-			"MCPIDP_ALLOW_PRIVATE_NETWORKS=true",
-			"MCPIDP_ENCRYPTION_KEY=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
 			"MCPIDP_SHUTDOWN_TIMEOUT=4s",
 			// Only an interrupted job can run again soon: a stuck one
 			// would wait for this.
 			"MCPIDP_JOB_TIMEOUT=10m",
 			"MCPIDP_RESCUE_STUCK_JOBS_AFTER=11m",
-		}
+		)
 		out := &testenv.SyncBuffer{}
 		first := exec.Command(bin, "serve")
 		first.Env = append(os.Environ(), env...)
