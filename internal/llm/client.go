@@ -90,11 +90,19 @@ func (c *Config) validate() (*url.URL, error) {
 // Client calls one OpenAI-compatible upstream. It is safe for concurrent use.
 type Client struct {
 	baseURL    string
+	base       *url.URL // baseURL, parsed once
 	apiKey     string
 	httpClient *http.Client
-	logger     *slog.Logger
-	maxBytes   int64
-	tracer     trace.Tracer // nil: no tracing
+	// forwarder sends pass-through requests (Forward): the client's
+	// transport itself when the client adds nothing to it (no timeout, no
+	// cookie jar, default redirect policy), as a reverse proxy does. That
+	// skips http.Client's per-request redirect bookkeeping (header copies,
+	// body rewinding) and leaves a redirect for the caller to follow.
+	forward  func(*http.Request) (*http.Response, error)
+	clientDo func(*http.Request) (*http.Response, error) // httpClient.Do, bound once
+	logger   *slog.Logger
+	maxBytes int64
+	tracer   trace.Tracer // nil: no tracing
 }
 
 // New returns a Client for cfg.
@@ -105,6 +113,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	c := &Client{
 		baseURL:    u.String(),
+		base:       u,
 		apiKey:     cfg.APIKey,
 		httpClient: cfg.HTTPClient,
 		logger:     cfg.Logger,
@@ -118,6 +127,15 @@ func New(cfg Config) (*Client, error) {
 	}
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
+	}
+	c.clientDo = c.httpClient.Do
+	c.forward = c.clientDo
+	if hc := c.httpClient; hc.Timeout == 0 && hc.Jar == nil && hc.CheckRedirect == nil {
+		rt := hc.Transport
+		if rt == nil {
+			rt = http.DefaultTransport
+		}
+		c.forward = rt.RoundTrip
 	}
 	if c.maxBytes == 0 {
 		c.maxBytes = DefaultMaxResponseBytes
@@ -240,12 +258,27 @@ func (c *Client) Stream(ctx context.Context, body []byte, opts CallOptions, onCh
 // key, and returns the upstream's response unchanged, whatever its status. The caller closes the
 // response body. Used to pass requests such as GET /models through.
 func (c *Client) Forward(ctx context.Context, method, path string, body io.Reader, opts CallOptions) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.url(path), body)
+	var req *http.Request
+	var err error
+	if strings.ContainsAny(path, "?%#") || c.base.RawPath != "" || c.base.RawQuery != "" {
+		req, err = http.NewRequestWithContext(ctx, method, c.url(path), body)
+	} else {
+		// A plain path (the usual /chat/completions): the base URL was
+		// parsed once and only the path is added, with no URL parsing.
+		req, err = http.NewRequestWithContext(ctx, method, "", body)
+		if err == nil {
+			u := *c.base
+			if path != "" {
+				u.Path = c.base.Path + "/" + strings.TrimLeft(path, "/")
+			}
+			req.URL, req.Host = &u, u.Host
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("error building upstream request: %w", err)
 	}
 	c.setHeaders(req, opts)
-	return c.do(req)
+	return c.send(c.forward, req)
 }
 
 // startSpan starts the client span of one chat completion call; end records its outcome. Only the
@@ -301,20 +334,31 @@ func (c *Client) post(ctx context.Context, body []byte, opts CallOptions, accept
 }
 
 func (c *Client) do(req *http.Request) (*http.Response, error) {
+	return c.send(c.clientDo, req)
+}
+
+// send sends req with do (an http.Client's Do or a transport's RoundTrip) and logs the call.
+func (c *Client) send(do func(*http.Request) (*http.Response, error), req *http.Request) (*http.Response, error) {
 	start := time.Now()
-	resp, err := c.httpClient.Do(req)
+	resp, err := do(req)
+	// Checked first: the attributes would be built (and allocated) even when debug is off.
+	debug := c.logger.Enabled(req.Context(), slog.LevelDebug)
 	if err != nil {
-		c.logger.DebugContext(req.Context(), "llm: upstream call failed",
-			slog.String("method", req.Method), slog.String("path", req.URL.Path),
-			slog.Duration("duration", time.Since(start)), slog.String("error", err.Error()))
+		if debug {
+			c.logger.DebugContext(req.Context(), "llm: upstream call failed",
+				slog.String("method", req.Method), slog.String("path", req.URL.Path),
+				slog.Duration("duration", time.Since(start)), slog.String("error", err.Error()))
+		}
 		if ctxErr := context.Cause(req.Context()); ctxErr != nil {
 			return nil, fmt.Errorf("error calling upstream model: %w", ctxErr)
 		}
 		return nil, fmt.Errorf("error calling upstream model: %w", err)
 	}
-	c.logger.DebugContext(req.Context(), "llm: upstream call",
-		slog.String("method", req.Method), slog.String("path", req.URL.Path),
-		slog.Int("status", resp.StatusCode), slog.Duration("duration", time.Since(start)))
+	if debug {
+		c.logger.DebugContext(req.Context(), "llm: upstream call",
+			slog.String("method", req.Method), slog.String("path", req.URL.Path),
+			slog.Int("status", resp.StatusCode), slog.Duration("duration", time.Since(start)))
+	}
 	return resp, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -695,5 +696,32 @@ func TestForward(t *testing.T) {
 			method: http.MethodPost, uri: "/v1/embeddings?x=1", auth: "Bearer sk-call",
 			contentType: "application/json", body: `{"input":"a"}`,
 		}, <-got)
+	})
+
+	// A pass-through request goes out as a reverse proxy sends it: to the
+	// base URL's path plus the call's, and an upstream's redirect comes
+	// back to the caller instead of being followed.
+	t.Run("PlainPathAndRedirectPassedBack", func(t *testing.T) {
+		t.Parallel()
+		var uris []string
+		var mu sync.Mutex
+		upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			uris = append(uris, r.RequestURI)
+			mu.Unlock()
+			http.Redirect(w, r, "/elsewhere", http.StatusTemporaryRedirect)
+		}))
+		t.Cleanup(upstream.Close)
+
+		client, err := llm.New(llm.Config{BaseURL: upstream.URL + "/api/v1/"})
+		require.NoError(t, err)
+		resp, err := client.Forward(ctx, http.MethodPost, "/chat/completions", strings.NewReader(`{}`), llm.CallOptions{})
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, http.StatusTemporaryRedirect, resp.StatusCode)
+		require.Equal(t, "/elsewhere", resp.Header.Get("Location"))
+		mu.Lock()
+		defer mu.Unlock()
+		require.Equal(t, []string{"/api/v1/chat/completions"}, uris)
 	})
 }
