@@ -38,11 +38,14 @@ type Config struct {
 	OAuthClients         string
 	AuthorizationTimeout time.Duration
 	ModelRetryFor        time.Duration // retrying a model failing with transient errors
-	ElicitationHold      time.Duration // how long a held tools/call waits for a form's answer
-	APIKeyCacheTTL       time.Duration // how long a valid API key is trusted without a query; 0 = off
-	AdminKey             string
-	LogLevel             slog.Level
-	LogFormat            string
+	// GCPercent is the Go garbage collector's target (GOGC) that the
+	// server commands set, unless GOGC itself is set; see TuneGC.
+	GCPercent       int
+	ElicitationHold time.Duration // how long a held tools/call waits for a form's answer
+	APIKeyCacheTTL  time.Duration // how long a valid API key is trusted without a query; 0 = off
+	AdminKey        string
+	LogLevel        slog.Level
+	LogFormat       string
 
 	// MaxToolResultBytes, MaxToolsListBytes and MaxModelResponseBytes bound what mcpidp keeps of
 	// an MCP server's or the model's answer (see mcpclient.Limits and llm.Config).
@@ -95,9 +98,13 @@ var envVars = []envVar{
 	{"MCPIDP_MAX_MODEL_RESPONSE_BYTES", "4194304", "largest model answer (streamed: its text and tool calls); a larger one fails with model_error"},
 	{"MCPIDP_ADMIN_KEY", "", "password (HTTP Basic) of the River UI at /admin/riverui/; unset disables it"},
 	{"OTEL_EXPORTER_OTLP_ENDPOINT", "", "OTLP/HTTP collector (e.g. http://localhost:4318): turns on OpenTelemetry traces; the other OTEL_* variables apply. Unset: off"},
+	{"MCPIDP_GC_PERCENT", "400", "the Go garbage collector's target (as GOGC: the heap may grow this many percent over what is live before a collection); ignored when GOGC is set. Set GOMEMLIMIT to cap memory"},
 	{"MCPIDP_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"MCPIDP_LOG_FORMAT", "text", "text or json"},
 }
+
+// DefaultGCPercent is MCPIDP_GC_PERCENT's default; see TuneGC.
+const DefaultGCPercent = 400
 
 // LoadConfig reads the environment through getenv.
 func LoadConfig(getenv func(string) string) (*Config, error) {
@@ -155,6 +162,9 @@ func LoadConfig(getenv func(string) string) (*Config, error) {
 	}
 	if c.AllowPrivateNetworks, err = strconv.ParseBool(get("MCPIDP_ALLOW_PRIVATE_NETWORKS", "false")); err != nil {
 		errs = append(errs, fmt.Errorf("MCPIDP_ALLOW_PRIVATE_NETWORKS must be true or false"))
+	}
+	if c.GCPercent, err = strconv.Atoi(get("MCPIDP_GC_PERCENT", strconv.Itoa(DefaultGCPercent))); err != nil || c.GCPercent < 25 || c.GCPercent > 10000 {
+		errs = append(errs, fmt.Errorf("MCPIDP_GC_PERCENT must be a whole number from 25 to 10000, got %q", get("MCPIDP_GC_PERCENT", strconv.Itoa(DefaultGCPercent))))
 	}
 	if c.Workers, err = strconv.Atoi(get("MCPIDP_WORKERS", "20")); err != nil || c.Workers < 1 || c.Workers > 10000 {
 		errs = append(errs, fmt.Errorf("MCPIDP_WORKERS must be a whole number from 1 to 10000"))

@@ -8,9 +8,12 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"time"
+
+	"github.com/mcpidp/mcpidp/internal/app"
 )
 
 // DefaultPostgresURL is the development machines' PostgreSQL.
@@ -30,6 +33,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.Quick, "quick", false, "a short smoke run: one round of 200ms")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	memProfile := fs.String("memprofile", "", "write an allocation profile (allocs) of the whole run to this file")
+	gcPercent := fs.Int("gc-percent", app.DefaultGCPercent, "the garbage collector's target for the whole process, as the server commands set it (MCPIDP_GC_PERCENT); GOGC, when set, wins")
 	logLevel := fs.String("log", "", "show mcpidp's logs at this level (debug, info, warn, error) on stderr; default: formatted at info and discarded, as production pays for them")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -58,7 +62,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	fmt.Fprintf(stdout, "mcpidp-load: %s, GOMAXPROCS=%d, %d CPUs\n", runtime.Version(), runtime.GOMAXPROCS(0), runtime.NumCPU())
+	// One process holds generator, fakes and mcpidp: it runs with the
+	// collector's target mcpidp's server commands set (app.TuneGC), so
+	// both targets are measured under it.
+	app.TuneGC(&app.Config{GCPercent: *gcPercent}, os.Getenv)
+	gogc := debug.SetGCPercent(-1)
+	debug.SetGCPercent(gogc)
+	fmt.Fprintf(stdout, "mcpidp-load: %s, GOMAXPROCS=%d, %d CPUs, GOGC=%d\n", runtime.Version(), runtime.GOMAXPROCS(0), runtime.NumCPU(), gogc)
 	err := Run(ctx, cfg, stdout)
 	if *memProfile != "" {
 		f, ferr := os.Create(*memProfile)
