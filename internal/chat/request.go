@@ -37,7 +37,8 @@ var consumedFields = []string{"user", "max_steps", "stop_when", "mcp_output", "m
 type chatRequest struct {
 	user          string
 	model         string
-	messages      []json.RawMessage
+	messages      []json.RawMessage // only with MCP servers; see messageCount
+	messageCount  int
 	servers       []mcpclient.Server
 	functionTools []json.RawMessage
 	maxSteps      int
@@ -70,8 +71,21 @@ func parseChat(body []byte, lim Limits, defaultUser string) (*chatRequest, error
 		}
 	}
 
-	if req.messages, err = chatreq.ParseMessages(obj, lim, false); err != nil {
+	tools, err := chatreq.ParseTools(obj["tools"], lim, true)
+	if err != nil {
 		return nil, err
+	}
+	req.servers, req.functionTools, req.approvals = tools.MCP, tools.Functions, tools.Approvals
+	if len(req.servers) == 0 {
+		// Passed through as it came: the messages are checked, not kept.
+		if req.messageCount, err = chatreq.CheckMessages(obj, lim); err != nil {
+			return nil, err
+		}
+	} else {
+		if req.messages, err = chatreq.ParseMessages(obj, lim, false); err != nil {
+			return nil, err
+		}
+		req.messageCount = len(req.messages)
 	}
 	if raw, ok := obj["stream"]; ok && !chatreq.IsNull(raw) {
 		if json.Unmarshal(raw, &req.stream) != nil {
@@ -87,11 +101,6 @@ func parseChat(body []byte, lim Limits, defaultUser string) (*chatRequest, error
 		}
 		req.includeUsage = so.IncludeUsage
 	}
-	tools, err := chatreq.ParseTools(obj["tools"], lim, true)
-	if err != nil {
-		return nil, err
-	}
-	req.servers, req.functionTools, req.approvals = tools.MCP, tools.Functions, tools.Approvals
 	if req.responses, err = parseApprovalResponses(obj["mcp_approval_responses"]); err != nil {
 		return nil, err
 	}

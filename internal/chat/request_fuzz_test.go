@@ -44,7 +44,7 @@ func FuzzParseChat(f *testing.F) {
 			}
 			return
 		}
-		if len(req.messages) == 0 || len(req.messages) > lim.MaxMessages || len(req.servers) > lim.MaxServers ||
+		if req.messageCount == 0 || req.messageCount > lim.MaxMessages || len(req.servers) > 0 && len(req.messages) != req.messageCount || len(req.servers) > lim.MaxServers ||
 			req.maxSteps < 1 || req.maxSteps > lim.MaxSteps || len(req.stopWhen) > lim.MaxStopWhen || len(req.user) > lim.MaxUserLength {
 			t.Fatalf("limits exceeded: %+v", req)
 		}

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -158,14 +159,40 @@ func ParseMessages(obj map[string]json.RawMessage, lim Limits, acceptInput bool)
 		return nil, Invalid("messages", fmt.Sprintf("too many messages: %d, the limit is %d", len(msgs), lim.MaxMessages))
 	}
 	for i, m := range msgs {
-		var head struct {
-			Role string `json:"role"`
-		}
+		var head messageHead
 		if json.Unmarshal(m, &head) != nil || head.Role == "" {
 			return nil, Invalid(fmt.Sprintf("messages[%d]", i), fmt.Sprintf("messages[%d] must be an object with a role", i))
 		}
 	}
 	return msgs, nil
+}
+
+// messageHead is the part of a message that is checked: it has a role.
+type messageHead struct {
+	Role string `json:"role"`
+}
+
+// CheckMessages validates "messages" as ParseMessages(obj, lim, false) does,
+// with the same errors, but keeps nothing: a request that goes to the model
+// as it came needs its messages checked, not cut apart, so they are read in
+// one pass instead of once as a list and again one by one. It returns how
+// many there are.
+func CheckMessages(obj map[string]json.RawMessage, lim Limits) (int, error) {
+	raw, ok := obj["messages"]
+	if !ok || IsNull(raw) {
+		return 0, Missing("messages")
+	}
+	var heads []messageHead
+	err := json.Unmarshal(raw, &heads)
+	if err == nil && len(heads) > 0 && len(heads) <= lim.MaxMessages &&
+		!slices.ContainsFunc(heads, func(h messageHead) bool { return h.Role == "" }) {
+		return len(heads), nil
+	}
+	// Something is wrong: ParseMessages says what, in its words.
+	if _, perr := ParseMessages(obj, lim, false); perr != nil {
+		return 0, perr
+	}
+	return 0, Invalid("messages", "messages must be an array of message objects")
 }
 
 // Tools is a request's "tools", split by kind.

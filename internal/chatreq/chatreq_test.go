@@ -124,6 +124,40 @@ func TestParseMessages(t *testing.T) {
 	}
 }
 
+// TestCheckMessages checks that the pass-through's one-pass check accepts
+// what ParseMessages accepts and refuses what it refuses, with its error.
+func TestCheckMessages(t *testing.T) {
+	t.Parallel()
+	lim := defaults()
+	many := make([]string, lim.MaxMessages+1)
+	for i := range many {
+		many[i] = `{"role":"user"}`
+	}
+	for _, body := range []string{
+		`{"messages":[{"role":"system","content":"s"},{"role":"user","content":"u"}]}`,
+		`{"messages":[{"role":"user","content":[{"type":"text","text":"x"}],"name":"n"}]}`,
+		`{}`, `{"messages":null}`, `{"messages":{}}`, `{"messages":"x"}`, `{"messages":[]}`,
+		`{"messages":[` + strings.Join(many, ",") + `]}`,
+		`{"messages":[` + strings.Join(many[1:], ",") + `]}`,
+		`{"messages":[{"role":"user"},{"content":"x"}]}`,
+		`{"messages":[{"role":"user"},5]}`, `{"messages":[null]}`, `{"messages":[{"role":5}]}`,
+		`{"messages":[{"role":""}]}`, `{"messages":[{"role":"user","role":5}]}`,
+		`{"messages":[{"role":"user"}],"input":"x"}`,
+	} {
+		obj, err := chatreq.ParseObject([]byte(body))
+		require.NoError(t, err, body)
+		msgs, parseErr := chatreq.ParseMessages(obj, lim, false)
+		n, checkErr := chatreq.CheckMessages(obj, lim)
+		if parseErr != nil {
+			require.Equal(t, parseErr, checkErr, body)
+			require.Zero(t, n)
+			continue
+		}
+		require.NoError(t, checkErr, body)
+		require.Equal(t, len(msgs), n, body)
+	}
+}
+
 func TestParseTools(t *testing.T) {
 	t.Parallel()
 	lim := defaults()

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"reflect"
 	"testing"
 
 	"github.com/mcpidp/mcpidp/internal/chatreq"
@@ -48,6 +49,10 @@ func FuzzChatRequest(f *testing.F) {
 		msgs, err := chatreq.ParseMessages(obj, lim, false)
 		if check(err) && (len(msgs) == 0 || len(msgs) > lim.MaxMessages) {
 			t.Fatalf("%d messages accepted", len(msgs))
+		}
+		// The pass-through's one-pass check agrees with it, error for error.
+		if n, cerr := chatreq.CheckMessages(obj, lim); !reflect.DeepEqual(cerr, err) || err == nil && n != len(msgs) {
+			t.Fatalf("CheckMessages = %d, %v; ParseMessages = %d, %v", n, cerr, len(msgs), err)
 		}
 		tools, err := chatreq.ParseTools(obj["tools"], lim, true)
 		if check(err) {
