@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"io"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -35,7 +34,7 @@ func (a *API) handleChatCompletions(c *gin.Context) {
 		a.writeError(c, notFound("route POST /v1/chat/completions"))
 		return
 	}
-	body, err := io.ReadAll(c.Request.Body)
+	body, err := readBody(c)
 	if err != nil {
 		a.writeError(c, err)
 		return

@@ -129,7 +129,24 @@ func (a *API) handleReadyz(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})
 }
 
-func readBody(c *gin.Context) ([]byte, error) { return io.ReadAll(c.Request.Body) }
+// readBody reads a request's body (limitBody has bounded it). With a
+// Content-Length, which net/http holds the body to, it is read into one
+// buffer of that size rather than one grown by doubling.
+func readBody(c *gin.Context) ([]byte, error) {
+	if n := c.Request.ContentLength; n > 0 && n <= maxPresizedBody {
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(c.Request.Body, buf); err != nil {
+			return nil, err
+		}
+		return buf, nil
+	}
+	return io.ReadAll(c.Request.Body)
+}
+
+// maxPresizedBody bounds what readBody allocates before reading: larger
+// bodies grow as they arrive, so a client that announces a body it never
+// sends makes mcpidp hold little.
+const maxPresizedBody = 1 << 20
 
 // handleResult serves a task by its result token: <token>.json and
 // <token>.md as named, the bare token as the HTML page unless Accept
