@@ -20,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/mcpidp/mcpidp/internal/agentloop"
+	"github.com/mcpidp/mcpidp/internal/llm"
 	"github.com/mcpidp/mcpidp/internal/mcpauth"
 	"github.com/mcpidp/mcpidp/internal/mcpclient"
 	"github.com/mcpidp/mcpidp/internal/netguard"
@@ -74,6 +75,9 @@ func (l *Limits) ApplyDefaults() {
 func ParseObject(body []byte) (map[string]json.RawMessage, error) {
 	if !utf8.Valid(body) {
 		return nil, InvalidJSON("request body must be a JSON object in UTF-8: it holds bytes that are not valid UTF-8")
+	}
+	if obj, ok := llm.Members(body); ok {
+		return obj, nil
 	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(body, &obj); err != nil || obj == nil {

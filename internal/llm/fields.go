@@ -89,6 +89,23 @@ func WithoutFields(body []byte, names ...string) ([]byte, error) {
 	return SetFields(body, drop)
 }
 
+// Members returns the top-level fields of body, a JSON object, by name, as
+// json.Unmarshal into a map[string]json.RawMessage would (a later
+// duplicate key wins), in one validating pass and one scan, the values
+// sharing body's bytes instead of being copied. ok is false when body is
+// not a valid JSON object; json.Unmarshal then says what is wrong.
+func Members(body []byte) (fields map[string]json.RawMessage, ok bool) {
+	members, ok := scanObject(body)
+	if !ok {
+		return nil, false
+	}
+	fields = make(map[string]json.RawMessage, len(members))
+	for _, m := range members {
+		fields[m.name] = m.value
+	}
+	return fields, true
+}
+
 // member is one top-level field of a JSON object: its decoded name, and the raw bytes of its key
 // and value as they appear in the input.
 type member struct {
