@@ -353,7 +353,7 @@ func (s *Session) open(ctx context.Context, rec *challengeRecorder, httpClient *
 }
 
 func (s *Session) connectStreamable(ctx context.Context, httpClient *http.Client, info mcp.Implementation) (*link, error) {
-	trOpts := []transport.StreamableHTTPCOption{transport.WithHTTPBasicClient(httpClient), transport.WithHTTPLogger(s.logger)}
+	trOpts := []transport.StreamableHTTPCOption{transport.WithHTTPBasicClient(httpClient), transport.WithHTTPLogger(libraryLogger(s.logger))}
 	startCtx := ctx
 	if s.elicit != nil || s.sample != nil {
 		// A server may send its requests on the standalone GET stream rather than on the
@@ -393,7 +393,7 @@ func (s *Session) connectStreamable(ctx context.Context, httpClient *http.Client
 func (s *Session) connectSSE(ctx context.Context, httpClient *http.Client, info mcp.Implementation) (*link, error) {
 	tr, err := transport.NewSSE(s.dialURL,
 		transport.WithHTTPClient(httpClient),
-		transport.WithSSELogger(s.logger),
+		transport.WithSSELogger(libraryLogger(s.logger)),
 		// A tool may take as long as the caller's ctx allows (a task's job timeout); mcp-go's
 		// own default would cut every call at 60 s.
 		transport.WithResponseTimeout(24*time.Hour),
