@@ -49,26 +49,30 @@ func ConnectMCP(ctx context.Context, connect ConnectFunc, servers []mcpclient.Se
 		err     error
 	}
 	results := make([]result, len(servers))
-	var wg sync.WaitGroup
-	for i, srv := range servers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s, err := connect(ctx, srv)
-			if err != nil {
-				results[i].err = err
-				return
-			}
-			tools, err := s.Tools(ctx)
-			if err != nil {
-				_ = s.Close()
-				results[i].err = err
-				return
-			}
-			results[i] = result{session: s, tools: tools}
-		}()
+	open := func(i int, srv mcpclient.Server) {
+		s, err := connect(ctx, srv)
+		if err != nil {
+			results[i].err = err
+			return
+		}
+		tools, err := s.Tools(ctx)
+		if err != nil {
+			_ = s.Close()
+			results[i].err = err
+			return
+		}
+		results[i] = result{session: s, tools: tools}
 	}
-	wg.Wait()
+	if len(servers) == 1 {
+		// Nothing to overlap: the caller's goroutine, whose stack has grown already, does it.
+		open(0, servers[0])
+	} else {
+		var wg sync.WaitGroup
+		for i, srv := range servers {
+			wg.Go(func() { open(i, srv) })
+		}
+		wg.Wait()
+	}
 
 	m := &MCPTools{sessions: map[string]*mcpclient.Session{}}
 	var challenges []*mcpclient.AuthChallengeError

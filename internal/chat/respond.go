@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -321,8 +322,14 @@ func (r *responder) writeCompletion(m message, finishReason string, usage *llm.U
 		return
 	}
 	r.w.Header().Set("Content-Type", "application/json")
+	// With its length known and flushed, the answer is complete on the wire now: the caller need
+	// not wait for the MCP sessions to close (a DELETE each) once the handler is done with them.
+	r.w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	r.w.WriteHeader(http.StatusOK)
-	_, _ = r.w.Write(body)
+	if _, err := r.w.Write(body); err != nil {
+		return
+	}
+	_ = r.rc.Flush()
 }
 
 // end sends the finish chunk (with the MCP calls of a text-only answer),

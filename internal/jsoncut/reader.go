@@ -7,13 +7,26 @@ import (
 	"io"
 )
 
-// readChunk is how much input is read at a time.
-const readChunk = 32 << 10
+// Input is read firstChunk bytes at a time at first, and twice as much after each read that
+// filled the buffer, up to readChunk: most documents (an MCP answer) are small, and a 32 KiB buffer
+// for each was most of what an MCP tool call allocated.
+const (
+	firstChunk = 1 << 10
+	readChunk  = 32 << 10
+)
+
+// nextBuf returns the buffer for the next read after one of n bytes into buf.
+func nextBuf(buf []byte, n int) []byte {
+	if n < len(buf) || len(buf) >= readChunk {
+		return buf
+	}
+	return make([]byte, min(2*len(buf), readChunk))
+}
 
 // NewReader returns a reader of the JSON document in r, cut to opts. Read returns the Cutter's error
 // (ErrTooLarge, ErrSyntax) as soon as it happens, without reading the rest of r.
 func NewReader(r io.Reader, opts Options) io.Reader {
-	return &reader{r: r, cutter: New(opts), buf: make([]byte, readChunk)}
+	return &reader{r: r, cutter: New(opts), buf: make([]byte, firstChunk)}
 }
 
 type reader struct {
@@ -37,6 +50,7 @@ func (r *reader) Read(p []byte) (int, error) {
 				r.err = werr
 			}
 			r.out = append(r.out, r.cutter.Take()...)
+			r.buf = nextBuf(r.buf, n)
 		}
 		if err != nil && r.err == nil {
 			r.err = err
@@ -61,7 +75,7 @@ func (r *reader) Read(p []byte) (int, error) {
 // Lines end at "\n" (a "\r" before it stays), as the MCP transports read them; the data lines of
 // one event keep their number.
 func NewEventStreamReader(r io.Reader, opts Options, maxLine int) io.Reader {
-	return &eventReader{r: r, opts: opts, maxLine: maxLine, buf: make([]byte, readChunk)}
+	return &eventReader{r: r, opts: opts, maxLine: maxLine, buf: make([]byte, firstChunk)}
 }
 
 type eventReader struct {
@@ -106,6 +120,7 @@ func (r *eventReader) Read(p []byte) (int, error) {
 			if werr := r.write(r.buf[:n]); werr != nil {
 				r.err = werr
 			}
+			r.buf = nextBuf(r.buf, n)
 		}
 		if err != nil && r.err == nil {
 			r.err = err

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -562,8 +563,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
+	// With its length known and flushed, the answer is complete on the wire now: the caller need
+	// not wait for the run's MCP sessions to close (a DELETE each) once the handler is done.
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
-	_, _ = w.Write(body)
+	if _, err := w.Write(body); err != nil {
+		return
+	}
+	_ = http.NewResponseController(w).Flush()
 }
 
 // runner turns one run into a response: events as it goes when streamed,
