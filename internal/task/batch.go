@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
 	"github.com/mcpidp/mcpidp/internal/store"
@@ -122,7 +123,9 @@ func (b *createBatcher) flush(group []*pendingCreate) {
 	}
 }
 
-// insert writes the group's tasks and jobs in one transaction.
+// insert writes the group's tasks and jobs in one transaction: on pgx
+// with COPY when the service has a pgx River client, else on
+// database/sql.
 func (b *createBatcher) insert(ctx context.Context, rc *river.Client[*sql.Tx], group []*pendingCreate) error {
 	st := b.s.cfg.Store
 	tasks := make([]*store.Task, len(group))
@@ -130,6 +133,19 @@ func (b *createBatcher) insert(ctx context.Context, rc *river.Client[*sql.Tx], g
 	for i, p := range group {
 		tasks[i] = p.t
 		jobs[i] = river.InsertManyParams{Args: RunArgs{TaskID: p.t.ID}}
+	}
+	if b.s.cfg.PgxRiverFunc != nil {
+		if prc := b.s.cfg.PgxRiverFunc(); prc != nil {
+			return st.InPgxTx(ctx, func(tx pgx.Tx) error {
+				if err := st.CopyTasks(ctx, tx, tasks); err != nil {
+					return err
+				}
+				if _, err := prc.InsertManyFastTx(ctx, tx, jobs); err != nil {
+					return fmt.Errorf("error queueing tasks: %w", err)
+				}
+				return nil
+			})
+		}
 	}
 	return st.InTx(ctx, func(tx *sql.Tx) error {
 		if err := st.CreateTasks(ctx, tx, tasks); err != nil {
