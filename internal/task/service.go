@@ -177,7 +177,7 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (*Object, bool, er
 		if err := s.batch.create(ctx, t); err != nil {
 			return nil, false, err
 		}
-		return Build(t, []store.Step{}, s.cfg.PublicURL), true, nil
+		return build(t, []store.Step{}, s.cfg.PublicURL, p.Request.Messages), true, nil
 	}
 	err = st.InTx(ctx, func(tx *sql.Tx) error {
 		if err := st.CreateTask(ctx, tx, t); err != nil {
@@ -204,7 +204,7 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (*Object, bool, er
 	if err != nil {
 		return nil, false, err
 	}
-	return Build(t, []store.Step{}, s.cfg.PublicURL), true, nil
+	return build(t, []store.Step{}, s.cfg.PublicURL, p.Request.Messages), true, nil
 }
 
 // GetParams names a tenant's task.

@@ -205,6 +205,16 @@ func TestCreate(t *testing.T) {
 		require.False(t, created)
 		require.Equal(t, o.ID, again.ID)
 		require.Len(t, b.jobs(t, o.ID, "task_run"), 1)
+		// The new task's rendering is what rendering its stored row gives,
+		// grouped or alone (Create does not decode the request it wrote).
+		grouped, created, err := svc.Create(ctx, createParams(""))
+		require.NoError(t, err)
+		require.True(t, created)
+		for _, made := range []*task.Object{o, grouped} {
+			stored := task.Build(b.task(t, made.ID), []store.Step{}, "https://mcpidp.example.com")
+			require.Equal(t, stored, made)
+			require.Len(t, made.Initial, 1)
+		}
 	})
 }
 
