@@ -15,9 +15,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/rivercontrib/otelriver"
@@ -84,14 +86,18 @@ type App struct {
 	keyring *secretbox.Keyring
 	driver  riverdriver.Driver[*sql.Tx]
 	river   *river.Client[*sql.Tx]
-	api     *api.API
-	tasks   *task.Service
-	oauth   *mcpauth.Engine
-	model   *llm.Client
-	admin   *riverui.Handler
-	guard   *netguard.Guard
-	mode    Mode
-	tracing *telemetry.Provider
+	// pgxRiver inserts only (no queues, never started), on the pgx pool
+	// with River's pgx driver: grouped task submissions on PostgreSQL use
+	// it. nil for SQLite.
+	pgxRiver *river.Client[pgx.Tx]
+	api      *api.API
+	tasks    *task.Service
+	oauth    *mcpauth.Engine
+	model    *llm.Client
+	admin    *riverui.Handler
+	guard    *netguard.Guard
+	mode     Mode
+	tracing  *telemetry.Provider
 }
 
 // New builds an App: it opens the database and, with opts.Migrate, brings
@@ -185,7 +191,8 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	// that use the service are registered.
 	a.tasks, err = task.NewService(task.ServiceConfig{
 		Store: a.store, Keyring: a.keyring, OAuth: a.oauth, RiverFunc: func() *river.Client[*sql.Tx] { return a.river },
-		PublicURL: cfg.PublicURL, Retention: cfg.TaskRetention, Logger: a.logger,
+		PgxRiverFunc: a.pgxRiverFunc(),
+		PublicURL:    cfg.PublicURL, Retention: cfg.TaskRetention, Logger: a.logger,
 		// A tool call waits for approval as long as a login link lives.
 		ApprovalTTL: cfg.AuthorizationTimeout,
 	})
@@ -291,6 +298,16 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		return fmt.Errorf("error creating River client: %w", err)
 	}
 
+	if a.db.Pool != nil {
+		// Same workers (kind checks), cooldown (its insert notifications)
+		// and middleware (insert spans) as a.river; nothing else applies
+		// to a client that only inserts.
+		insertCfg := &river.Config{Logger: a.logger, Workers: workers, FetchCooldown: riverCfg.FetchCooldown, Middleware: riverCfg.Middleware}
+		if a.pgxRiver, err = river.NewClient(riverpgxv5.New(a.db.Pool), insertCfg); err != nil {
+			return fmt.Errorf("error creating River insert client: %w", err)
+		}
+	}
+
 	chatEngine, err := chat.NewEngine(chat.EngineConfig{Model: model, OAuth: a.oauth, HTTPClient: guard.Client(0), Logger: a.logger,
 		MCPLimits: mcpLimits, Keyring: a.keyring, ApprovalTTL: cfg.AuthorizationTimeout, TracerProvider: tp})
 	if err != nil {
@@ -324,6 +341,15 @@ func (a *App) build(ctx context.Context, opts Options) error {
 		KeyCacheTTL: keyCacheTTL(cfg.APIKeyCacheTTL),
 	})
 	return err
+}
+
+// pgxRiverFunc is the task service's PgxRiverFunc: nil under SQLite, else
+// a.pgxRiver once build has made it.
+func (a *App) pgxRiverFunc() func() *river.Client[pgx.Tx] {
+	if a.db.Pool == nil {
+		return nil
+	}
+	return func() *river.Client[pgx.Tx] { return a.pgxRiver }
 }
 
 // completeJobTx completes a task job in the caller's transaction; only here

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -196,6 +197,55 @@ func (s *Store) CreateTasks(ctx context.Context, q DBTX, ts []*Task) error {
 		return fmt.Errorf("error inserting tasks: %w", err)
 	}
 	return nil
+}
+
+// taskColumnNames is taskColumns as a list, for COPY.
+var taskColumnNames = []string{"id", "tenant_id", "user_id", "status", "model", "store", "request", "secrets", "metadata", "result_token",
+	"idempotency_key", "segment", "output", "usage", "error", "authorization_required", "pending_approvals", "created_at", "updated_at",
+	"completed_at", "expires_at", "retrying_at", "pending_inputs"}
+
+// CopyTasks is CreateTasks in a pgx transaction (PostgreSQL only): one
+// COPY instead of one INSERT of 23 parameters a task, which costs both
+// processes much less CPU a task (binary rows, no statement per group
+// size to parse and plan).
+func (s *Store) CopyTasks(ctx context.Context, tx pgx.Tx, ts []*Task) error {
+	if len(ts) == 0 {
+		return nil
+	}
+	now := s.now()
+	rows := make([][]any, len(ts))
+	for i, t := range ts {
+		if t.IdempotencyKey != "" {
+			return fmt.Errorf("error inserting tasks: task %s has an idempotency key (use CreateTask)", t.ID)
+		}
+		s.fillNewTask(t, now)
+		rows[i] = []any{
+			t.ID, t.TenantID, t.UserID, string(t.Status), t.Model, t.Store, string(t.Request), t.Secrets, string(t.Metadata), t.ResultToken,
+			nil, int32(t.Segment), copyRaw(t.Output), copyRaw(t.Usage), copyRaw(t.Error), copyRaw(t.AuthorizationRequired),
+			copyRaw(t.PendingApprovals), micros(t.CreatedAt), micros(t.UpdatedAt), copyMicros(t.CompletedAt), copyMicros(t.ExpiresAt),
+			copyMicros(t.RetryingAt), copyRaw(t.PendingInputs),
+		}
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"mcpidp_task"}, taskColumnNames, pgx.CopyFromRows(rows)); err != nil {
+		return fmt.Errorf("error inserting tasks: %w", err)
+	}
+	return nil
+}
+
+// copyRaw is a nullable JSON column's COPY value: NULL when empty.
+func copyRaw(r json.RawMessage) any {
+	if len(r) == 0 {
+		return nil
+	}
+	return string(r)
+}
+
+// copyMicros is a nullable time column's COPY value.
+func copyMicros(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return t.UnixMicro()
 }
 
 // fillNewTask sets what a new task gets when its creator left it empty.

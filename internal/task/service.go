@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
@@ -30,6 +31,11 @@ type ServiceConfig struct {
 	// because the workers that share this service are registered before
 	// the client exists. Inside a job the job's own client is used.
 	RiverFunc func() *river.Client[*sql.Tx]
+	// PgxRiverFunc, optional and for PostgreSQL only, returns a River
+	// client on the store's pgx pool (River's pgx driver). With it, grouped
+	// submissions are written in a pgx transaction with COPY, which costs
+	// much less CPU a task than database/sql's parameter encoding.
+	PgxRiverFunc func() *river.Client[pgx.Tx]
 	// PublicURL is this deployment's external base URL, without a
 	// trailing slash; result URLs are built from it.
 	PublicURL string
@@ -51,6 +57,8 @@ func (c *ServiceConfig) validate() error {
 		return errors.New("task service: OAuth engine is required")
 	case c.RiverFunc == nil:
 		return errors.New("task service: River client func is required")
+	case c.PgxRiverFunc != nil && c.Store.Pool() == nil:
+		return errors.New("task service: a pgx River client needs a PostgreSQL store")
 	case c.PublicURL == "":
 		return errors.New("task service: public URL is required")
 	case c.Retention <= 0:
@@ -169,7 +177,7 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (*Object, bool, er
 		if err := s.batch.create(ctx, t); err != nil {
 			return nil, false, err
 		}
-		return Build(t, []store.Step{}, s.cfg.PublicURL), true, nil
+		return build(t, []store.Step{}, s.cfg.PublicURL, p.Request.Messages), true, nil
 	}
 	err = st.InTx(ctx, func(tx *sql.Tx) error {
 		if err := st.CreateTask(ctx, tx, t); err != nil {
@@ -196,7 +204,7 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (*Object, bool, er
 	if err != nil {
 		return nil, false, err
 	}
-	return Build(t, []store.Step{}, s.cfg.PublicURL), true, nil
+	return build(t, []store.Step{}, s.cfg.PublicURL, p.Request.Messages), true, nil
 }
 
 // GetParams names a tenant's task.

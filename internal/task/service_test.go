@@ -10,9 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
@@ -62,8 +64,16 @@ func setup(t *testing.T, databaseURL string) (*task.Service, *testBundle) {
 	require.NoError(t, err)
 	oauth, err := mcpauth.New(mcpauth.Config{Store: st, Keyring: keyring, HTTPClient: http.DefaultClient, PublicURL: "http://localhost", Now: clock.Now})
 	require.NoError(t, err)
-	svc, err := task.NewService(task.ServiceConfig{Store: st, Keyring: keyring, OAuth: oauth,
-		RiverFunc: func() *river.Client[*sql.Tx] { return rc }, PublicURL: "https://mcpidp.example.com/", Retention: time.Hour})
+	cfg := task.ServiceConfig{Store: st, Keyring: keyring, OAuth: oauth,
+		RiverFunc: func() *river.Client[*sql.Tx] { return rc }, PublicURL: "https://mcpidp.example.com/", Retention: time.Hour}
+	if db.Pool != nil {
+		// As the app does on PostgreSQL: grouped submissions go through
+		// River's pgx driver.
+		prc, err := river.NewClient(riverpgxv5.New(db.Pool), &river.Config{})
+		require.NoError(t, err)
+		cfg.PgxRiverFunc = func() *river.Client[pgx.Tx] { return prc }
+	}
+	svc, err := task.NewService(cfg)
 	require.NoError(t, err)
 	require.NoError(t, st.UpsertTenant(ctx, st.DB(), "acme", ""))
 	require.NoError(t, st.SetTenantWebhookURL(ctx, st.DB(), "acme", tenantHook))
@@ -195,6 +205,16 @@ func TestCreate(t *testing.T) {
 		require.False(t, created)
 		require.Equal(t, o.ID, again.ID)
 		require.Len(t, b.jobs(t, o.ID, "task_run"), 1)
+		// The new task's rendering is what rendering its stored row gives,
+		// grouped or alone (Create does not decode the request it wrote).
+		grouped, created, err := svc.Create(ctx, createParams(""))
+		require.NoError(t, err)
+		require.True(t, created)
+		for _, made := range []*task.Object{o, grouped} {
+			stored := task.Build(b.task(t, made.ID), []store.Step{}, "https://mcpidp.example.com")
+			require.Equal(t, stored, made)
+			require.Len(t, made.Initial, 1)
+		}
 	})
 }
 
@@ -272,7 +292,7 @@ func TestCreateConcurrentSubmissions(t *testing.T) {
 }
 
 // A task whose job cannot be queued is not written either: the row and
-// the job commit together.
+// the job commit together, alone (with an idempotency key) or grouped.
 func TestCreateWritesRowAndJobInOneTransaction(t *testing.T) {
 	t.Parallel()
 	storetest.Backends(t, func(t *testing.T, databaseURL string) {
@@ -285,6 +305,11 @@ func TestCreateWritesRowAndJobInOneTransaction(t *testing.T) {
 		require.Error(t, err)
 		_, err = b.store.GetTaskByIdempotencyKey(ctx, b.store.DB(), "acme", "key-2")
 		require.ErrorIs(t, err, store.ErrNotFound)
+		_, _, err = svc.Create(ctx, createParams(""))
+		require.Error(t, err)
+		var rows int
+		require.NoError(t, b.db.SQL.QueryRowContext(ctx, `SELECT count(*) FROM mcpidp_task`).Scan(&rows))
+		require.Zero(t, rows)
 	})
 }
 

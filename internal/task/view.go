@@ -55,6 +55,18 @@ func ImageURL(publicURL, resultToken string, step, n int) string {
 // Build renders a task; steps are included when not nil. publicURL is the
 // deployment's base URL, without a trailing slash.
 func Build(t *store.Task, steps []store.Step, publicURL string) *Object {
+	var initial []json.RawMessage
+	var req Request
+	if json.Unmarshal(t.Request, &req) == nil {
+		initial = req.Messages
+	}
+	return build(t, steps, publicURL, initial)
+}
+
+// build is Build with the task's initial messages given: a caller that
+// has just made the task has them already, and decoding its whole
+// request again costs more than the rest of the rendering.
+func build(t *store.Task, steps []store.Step, publicURL string, initial []json.RawMessage) *Object {
 	o := &Object{
 		ID: t.ID, Object: "task", Status: t.Status, User: t.UserID, Model: t.Model, Store: t.Store,
 		Metadata: t.Metadata, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt, CompletedAt: t.CompletedAt, ExpiresAt: t.ExpiresAt,
@@ -65,10 +77,7 @@ func Build(t *store.Task, steps []store.Step, publicURL string) *Object {
 		AuthorizationRequired: t.AuthorizationRequired,
 		PendingInputs:         t.PendingInputs,
 		Usage:                 t.Usage,
-	}
-	var req Request
-	if json.Unmarshal(t.Request, &req) == nil {
-		o.Initial = req.Messages
+		Initial:               initial,
 	}
 	if t.Status == store.TaskRunning {
 		o.RetryingAt = t.RetryingAt

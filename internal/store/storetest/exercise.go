@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mcpidp/mcpidp/internal/store"
@@ -133,6 +134,41 @@ func Exercise(t *testing.T, databaseURL func(t testing.TB) string) {
 		keyed := newTask("acme", "alice")
 		keyed.IdempotencyKey = "k"
 		require.Error(t, s.CreateTasks(ctx, s.DB(), []*store.Task{keyed}))
+	})
+
+	t.Run("CopyTasksOnPostgres", func(t *testing.T) {
+		t.Parallel()
+		s, _ := setup(t)
+		if s.Pool() == nil {
+			require.Error(t, s.InPgxTx(ctx, func(pgx.Tx) error { return nil }), "pgx transactions need PostgreSQL")
+			return
+		}
+		plain, full := newTask("acme", "alice"), newTask("globex", "bob")
+		full.Metadata, full.Store, full.Segment = json.RawMessage(`{"n":1}`), true, 2
+		full.Output, full.Usage, full.Error = json.RawMessage(`[{"o":1}]`), json.RawMessage(`{"u":1}`), json.RawMessage(`{"e":1}`)
+		full.AuthorizationRequired, full.PendingApprovals, full.PendingInputs = json.RawMessage(`[1]`), json.RawMessage(`[2]`), json.RawMessage(`[3]`)
+		completed, expires, retrying := time.UnixMicro(1_700_000_000_000_001).UTC(), time.UnixMicro(1_800_000_000_000_002).UTC(), time.UnixMicro(1_750_000_000_000_003).UTC()
+		full.CompletedAt, full.ExpiresAt, full.RetryingAt = &completed, &expires, &retrying
+		full.Secrets, full.Status = "sealed", store.TaskRunning
+		require.NoError(t, s.InPgxTx(ctx, func(tx pgx.Tx) error { return s.CopyTasks(ctx, tx, []*store.Task{plain, full}) }))
+		for _, want := range []*store.Task{plain, full} {
+			got, err := s.GetTask(ctx, s.DB(), want.TenantID, want.ID)
+			require.NoError(t, err)
+			require.Equal(t, want, got, "COPY writes every column as CreateTask's INSERT does")
+		}
+		require.Equal(t, store.TaskQueued, plain.Status)
+		require.Nil(t, plain.Output, "an empty nullable column stays NULL")
+
+		// All or nothing, and a failed COPY rolls the transaction back.
+		again, fresh := newTask("acme", "bob"), newTask("acme", "bob")
+		again.ID = plain.ID
+		require.Error(t, s.InPgxTx(ctx, func(tx pgx.Tx) error { return s.CopyTasks(ctx, tx, []*store.Task{fresh, again}) }))
+		_, err := s.GetTask(ctx, s.DB(), "acme", fresh.ID)
+		require.ErrorIs(t, err, store.ErrNotFound)
+
+		keyed := newTask("acme", "alice")
+		keyed.IdempotencyKey = "k"
+		require.Error(t, s.InPgxTx(ctx, func(tx pgx.Tx) error { return s.CopyTasks(ctx, tx, []*store.Task{keyed}) }), "a key needs CreateTask")
 	})
 
 	t.Run("IdempotencyKeyPerTenant", func(t *testing.T) {
