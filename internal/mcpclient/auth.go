@@ -191,9 +191,6 @@ type authTransport struct {
 
 func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
-	if err := holdListen(ctx, req); err != nil {
-		return nil, err
-	}
 	// A RoundTripper must not modify the request it was given.
 	req = req.Clone(ctx)
 	if !sameOrigin(req.URL, t.serverURL) {

@@ -238,10 +238,6 @@ type Session struct {
 	lifeCtx    context.Context
 	cancelLife context.CancelFunc
 	closeOnce  sync.Once
-	// listen holds the standalone GET stream back until the session may need it (see listen.go);
-	// nil when the session answers no server requests. listenTimer opens it on a long session.
-	listen      *listenGate
-	listenTimer *time.Timer
 }
 
 // Connect opens a session to srv: Streamable HTTP first; when the server answers the initialize
@@ -301,9 +297,6 @@ func Connect(ctx context.Context, opts Options, srv Server) (*Session, error) {
 	}
 	// Server requests are answered on behalf of the session, not of the request that opened it.
 	s.lifeCtx, s.cancelLife = context.WithCancel(context.WithoutCancel(ctx))
-	if s.elicit != nil || s.sample != nil {
-		s.listen = newListenGate()
-	}
 	if len(srv.AllowedTools) > 0 {
 		s.allowed = make(map[string]bool, len(srv.AllowedTools))
 		for _, name := range srv.AllowedTools {
@@ -318,9 +311,6 @@ func Connect(ctx context.Context, opts Options, srv Server) (*Session, error) {
 		return nil, err
 	}
 	s.link = l
-	if s.listen != nil {
-		s.listenTimer = time.AfterFunc(sessionListenDelay, s.listen.open)
-	}
 	return s, nil
 }
 
@@ -357,10 +347,9 @@ func (s *Session) connectStreamable(ctx context.Context, httpClient *http.Client
 	startCtx := ctx
 	if s.elicit != nil || s.sample != nil {
 		// A server may send its requests on the standalone GET stream rather than on the
-		// stream answering the tools/call; that stream lives as long as the session, and
-		// opens once the session may need it (see listen.go).
+		// stream answering the tools/call; that stream lives as long as the session.
 		trOpts = append(trOpts, transport.WithContinuousListening())
-		startCtx = withListenGate(s.lifeCtx, s.listen)
+		startCtx = s.lifeCtx
 	}
 	tr, err := transport.NewStreamableHTTP(s.dialURL, trOpts...)
 	if err != nil {
@@ -532,9 +521,7 @@ func (s *Session) CallTool(ctx context.Context, name string, arguments json.RawM
 		Name      string          `json:"name"`
 		Arguments json.RawMessage `json:"arguments"`
 	}{Name: name, Arguments: arguments}
-	stopListen := s.listen.openDuring()
 	raw, err := s.request(ctx, string(mcp.MethodToolsCall), params)
-	stopListen()
 	if err != nil {
 		return nil, fmt.Errorf("error calling tool %q of MCP server %s: %w", name, s.serverURL, err)
 	}
@@ -549,9 +536,6 @@ func (s *Session) CallTool(ctx context.Context, name string, arguments json.RawM
 func (s *Session) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
-		if s.listenTimer != nil {
-			s.listenTimer.Stop()
-		}
 		s.cancelLife()
 		s.linkMu.Lock()
 		l := s.link
