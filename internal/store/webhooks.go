@@ -180,10 +180,12 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, q DBTX, a *WebhookAtte
 }
 
 // ListWebhookDeliveries returns the deliveries about one of the tenant's
-// tasks, oldest first, each with its attempts in order.
+// tasks, oldest first, each with its attempts in order. Oldest by
+// created_at (microseconds): ids are ordered by millisecond only, and two
+// events of a task (a pause and its cancel) may share one.
 func (s *Store) ListWebhookDeliveries(ctx context.Context, q DBTX, tenantID, taskID string) ([]*WebhookDelivery, error) {
 	rows, err := q.QueryContext(ctx, `SELECT `+webhookDeliveryColumns+` FROM mcpidp_webhook_delivery
-		WHERE tenant_id = $1 AND task_id = $2 ORDER BY id`, tenantID, taskID)
+		WHERE tenant_id = $1 AND task_id = $2 ORDER BY created_at, id`, tenantID, taskID)
 	if err != nil {
 		return nil, fmt.Errorf("error listing webhook deliveries: %w", err)
 	}
