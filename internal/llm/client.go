@@ -95,7 +95,7 @@ type Client struct {
 	httpClient *http.Client
 	// forwarder sends pass-through requests (Forward): the client's
 	// transport itself when the client adds nothing to it (no timeout, no
-	// cookie jar, default redirect policy), as a reverse proxy does. That
+	// cookie jar, default redirect policy, no userinfo in the base URL), as a reverse proxy does. That
 	// skips http.Client's per-request redirect bookkeeping (header copies,
 	// body rewinding) and leaves a redirect for the caller to follow.
 	forward  func(*http.Request) (*http.Response, error)
@@ -130,7 +130,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	c.clientDo = c.httpClient.Do
 	c.forward = c.clientDo
-	if hc := c.httpClient; hc.Timeout == 0 && hc.Jar == nil && hc.CheckRedirect == nil {
+	// A base URL with userinfo needs http.Client, which sends it as Basic
+	// auth when no key is set; a bare transport would drop it.
+	if hc := c.httpClient; hc.Timeout == 0 && hc.Jar == nil && hc.CheckRedirect == nil && u.User == nil {
 		rt := hc.Transport
 		if rt == nil {
 			rt = http.DefaultTransport

@@ -725,3 +725,29 @@ func TestForward(t *testing.T) {
 		require.Equal(t, []string{"/api/v1/chat/completions"}, uris)
 	})
 }
+
+// An upstream base URL's userinfo is its credentials: without an API key,
+// a pass-through request carries them as Basic auth, as every other call
+// does through http.Client (which a bare transport would not add).
+func TestForwardBaseURLUserinfo(t *testing.T) {
+	t.Parallel()
+	auths := make(chan string, 2)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auths <- r.Header.Get("Authorization")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"object":"list","data":[]}`)
+	}))
+	t.Cleanup(upstream.Close)
+	base := strings.Replace(upstream.URL, "http://", "http://gw-user:gw%20pass@", 1) + "/v1"
+	client, err := llm.New(llm.Config{BaseURL: base})
+	require.NoError(t, err)
+	for _, path := range []string{"/models", "/models?x=1"} {
+		resp, err := client.Forward(context.Background(), http.MethodGet, path, nil, llm.CallOptions{})
+		require.NoError(t, err)
+		resp.Body.Close()
+		user, pass, ok := (&http.Request{Header: http.Header{"Authorization": {<-auths}}}).BasicAuth()
+		require.True(t, ok, path)
+		require.Equal(t, "gw-user", user)
+		require.Equal(t, "gw pass", pass)
+	}
+}
