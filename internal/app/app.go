@@ -299,10 +299,15 @@ func (a *App) build(ctx context.Context, opts Options) error {
 	}
 
 	if a.db.Pool != nil {
-		// Same workers (kind checks), cooldown (its insert notifications)
-		// and middleware (insert spans) as a.river; nothing else applies
-		// to a client that only inserts.
-		insertCfg := &river.Config{Logger: a.logger, Workers: workers, FetchCooldown: riverCfg.FetchCooldown, Middleware: riverCfg.Middleware}
+		// Same workers (kind checks) and middleware (insert spans) as
+		// a.river; nothing else applies to a client that only inserts,
+		// but for the cooldown of its insert notifications: River sends
+		// one per FetchCooldown at most, from inside the transaction, so
+		// a group that commits after the group that notified, without a
+		// notification of its own, waits for the workers' next poll (up
+		// to FetchPollInterval). Groups are written one at a time, each
+		// already one notification for many tasks: each sends its own.
+		insertCfg := &river.Config{Logger: a.logger, Workers: workers, FetchCooldown: river.FetchCooldownMin, Middleware: riverCfg.Middleware}
 		if a.pgxRiver, err = river.NewClient(riverpgxv5.New(a.db.Pool), insertCfg); err != nil {
 			return fmt.Errorf("error creating River insert client: %w", err)
 		}
