@@ -191,6 +191,8 @@ type authTransport struct {
 
 func (t *authTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
+	// Answered or failed, the standalone GET no longer holds back a call waiting for it.
+	defer listenOf(ctx, req).mark()
 	// A RoundTripper must not modify the request it was given.
 	req = req.Clone(ctx)
 	if !sameOrigin(req.URL, t.serverURL) {

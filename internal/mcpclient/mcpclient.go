@@ -238,6 +238,9 @@ type Session struct {
 	lifeCtx    context.Context
 	cancelLife context.CancelFunc
 	closeOnce  sync.Once
+	// listen tells when the standalone GET stream is answered (see listen.go); nil when the
+	// session answers no server requests or listens on legacy SSE.
+	listen *listenReady
 }
 
 // Connect opens a session to srv: Streamable HTTP first; when the server answers the initialize
@@ -297,6 +300,9 @@ func Connect(ctx context.Context, opts Options, srv Server) (*Session, error) {
 	}
 	// Server requests are answered on behalf of the session, not of the request that opened it.
 	s.lifeCtx, s.cancelLife = context.WithCancel(context.WithoutCancel(ctx))
+	if s.elicit != nil || s.sample != nil {
+		s.listen = newListenReady()
+	}
 	if len(srv.AllowedTools) > 0 {
 		s.allowed = make(map[string]bool, len(srv.AllowedTools))
 		for _, name := range srv.AllowedTools {
@@ -311,6 +317,10 @@ func Connect(ctx context.Context, opts Options, srv Server) (*Session, error) {
 		return nil, err
 	}
 	s.link = l
+	if s.transportName != TransportStreamableHTTP {
+		// Legacy SSE listens on its one stream from the start: nothing to wait for.
+		s.listen = nil
+	}
 	return s, nil
 }
 
@@ -347,9 +357,10 @@ func (s *Session) connectStreamable(ctx context.Context, httpClient *http.Client
 	startCtx := ctx
 	if s.elicit != nil || s.sample != nil {
 		// A server may send its requests on the standalone GET stream rather than on the
-		// stream answering the tools/call; that stream lives as long as the session.
+		// stream answering the tools/call; that stream lives as long as the session, and
+		// a call waits until it is answered (see listen.go).
 		trOpts = append(trOpts, transport.WithContinuousListening())
-		startCtx = s.lifeCtx
+		startCtx = withListenReady(s.lifeCtx, s.listen)
 	}
 	tr, err := transport.NewStreamableHTTP(s.dialURL, trOpts...)
 	if err != nil {
@@ -521,6 +532,7 @@ func (s *Session) CallTool(ctx context.Context, name string, arguments json.RawM
 		Name      string          `json:"name"`
 		Arguments json.RawMessage `json:"arguments"`
 	}{Name: name, Arguments: arguments}
+	s.listen.waitForCall(ctx)
 	raw, err := s.request(ctx, string(mcp.MethodToolsCall), params)
 	if err != nil {
 		return nil, fmt.Errorf("error calling tool %q of MCP server %s: %w", name, s.serverURL, err)
@@ -536,6 +548,7 @@ func (s *Session) CallTool(ctx context.Context, name string, arguments json.RawM
 func (s *Session) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
+		s.listen.mark() // a call racing Close does not wait for a GET that will not come
 		s.cancelLife()
 		s.linkMu.Lock()
 		l := s.link
