@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strconv"
 	"sync"
 )
 
@@ -27,6 +28,13 @@ func servePipe(req *http.Request, serve func(ctx context.Context, w http.Respons
 		_ = pr.CloseWithError(ctx.Err())
 		return nil, context.Cause(ctx)
 	}
+	// An answer that says its length (a JSON completion does) ends for the
+	// reader after that many bytes, as it would on the wire: the handler may
+	// still be closing its MCP sessions, and the caller need not wait for it.
+	length := int64(-1)
+	if n, err := strconv.ParseInt(w.sent.Get("Content-Length"), 10, 64); err == nil && n >= 0 {
+		length = n
+	}
 	return &http.Response{
 		Status:        http.StatusText(w.status),
 		StatusCode:    w.status,
@@ -34,8 +42,8 @@ func servePipe(req *http.Request, serve func(ctx context.Context, w http.Respons
 		ProtoMajor:    1,
 		ProtoMinor:    1,
 		Header:        w.sent,
-		Body:          &pipeBody{pr: pr, cancel: cancel},
-		ContentLength: -1,
+		Body:          &pipeBody{pr: pr, cancel: cancel, remaining: length},
+		ContentLength: length,
 		Request:       req,
 	}, nil
 }
@@ -69,11 +77,29 @@ func (w *pipeWriter) Write(p []byte) (int, error) {
 func (w *pipeWriter) Flush() {}
 
 type pipeBody struct {
-	pr     *io.PipeReader
-	cancel context.CancelFunc
+	pr        *io.PipeReader
+	cancel    context.CancelFunc
+	remaining int64 // bytes the answer still has; -1 when it did not say
 }
 
-func (b *pipeBody) Read(p []byte) (int, error) { return b.pr.Read(p) }
+func (b *pipeBody) Read(p []byte) (int, error) {
+	if b.remaining < 0 {
+		return b.pr.Read(p)
+	}
+	if b.remaining == 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.remaining {
+		p = p[:b.remaining]
+	}
+	n, err := b.pr.Read(p)
+	b.remaining -= int64(n)
+	if err == io.EOF && b.remaining > 0 {
+		// The handler ended before writing what it announced.
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
 
 func (b *pipeBody) Close() error {
 	b.cancel()
