@@ -93,11 +93,12 @@ type Client struct {
 	base       *url.URL // baseURL, parsed once
 	apiKey     string
 	httpClient *http.Client
-	// forwarder sends pass-through requests (Forward): the client's
+	// forward sends pass-through requests (Forward): the client's
 	// transport itself when the client adds nothing to it (no timeout, no
-	// cookie jar, default redirect policy, no userinfo in the base URL), as a reverse proxy does. That
-	// skips http.Client's per-request redirect bookkeeping (header copies,
-	// body rewinding) and leaves a redirect for the caller to follow.
+	// cookie jar, default redirect policy, no userinfo in the base URL),
+	// as a reverse proxy does. That skips http.Client's per-request
+	// redirect bookkeeping (header copies, body rewinding) and leaves a
+	// redirect for the caller to follow.
 	forward  func(*http.Request) (*http.Response, error)
 	clientDo func(*http.Request) (*http.Response, error) // httpClient.Do, bound once
 	logger   *slog.Logger
