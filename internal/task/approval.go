@@ -254,12 +254,9 @@ func (s *Service) dropPendingTx(ctx context.Context, tx *sql.Tx, t *store.Task, 
 // left waiting on nothing is resumed instead.
 func (s *Service) TimeoutApproval(ctx context.Context, p TimeoutParams) (time.Duration, error) {
 	st := s.cfg.Store
-	t, err := st.GetTaskByID(ctx, st.DB(), p.TaskID)
-	if err != nil {
-		return 0, ignoreNotFound(err)
-	}
-	if t.Status != StatusAwaitingApproval || t.Segment != p.Segment {
-		return 0, nil
+	t, err := s.pausedTask(ctx, p.TaskID, StatusAwaitingApproval, p.Segment)
+	if t == nil {
+		return 0, err
 	}
 	approvals, err := st.UndecidedTaskApprovals(ctx, st.DB(), t.ID)
 	if err != nil {

@@ -129,12 +129,9 @@ func (s *Service) answerURLTx(ctx context.Context, tx *sql.Tx, t *store.Task, ac
 // decline) by the answer: nothing to do.
 func (s *Service) TimeoutInput(ctx context.Context, p TimeoutParams) (time.Duration, error) {
 	st := s.cfg.Store
-	t, err := st.GetTaskByID(ctx, st.DB(), p.TaskID)
-	if err != nil {
-		return 0, ignoreNotFound(err)
-	}
-	if t.Status != StatusAwaitingInput || t.Segment != p.Segment {
-		return 0, nil
+	t, err := s.pausedTask(ctx, p.TaskID, StatusAwaitingInput, p.Segment)
+	if t == nil {
+		return 0, err
 	}
 	inputs, err := st.PendingTaskInputs(ctx, st.DB(), t.ID)
 	if err != nil {

@@ -17,6 +17,20 @@ type TimeoutParams struct {
 	Segment int
 }
 
+// pausedTask returns the task when it is still paused with status in the
+// given segment; nil (and no error) when it is gone or has moved on, which
+// leaves a timeout or recheck job for an earlier pause nothing to do.
+func (s *Service) pausedTask(ctx context.Context, id string, status Status, segment int) (*store.Task, error) {
+	t, err := s.cfg.Store.GetTaskByID(ctx, s.cfg.Store.DB(), id)
+	if err != nil {
+		return nil, ignoreNotFound(err)
+	}
+	if t.Status != status || t.Segment != segment {
+		return nil, nil
+	}
+	return t, nil
+}
+
 // TimeoutAuthorization fails a task still waiting, in the given segment,
 // on a login whose link has expired (Finish with authorization_timeout).
 // It decides by the store's clock, so the deadline is the one the task
@@ -25,12 +39,9 @@ type TimeoutParams struct {
 // instead, and so does a task left waiting on nothing.
 func (s *Service) TimeoutAuthorization(ctx context.Context, p TimeoutParams) (time.Duration, error) {
 	st := s.cfg.Store
-	t, err := st.GetTaskByID(ctx, st.DB(), p.TaskID)
-	if err != nil {
-		return 0, ignoreNotFound(err)
-	}
-	if t.Status != StatusAwaitingAuthorization || t.Segment != p.Segment {
-		return 0, nil
+	t, err := s.pausedTask(ctx, p.TaskID, StatusAwaitingAuthorization, p.Segment)
+	if t == nil {
+		return 0, err
 	}
 	waits, err := st.TaskWaits(ctx, st.DB(), t.ID)
 	if err != nil {
@@ -107,12 +118,9 @@ type RecheckParams struct {
 // found no waiting task to resume.
 func (s *Service) RecheckLogins(ctx context.Context, p RecheckParams) error {
 	st := s.cfg.Store
-	t, err := st.GetTaskByID(ctx, st.DB(), p.TaskID)
-	if err != nil {
-		return ignoreNotFound(err)
-	}
-	if t.Status != StatusAwaitingAuthorization || t.Segment != p.Segment {
-		return nil
+	t, err := s.pausedTask(ctx, p.TaskID, StatusAwaitingAuthorization, p.Segment)
+	if t == nil {
+		return err
 	}
 	waits, err := st.TaskWaits(ctx, st.DB(), t.ID)
 	if err != nil {
